@@ -1,0 +1,89 @@
+"""Where a request goes on one backend, and the request re-signed with that backend's keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from addon import sigv4
+from addon.config import Backend
+
+# Client headers that belong to the client's signature or connection, not to the request.
+_NOT_FORWARDED = frozenset(
+    {"authorization", "x-amz-date", "date", "x-amz-security-token", "x-amz-content-sha256"}
+)
+_CHECKSUM_HEADER = re.compile(r"x-amz-(checksum-.*|sdk-checksum-algorithm)")
+# Buckets that can be a DNS label under the endpoint; others go path-style, as the SDKs do.
+_DNS_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+@dataclass(frozen=True)
+class Location:
+    scheme: str
+    host: str
+    port: int
+    authority: str  # the Host header: host, with the port when it is not the scheme's default
+    path: str  # canonical path and query, as sent
+
+
+def locate(backend: Backend, bucket: str | None, key_path: str, query: str) -> Location:
+    """The backend URL of `/bucket/key_path?query` (key_path canonical, may be "")."""
+    url = urlsplit(backend.endpoint)
+    scheme, host = url.scheme, url.hostname or ""
+    port = url.port or (443 if scheme == "https" else 80)
+    prefix = url.path.rstrip("/")
+    if bucket is None:
+        path = prefix + "/"
+    elif backend.use_path_style or not _DNS_BUCKET.fullmatch(bucket):
+        path = f"{prefix}/{quote(bucket, safe='')}" + (f"/{key_path}" if key_path else "")
+    else:
+        host = f"{bucket}.{host}"
+        path = f"{prefix}/{key_path}"
+    authority = host if url.port is None else f"{host}:{port}"
+    return Location(scheme, host, port, authority, f"{path}?{query}" if query else path)
+
+
+def forwarded_headers(
+    backend: Backend, headers: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The client's headers that go on to `backend` (Host is replaced by the caller)."""
+    kept = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _NOT_FORWARDED or lname == "host":
+            continue
+        if backend.disable_checksum and _CHECKSUM_HEADER.fullmatch(lname):
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def sign(
+    backend: Backend,
+    method: str,
+    location: Location,
+    headers: Sequence[tuple[str, str]],
+    client_signed: Iterable[str],
+    payload_hash: str,
+) -> dict[str, str]:
+    """Authorization, X-Amz-Date and X-Amz-Content-SHA256 for this request on `backend`.
+
+    What the client signed and we forward is signed again, so a backend rejects the same
+    tampering that we would.
+    """
+    forwarded = {name.lower() for name, _ in headers}
+    path, _, query = location.path.partition("?")
+    return sigv4.sign_headers(
+        access=backend.access,
+        secret=backend.secret,
+        region=backend.region,
+        method=method,
+        host=location.authority,
+        path=path,
+        query=query,
+        headers=headers,
+        signed_headers=[h for h in client_signed if h in forwarded],
+        payload_hash=payload_hash,
+    )

@@ -1,0 +1,394 @@
+"""The backends file (YAML or JSON) and its VGW_S3_MULTI_BACKEND_<N>_<FIELD> overrides.
+
+Everything is checked once, at load time, so a mistake stops the proxy with one line that names
+the file or variable, the backend and the field. Error messages never contain a credential.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import yaml
+
+ENV_PREFIX = "VGW_S3_MULTI_BACKEND_"
+DEFAULT_REGION = "us-east-1"
+
+_STRING_FIELDS = ("name", "access", "secret", "endpoint", "region", "metaBucket")
+_BOOL_FIELDS = ("disableChecksum", "sslSkipVerify", "usePathStyle")
+_FIELDS = _STRING_FIELDS + _BOOL_FIELDS
+_CREDENTIALS = ("access", "secret")
+_ENV_FIELDS = {
+    "NAME": "name",
+    "ACCESS": "access",
+    "SECRET": "secret",
+    "ENDPOINT": "endpoint",
+    "REGION": "region",
+    "META_BUCKET": "metaBucket",
+    "DISABLE_CHECKSUM": "disableChecksum",
+    "SSL_SKIP_VERIFY": "sslSkipVerify",
+    "USE_PATH_STYLE": "usePathStyle",
+}
+_ENV_BOOLS = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False,
+}  # fmt: skip
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+_REGION = re.compile(r"[a-z0-9-]+")
+_HOST = re.compile(r"[a-z0-9._-]+")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, worded for the user on one line."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    index: int
+    name: str
+    access: str
+    secret: str = field(repr=False)
+    endpoint: str
+    region: str = DEFAULT_REGION
+    meta_bucket: str = ""
+    disable_checksum: bool = False
+    ssl_skip_verify: bool = False
+    use_path_style: bool = False
+
+
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> tuple[Backend, ...]:
+    """Read, decode and validate the backends file; environ defaults to os.environ."""
+    source = os.fspath(path)
+    try:
+        # utf-8-sig: tolerate the BOM some Windows editors write.
+        with open(source, encoding="utf-8-sig") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
+    data = (
+        _decode_json(text, source)
+        if source.lower().endswith(".json")
+        else _decode_yaml(text, source)
+    )
+    return parse_config(data, source, os.environ if environ is None else environ)
+
+
+def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+    """Validate an already-decoded document plus the environment overrides."""
+    try:
+        return _parse(data, source, environ)
+    except ConfigError as e:
+        # A credential pasted into the wrong field would otherwise be echoed as a "bad value".
+        message = str(e)
+        for credential in _credentials(data, environ):
+            message = message.replace(credential, "***")
+        raise ConfigError(message) from None
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with only true/false as booleans and no duplicate keys.
+
+    PyYAML follows YAML 1.1, where yes/no/on/off are booleans too ("region: no" would become
+    False); here they stay strings, so a boolean field holding one is reported, not guessed.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _decode_yaml(text: str, source: str) -> object:
+    try:
+        return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        # Built from problem and position only: str(e) quotes the offending line (maybe a secret).
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = ": ".join(str(p) for p in (e.context, e.problem) if p) or "syntax error"
+        problem = " ".join(problem.split())
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{source}: invalid YAML") from None
+
+
+def _decode_json(text: str, source: str) -> object:
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        counts = Counter(key for key, _ in pairs)
+        duplicates = [key for key, n in counts.items() if n > 1]
+        if duplicates:
+            raise ConfigError(f"{source}: invalid JSON: duplicate key {duplicates[0]!r}")
+        return dict(pairs)
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
+
+
+# --- validation -------------------------------------------------------------------------------
+
+# One backend's raw settings: field -> (value, where it came from, whether from the environment).
+_Raw = dict[str, tuple[object, str, bool]]
+
+
+def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+    if data is None:
+        raise ConfigError(
+            f"{source}: the config is empty, expected a mapping with a 'backends' list"
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping with a 'backends' list, got {_kind(data)}"
+        )
+    for key in data:
+        if key != "backends":
+            raise ConfigError(
+                f"{source}: unknown top-level key {key!r}{_suggest(key, ['backends'])}"
+            )
+    backends = data.get("backends")
+    if not isinstance(backends, list) or not backends:
+        raise ConfigError(
+            f"{source}: backends: must be a non-empty list (the first is the primary), "
+            f"got {'an empty list' if backends == [] else _kind(backends)}"
+        )
+    raws: list[_Raw] = []
+    for index, entry in enumerate(backends):
+        if not isinstance(entry, dict):
+            raise _error(source, index, {}, "", f"must be a mapping of fields, got {_kind(entry)}")
+        raw: _Raw = {key: (value, source, False) for key, value in entry.items()}
+        for key in entry:
+            if key not in _FIELDS:
+                raise _error(
+                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _FIELDS)}"
+                )
+        raws.append(raw)
+    _apply_environment(raws, source, environ)
+    return tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+
+
+def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]) -> None:
+    for var in sorted(environ):
+        value = environ[var]
+        # An empty variable counts as unset, as in the Go prototype (compose files pass VAR= along).
+        if not var.startswith(ENV_PREFIX) or value == "":
+            continue
+        index_text, _, env_field = var.removeprefix(ENV_PREFIX).partition("_")
+        if not _INDEX.fullmatch(index_text):
+            raise ConfigError(
+                f"{var}: expected {ENV_PREFIX}<N>_<FIELD> with N a backend index (0, 1, ...), "
+                f"got {index_text!r}"
+            )
+        index = int(index_text)
+        if index >= len(raws):
+            count = (
+                "1 backend (index 0)"
+                if len(raws) == 1
+                else f"{len(raws)} backends (0-{len(raws) - 1})"
+            )
+            raise ConfigError(
+                f"{var}: backends[{index}]: no such backend, {source} has {count}; "
+                "add the backend to the file first"
+            )
+        key = _ENV_FIELDS.get(env_field)
+        if key is None:
+            known = ", ".join(_ENV_FIELDS)
+            suggestion = _suggest(env_field.upper(), _ENV_FIELDS)
+            problem = f"unknown field {env_field!r} (known: {known}){suggestion}"
+            raise _error(var, index, raws[index], "", problem)
+        raws[index][key] = (value, var, True)
+
+
+def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
+    def fail(key: str, problem: str) -> ConfigError:
+        where = raw[key][1] if key in raw else file_source
+        return _error(where, index, raw, key, problem)
+
+    def string(key: str) -> str:
+        value = raw.get(key, (None, "", False))[0]
+        if value is None:
+            return ""  # null in the file means "not set" for string fields
+        if not isinstance(value, str):
+            got = _kind(value) if key in _CREDENTIALS else _show(value)
+            raise fail(key, f"must be a string (quote it in the file), got {got}")
+        return value
+
+    def boolean(key: str) -> bool:
+        if key not in raw:
+            return False
+        value, _, from_env = raw[key]
+        if from_env:
+            parsed = _ENV_BOOLS.get(str(value).lower())
+            if parsed is None:
+                raise fail(key, f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
+            return parsed
+        if not isinstance(value, bool):
+            raise fail(key, f"must be true or false, unquoted, got {_show(value)}")
+        return value
+
+    access, secret = string("access"), string("secret")
+    for key, value in (("access", access), ("secret", secret)):
+        if not value:
+            variable = f"{ENV_PREFIX}{index}_{key.upper()}"
+            raise fail(key, f"is required, set it in the file or with {variable}")
+        if value != value.strip():
+            raise fail(key, "has leading or trailing whitespace")
+
+    region = string("region") or DEFAULT_REGION
+    if not _REGION.fullmatch(region):
+        raise fail("region", f"must be lowercase letters, digits and '-', got {region!r}")
+
+    endpoint = string("endpoint")
+    if endpoint:
+        try:
+            endpoint = _normalise_endpoint(endpoint)
+        except ValueError as e:
+            # A URL with user:password@ is not echoed: the password may be a real secret.
+            shown = "" if "@" in endpoint else f", got {endpoint!r}"
+            raise fail("endpoint", f"{e}{shown}") from None
+    else:
+        endpoint = _aws_endpoint(region)
+
+    return Backend(
+        index=index,
+        name=string("name") or f"backend-{index}",
+        access=access,
+        secret=secret,
+        endpoint=endpoint,
+        region=region,
+        meta_bucket=string("metaBucket"),
+        disable_checksum=boolean("disableChecksum"),
+        ssl_skip_verify=boolean("sslSkipVerify"),
+        use_path_style=boolean("usePathStyle"),
+    )
+
+
+def _aws_endpoint(region: str) -> str:
+    if region == "us-east-1":
+        return "https://s3.amazonaws.com"
+    return f"https://s3.{region}.amazonaws.com"
+
+
+def _normalise_endpoint(url: str) -> str:
+    """Return "scheme://host[:port][/path]", lowercased and without a default port or trailing /."""
+    if any(c.isspace() for c in url):
+        raise ValueError("must not contain spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a URL with a valid host and port (1-65535)") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not url.lower().startswith(f"{scheme}://"):
+        raise ValueError("must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain credentials (user:password@), use access and secret")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError("must not have a query (?) or fragment (#)")
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError("has no host")
+    if ":" not in host and not _HOST.fullmatch(host):  # IPv6 was already checked by urlsplit
+        raise ValueError("has an invalid host")
+    if port == 0:
+        raise ValueError("has an invalid port (must be 1-65535)")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+def _error(source: str, index: int, raw: _Raw, key: str, problem: str) -> ConfigError:
+    """`source: backends[i] ("name"): field: problem`, naming the backend as the user knows it."""
+    name = raw.get("name", (None, "", False))[0]
+    label = f"backends[{index}]"
+    if isinstance(name, str) and name:
+        label += f" ({json.dumps(name, ensure_ascii=False)})"
+    return ConfigError(": ".join(part for part in (source, label, key, problem) if part))
+
+
+def _suggest(key: object, known: Iterable[str]) -> str:
+    """ ", did you mean 'usePathStyle'?" when key is close to a known name, else ""."""
+    candidates = list(known)
+    text = str(key)
+    squashed = {c.lower().replace("_", ""): c for c in candidates}
+    match = squashed.get(text.lower().replace("_", "").replace("-", ""))
+    if match is None:
+        close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    return f", did you mean {match!r}?" if match else ""
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _show(value: object) -> str:
+    """_kind plus the value itself, for fields whose values are not secret."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return _kind(value)
+
+
+def _credentials(data: object, environ: Mapping[str, str]) -> set[str]:
+    """Every access/secret value in sight, for scrubbing from error messages."""
+    values: list[object] = [
+        value
+        for var, value in environ.items()
+        if var.startswith(ENV_PREFIX) and var.endswith(("_ACCESS", "_SECRET"))
+    ]
+    backends = data.get("backends") if isinstance(data, dict) else None
+    if isinstance(backends, list):
+        values += [b.get(k) for b in backends if isinstance(b, dict) for k in _CREDENTIALS]
+    # Very short values would mangle ordinary words; real keys are much longer.
+    return {v for v in values if isinstance(v, str) and len(v) >= 4}

@@ -1,0 +1,64 @@
+"""S3 XML errors: what the proxy answers when it refuses or cannot serve a request."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from xml.sax.saxutils import escape
+
+# code -> (status, S3's own message); a raise may pass a more specific message.
+KNOWN: dict[str, tuple[int, str]] = {
+    "AccessDenied": (403, "Access Denied"),
+    "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
+    "InvalidAccessKeyId": (
+        403,
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
+    "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidRequest": (400, "Invalid Request"),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
+    "MissingSecurityHeader": (400, "Your request was missing a required header."),
+    "NotImplemented": (501, "A header you provided implies functionality that is not implemented."),
+    "RequestTimeTooSkewed": (
+        403,
+        "The difference between the request time and the current time is too large.",
+    ),
+    "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SignatureDoesNotMatch": (
+        403,
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    ),
+    "XAmzContentSHA256Mismatch": (
+        400,
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+    ),
+}
+
+
+class S3Error(Exception):
+    """An error answered to the client as S3 would. `extra` adds elements after the Message."""
+
+    def __init__(
+        self, code: str, message: str | None = None, extra: Mapping[str, str] | None = None
+    ) -> None:
+        status, default = KNOWN[code]
+        self.code = code
+        self.status = status
+        self.message = message or default
+        self.extra = dict(extra or {})
+        super().__init__(f"{code}: {self.message}")
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8).upper()
+
+
+def render(error: S3Error, resource: str, request_id: str) -> bytes:
+    parts = [f"<Code>{escape(error.code)}</Code>", f"<Message>{escape(error.message)}</Message>"]
+    parts += [f"<{k}>{escape(v)}</{k}>" for k, v in error.extra.items()]
+    parts += [f"<Resource>{escape(resource)}</Resource>", f"<RequestId>{request_id}</RequestId>"]
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>"
+    ).encode()

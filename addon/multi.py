@@ -1,0 +1,148 @@
+"""s3-multi: several S3 backends behind one S3 endpoint, as a mitmproxy addon.
+
+    mitmdump -s addon/multi.py --mode reverse:http://127.0.0.1:1 \\
+        --set keep_host_header=true --set connection_strategy=lazy \\
+        --set s3multi_config=configs/local.yaml \\
+        --set s3multi_access=ROOT_AK --set s3multi_secret=ROOT_SK
+
+Hooks only: the request path itself is `addon.router`. Every request is verified against the
+root keys before anything is forwarded; requests that fail, and every request while the addon
+is not configured, are answered here with an S3 error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from mitmproxy import ctx, exceptions, http
+
+from addon import upstream_retry
+from addon.client_auth import HeaderAuth, RootKeys
+from addon.config import DEFAULT_REGION, ConfigError, load_config
+from addon.errors import S3Error, new_request_id
+from addon.router import Exchange, Router, error_response
+
+log = logging.getLogger("s3multi")
+
+EXCHANGE = "s3multi.exchange"
+_BODY_METHODS = frozenset({"PUT", "POST"})
+
+
+def _env(*names: str) -> str:
+    return next((os.environ[n] for n in names if os.environ.get(n)), "")
+
+
+class S3Multi:
+    def __init__(self) -> None:
+        self.router: Router | None = None
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "s3multi_config",
+            str,
+            _env("VGW_S3_MULTI_CONFIG"),
+            "Backends file (YAML or JSON); the first backend is the primary. "
+            "Default: $VGW_S3_MULTI_CONFIG.",
+        )
+        loader.add_option(
+            "s3multi_access",
+            str,
+            _env("ROOT_ACCESS_KEY_ID", "ROOT_ACCESS_KEY"),
+            "Root access key that clients sign with. Default: $ROOT_ACCESS_KEY_ID.",
+        )
+        loader.add_option(
+            "s3multi_secret",
+            str,
+            _env("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
+            "Root secret key that clients sign with. Default: $ROOT_SECRET_ACCESS_KEY "
+            "(prefer the variable: option values show in mitmweb and in process lists).",
+        )
+        loader.add_option(
+            "s3multi_region",
+            str,
+            DEFAULT_REGION,
+            "Region clients sign for.",
+        )
+        loader.add_option(
+            "s3multi_debug",
+            bool,
+            _env("VGW_S3_MULTI_DEBUG").lower() in ("1", "true", "yes", "on"),
+            "Log one line per request: operation, backends tried with status and time, "
+            "which one answered. Default: $VGW_S3_MULTI_DEBUG.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not any(name.startswith("s3multi_") for name in updated):
+            return
+        self.router = None
+        opts = ctx.options
+        if not opts.s3multi_config:
+            raise exceptions.OptionsError("s3multi_config: no backends file given")
+        if not opts.s3multi_access or not opts.s3multi_secret:
+            raise exceptions.OptionsError(
+                "s3multi_access and s3multi_secret: the root access and secret keys are required"
+            )
+        try:
+            backend_list = load_config(opts.s3multi_config)
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        upstream_retry.install()
+        auth = HeaderAuth(RootKeys(opts.s3multi_access, opts.s3multi_secret), opts.s3multi_region)
+        self.router = Router(backend_list, auth)
+        names = ", ".join(f"{b.name} ({b.endpoint})" for b in backend_list)
+        log.info("s3-multi: %d backends, primary first: %s", len(backend_list), names)
+
+    def running(self) -> None:
+        if self.router is None:
+            log.error("s3-multi is not configured (see the errors above); shutting down")
+            ctx.master.shutdown()
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        request = flow.request
+        try:
+            if self.router is None:
+                raise S3Error("ServiceUnavailable", "s3-multi is not configured.")
+            exchange = self.router.start(request)
+        except S3Error as e:
+            self._refuse(flow, e)
+            return
+        flow.metadata[EXCHANGE] = exchange
+        flow.metadata[upstream_retry.MANAGED] = True
+        exchange.aim_next(request)
+        if request.method in _BODY_METHODS:
+            request.stream = True
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        exchange = flow.metadata.get(EXCHANGE)
+        if exchange is None or flow.response is None:
+            return
+        if exchange.may_stream(flow.response):
+            flow.response.stream = True
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        exchange: Exchange | None = flow.metadata.get(EXCHANGE)
+        if exchange is None:
+            return
+        unreachable = flow.metadata.pop(upstream_retry.UNREACHABLE, None)
+        if exchange.answered(flow, unreachable):
+            flow.metadata[upstream_retry.RESEND] = True
+            return
+        flow.comment = exchange.summary()
+        if ctx.options.s3multi_debug:
+            log.info(flow.comment)
+
+    def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
+        request_id = new_request_id()
+        resource = request.path.partition("?")[0] if (request := flow.request) else "/"
+        flow.response = error_response(error, flow.request.method, resource, request_id)
+        flow.comment = f"refused: {error.code}"
+        # S3 answers at once and does not want the body; no 100 Continue invites it.
+        flow.request.headers.pop("expect", None)
+        if ctx.options.s3multi_debug:
+            log.info("%s %s refused: %s", flow.request.method, resource, error)
+
+
+addons = [S3Multi()]
