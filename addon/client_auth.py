@@ -57,6 +57,11 @@ def _parse_timestamp(value: str | None) -> float | None:
         return None
 
 
+def _raw(text: str) -> bytes:
+    """Bytes for a constant-time compare; mitmproxy keeps undecodable bytes as surrogates."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _iso(epoch: float) -> str:
     return time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(epoch))
 
@@ -69,7 +74,15 @@ class HeaderAuth:
         self.region = region
         self.clock = clock
 
-    def verify(self, method: str, raw_path: str, raw_query: str, headers: HeaderLookup) -> Verified:
+    def verify(
+        self,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        headers: HeaderLookup,
+        host: str | None = None,
+    ) -> Verified:
+        """`host` is the Host header or, for HTTP/2, the :authority (default: headers' host)."""
         authorization = headers.get("authorization")
         if authorization is None:
             raise S3Error("AccessDenied")
@@ -117,7 +130,7 @@ class HeaderAuth:
             raise _malformed(f'incorrect service "{service}". This endpoint belongs to "s3".')
         if terminal != "aws4_request":
             raise _malformed(f'incorrect terminal "{terminal}". This endpoint uses "aws4_request".')
-        if not hmac.compare_digest(access.encode(), self.root.access.encode()):
+        if not hmac.compare_digest(_raw(access), _raw(self.root.access)):
             raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
 
         unsigned = sorted(
@@ -151,19 +164,26 @@ class HeaderAuth:
                 extra={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": payload_hash},
             )
 
+        signed_values = [
+            (name, value) for name in signed_headers for value in headers.get_all(name)
+        ]
+        if not all(value.isascii() for _, value in signed_values):
+            # What S3 signs is bytes; a value that is not plain text cannot be canonicalised the
+            # way the client did, so it cannot match.
+            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
         expected = sigv4.compute_signature(
             secret=self.root.secret,
             region=region,
             timestamp=timestamp or "",
             method=method,
-            host=headers.get("host") or "",
+            host=host if host is not None else headers.get("host") or "",
             path=sigv4.canonical_path(raw_path),
             query=sigv4.canonical_query(sigv4.query_pairs(raw_query)),
-            headers=[(name, value) for name in signed_headers for value in headers.get_all(name)],
+            headers=signed_values,
             signed_headers=signed_headers,
             payload_hash=payload_hash,
         )
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(_raw(expected), _raw(signature)):
             raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
         return Verified(signed_headers=tuple(signed_headers), payload_hash=payload_hash)
 

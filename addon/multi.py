@@ -27,6 +27,7 @@ log = logging.getLogger("s3multi")
 
 EXCHANGE = "s3multi.exchange"
 _BODY_METHODS = frozenset({"PUT", "POST"})
+_REQUIRED = ("s3multi_config", "s3multi_access", "s3multi_secret")
 
 
 def _env(*names: str) -> str:
@@ -36,6 +37,7 @@ def _env(*names: str) -> str:
 class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
+        self.missing: list[str] = []
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -77,12 +79,11 @@ class S3Multi:
             return
         self.router = None
         opts = ctx.options
-        if not opts.s3multi_config:
-            raise exceptions.OptionsError("s3multi_config: no backends file given")
-        if not opts.s3multi_access or not opts.s3multi_secret:
-            raise exceptions.OptionsError(
-                "s3multi_access and s3multi_secret: the root access and secret keys are required"
-            )
+        # Missing values are reported by `running`, not raised here: mitmproxy re-runs configure
+        # with the previous (empty) values after an error, which would hide the real message.
+        self.missing = [n for n in _REQUIRED if not getattr(opts, n)]
+        if self.missing:
+            return
         try:
             backend_list = load_config(opts.s3multi_config)
         except ConfigError as e:
@@ -95,7 +96,8 @@ class S3Multi:
 
     def running(self) -> None:
         if self.router is None:
-            log.error("s3-multi is not configured (see the errors above); shutting down")
+            why = f"set {', '.join(self.missing)}" if self.missing else "see the error above"
+            log.error("s3-multi is not configured (%s); shutting down", why)
             ctx.master.shutdown()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:

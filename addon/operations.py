@@ -99,11 +99,8 @@ TABLE: dict[tuple[str, Scope, str], Operation] = {
     # Objects
     ("GET", Scope.OBJECT, ""): Operation("GetObject", F),
     ("HEAD", Scope.OBJECT, ""): Operation("HeadObject", F),
-    ("GET", Scope.OBJECT, "versionId"): Operation("GetObject", P),
-    ("HEAD", Scope.OBJECT, "versionId"): Operation("HeadObject", P),
     ("PUT", Scope.OBJECT, ""): Operation("PutObject", P),
     ("DELETE", Scope.OBJECT, ""): Operation("DeleteObject", P),
-    ("DELETE", Scope.OBJECT, "versionId"): Operation("DeleteObject", P),
     ("GET", Scope.OBJECT, "acl"): Operation("GetObjectAcl", F),
     ("PUT", Scope.OBJECT, "acl"): Operation("PutObjectAcl", P),
     ("GET", Scope.OBJECT, "tagging"): Operation("GetObjectTagging", F),
@@ -124,8 +121,7 @@ TABLE: dict[tuple[str, Scope, str], Operation] = {
     ("DELETE", Scope.OBJECT, "uploadId"): Operation("AbortMultipartUpload", P),
 }
 
-# Query keys that select a sub-resource, in the order they are looked for: "uploadId" before
-# "versionId", since a versioned multipart request is still a multipart step.
+# Query keys that select a sub-resource.
 SUBRESOURCES: tuple[str, ...] = (
     "uploads",
     "uploadId",
@@ -141,7 +137,6 @@ SUBRESOURCES: tuple[str, ...] = (
     "restore",
     "select",
     *_BUCKET_CONFIGS,
-    "versionId",
 )
 
 # Header-selected variants of a table row: same route, the name a user knows from the S3 docs.
@@ -177,6 +172,12 @@ def classify(
         # An unknown combination such as GET /bucket/key?policy: S3 answers it as the plain
         # operation on that path, so do we.
         op = TABLE.get((method, target.scope, ""))
-    if op is not None and copy_source and op.name in _COPY_VARIANTS:
+    if op is None:
+        return None
+    if copy_source and op.name in _COPY_VARIANTS:
         op = Operation(_COPY_VARIANTS[op.name], op.route)
+    if "versionId" in keys and op.route is Route.FALLBACK:
+        # Versions live on the primary only (the seed's documented limitation): a version id
+        # names an object version of the primary, so asking another backend would be a guess.
+        op = Operation(op.name, Route.PRIMARY)
     return op

@@ -196,7 +196,9 @@ class Router:
     def start(self, request: http.Request) -> Exchange:
         """Authenticate and classify; raises S3Error for what must be refused."""
         raw_path, _, raw_query = request.path.partition("?")
-        verified = self.auth.verify(request.method, raw_path, raw_query, request.headers)
+        verified = self.auth.verify(
+            request.method, raw_path, raw_query, request.headers, request.host_header
+        )
         if verified.payload_hash.startswith(_STREAMING_SIGNED):
             raise S3Error(
                 "NotImplemented",

@@ -131,9 +131,12 @@ def sign_headers(
 
     `signed_headers` are signed besides host, x-amz-date and x-amz-content-sha256.
     """
-    names = sorted({*signed_headers, "host", "x-amz-date", "x-amz-content-sha256"})
+    names = sorted({*signed_headers, "host", "x-amz-date", "x-amz-content-sha256"} - {"date"})
     signer = _Signer(Credentials(access, secret), region, names, payload_hash)
-    request = _request(method, host, path, query, headers)
+    # Without Date, botocore dates the request with X-Amz-Date (with it, it rewrites Date instead).
+    request = _request(
+        method, host, path, query, [(n, v) for n, v in headers if n.lower() != "date"]
+    )
     signer.add_auth(request)  # sets X-Amz-Date, X-Amz-Content-SHA256 and Authorization
     return {
         "X-Amz-Date": request.headers["X-Amz-Date"],

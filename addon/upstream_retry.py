@@ -25,6 +25,7 @@ from typing import Any
 
 import mitmproxy.version
 from mitmproxy import http
+from mitmproxy.proxy.commands import CloseTcpConnection
 from mitmproxy.proxy.layers.http import (
     GetHttpConnection,
     HttpResponseHook,
@@ -92,6 +93,11 @@ def _make_server_connection(self: HttpStream) -> Commands:
             self.flow.metadata[UNREACHABLE] = reply[1]
             self.flow.response = http.Response.make(502, b"", {"Connection": "close"})
             yield from self.send_response()
+            if self.client_state != self.state_done:
+                # An upload still on its way: nobody will read its body. Answer, then close our
+                # side so the client reads the answer instead of waiting on a half-done request;
+                # mitmproxy discards what the client still sends.
+                yield CloseTcpConnection(self.context.client, half_close=True)
             return False
 
 

@@ -1,0 +1,147 @@
+"""The `s3-multi` command: VersityGW's `versitygw s3-multi` command line, on mitmproxy.
+
+    s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
+
+Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
+(`addon/multi.py`), so both ways of running behave the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from mitmproxy import exceptions
+from mitmproxy.addons.script import load_script
+from mitmproxy.options import Options
+from mitmproxy.tools.dump import DumpMaster
+
+ADDON_SCRIPT = Path(__file__).with_name("multi.py")
+# Every request is re-routed by the addon; this target only satisfies reverse mode and, with
+# lazy connections, is never contacted.
+REVERSE_PLACEHOLDER = "reverse:http://127.0.0.1:1"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`:7070` (all interfaces) or `HOST:PORT`, as versitygw's --port takes it."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected :PORT or HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _bool_env(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+def _env(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="s3-multi",
+        description="Serve several S3 backends as one S3 endpoint: writes go to the first "
+        "(primary) backend, reads fall back to the next ones on 'not found'.",
+    )
+    parser.add_argument(
+        "--config",
+        default=_env("VGW_S3_MULTI_CONFIG"),
+        help="backends file, YAML or JSON ($VGW_S3_MULTI_CONFIG)",
+    )
+    parser.add_argument(
+        "--access",
+        default=_env("ROOT_ACCESS_KEY_ID", "ROOT_ACCESS_KEY"),
+        help="root access key clients sign with ($ROOT_ACCESS_KEY_ID or $ROOT_ACCESS_KEY)",
+    )
+    parser.add_argument(
+        "--secret",
+        default=_env("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
+        help="root secret key ($ROOT_SECRET_ACCESS_KEY or $ROOT_SECRET_KEY; "
+        "prefer the variable, arguments show in process lists)",
+    )
+    parser.add_argument(
+        "--port",
+        type=parse_listen,
+        default=parse_listen(os.environ.get("VGW_PORT") or ":7070"),
+        help="listen address, :PORT or HOST:PORT ($VGW_PORT, default :7070)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="region clients sign for")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=_bool_env("VGW_S3_MULTI_DEBUG"),
+        help="log every request: backends tried, status, time ($VGW_S3_MULTI_DEBUG)",
+    )
+    return parser
+
+
+async def serve(
+    *,
+    config: str,
+    access: str,
+    secret: str,
+    listen: tuple[str, int],
+    region: str = "us-east-1",
+    debug: bool = False,
+) -> int:
+    """Run the proxy until SIGINT/SIGTERM; returns the exit status (2 for a bad config)."""
+    options = Options(
+        listen_host=listen[0],
+        listen_port=listen[1],
+        mode=[REVERSE_PLACEHOLDER],
+    )
+    master = DumpMaster(options, with_termlog=True, with_dumper=False)
+    logging.getLogger().setLevel(logging.INFO)  # as mitmdump does; the term log filters by level
+    # Per-connection lines drown the per-request ones; mitmdump still shows them.
+    logging.getLogger("mitmproxy.proxy.server").setLevel(logging.WARNING)
+    # Declared by mitmproxy's own addons, so set once the master has them. The client's Host is
+    # part of its signature; connections go only where the addon sends them.
+    master.options.update(keep_host_header=True, connection_strategy="lazy")
+    addon = load_script(str(ADDON_SCRIPT))
+    if addon is None:
+        return 1  # load_script has logged why
+    master.addons.add(addon)
+    try:
+        master.options.update(
+            s3multi_config=config,
+            s3multi_access=access,
+            s3multi_secret=secret,
+            s3multi_region=region,
+            s3multi_debug=debug,
+        )
+    except exceptions.OptionsError as e:
+        print(f"s3-multi: {e}", file=sys.stderr)
+        return 2
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    await master.run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    missing = [f"--{n}" for n in ("config", "access", "secret") if not getattr(args, n)]
+    if missing:
+        print(f"s3-multi: missing {', '.join(missing)} (see --help)", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        serve(
+            config=args.config,
+            access=args.access,
+            secret=args.secret,
+            listen=args.port,
+            region=args.region,
+            debug=args.debug,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Real S3 servers as backends and the proxy run as a user runs it, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from addon.local_backends import MotoServer, free_port, start_moto_servers, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOT_ACCESS = "test-root-access"
+ROOT_SECRET = "test-root-secret-do-not-log"
+VENV_BIN = Path(sys.executable).parent
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """A deliberate environment: no inherited AWS settings, CA bundles or proxy variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "VGW_", "ROOT_"))
+        and k not in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        and "proxy" not in k.lower()
+    }
+    env.update(extra)
+    return env
+
+
+def write_config(path: Path, backends: Sequence[MotoServer | str], **fields) -> Path:
+    """A config for these servers in this order; a str is an endpoint where nothing listens."""
+    entries = []
+    for i, server in enumerate(backends):
+        if isinstance(server, str):
+            entry = {"name": f"down-{i}", "access": "AKDOWN", "secret": "down-secret"}
+            entry["endpoint"] = server
+        else:
+            entry = {"name": server.name, "access": server.access, "secret": server.secret}
+            entry["endpoint"] = server.endpoint
+        entries.append({**entry, "usePathStyle": True, **fields})
+    path.write_text(json.dumps({"backends": entries}))
+    return path
+
+
+def dead_endpoint() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def s3_client(endpoint: str, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=access,
+        aws_secret_access_key=secret,
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+            connect_timeout=5,
+            read_timeout=20,
+        ),
+    )
+
+
+@dataclass
+class Proxy:
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET):
+        return s3_client(self.endpoint, access, secret)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def mitmdump_command(config: Path, port: int, confdir: Path) -> list[str]:
+    """The command line the README gives, on a free port."""
+    return [
+        str(VENV_BIN / "mitmdump"),
+        "-s",
+        str(ROOT / "addon" / "multi.py"),
+        "--mode",
+        "reverse:http://127.0.0.1:1",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "--set",
+        "keep_host_header=true",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        f"s3multi_config={config}",
+        "--set",
+        "s3multi_debug=true",
+        "--flow-detail",
+        "0",
+    ]
+
+
+def start_proxy(command: list[str], workdir: Path, env: dict[str, str], port: int) -> Proxy:
+    log_path = workdir / f"proxy-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    proxy = Proxy(port, process, log_path)
+    try:
+        wait_for_port(port, process=process)
+    except BaseException:
+        proxy.stop()
+        raise RuntimeError(f"proxy did not start:\n{proxy.log()}") from None
+    return proxy
+
+
+@pytest.fixture(scope="session")
+def backends() -> Iterator[list[MotoServer]]:
+    servers = start_moto_servers(["primary", "secondary", "tertiary"])
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def run_proxy(tmp_path_factory):
+    """Start `mitmdump -s addon/multi.py` on a config; every proxy started is stopped at the end."""
+    started: list[Proxy] = []
+    workdir = tmp_path_factory.mktemp("proxies")
+
+    def run(config: Path) -> Proxy:
+        port = free_port()
+        env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+        proxy = start_proxy(
+            mitmdump_command(config, port, workdir / "mitmproxy"), workdir, env, port
+        )
+        started.append(proxy)
+        return proxy
+
+    yield run
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(backends, run_proxy, tmp_path_factory) -> Proxy:
+    """The proxy in front of primary, secondary and tertiary."""
+    config = write_config(tmp_path_factory.mktemp("config") / "three.json", backends)
+    return run_proxy(config)
+
+
+@pytest.fixture
+def bucket() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,189 @@
+"""The ways users run it, and backends that are down: s3-multi command, aws CLI, bad configs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+from addon.local_backends import free_port
+from tests.conftest import (
+    ROOT,
+    ROOT_ACCESS,
+    ROOT_SECRET,
+    VENV_BIN,
+    child_env,
+    dead_endpoint,
+    mitmdump_command,
+    start_proxy,
+    write_config,
+)
+from tests.test_routing import put_direct
+
+
+def test_unreachable_fallback_is_skipped(backends, run_proxy, tmp_path, bucket):
+    primary, secondary, _ = backends
+    proxy = run_proxy(write_config(tmp_path / "c.json", [primary, dead_endpoint(), secondary]))
+    primary.client().create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "k", b"behind a dead backend")
+    client = proxy.client()
+
+    assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"behind a dead backend"
+    with pytest.raises(ClientError) as missing:
+        client.get_object(Bucket=bucket, Key="nowhere")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+    assert "down-1 unreachable" in proxy.log()
+
+
+def test_unreachable_last_fallback_keeps_the_last_not_found(backends, run_proxy, tmp_path, bucket):
+    primary = backends[0]
+    proxy = run_proxy(write_config(tmp_path / "c.json", [primary, dead_endpoint()]))
+    primary.client().create_bucket(Bucket=bucket)
+    with pytest.raises(ClientError) as missing:
+        proxy.client().get_object(Bucket=bucket, Key="nowhere")
+    assert missing.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_unreachable_primary_is_an_s3_503_and_listing_shows_the_rest(
+    backends, run_proxy, tmp_path, bucket
+):
+    secondary = backends[1]
+    proxy = run_proxy(write_config(tmp_path / "c.json", [dead_endpoint(), secondary]))
+    secondary.client().create_bucket(Bucket=bucket)
+    client = proxy.client()
+
+    for call in (
+        lambda: client.put_object(Bucket=bucket, Key="k", Body=b"x"),
+        lambda: client.get_object(Bucket=bucket, Key="k"),
+    ):
+        with pytest.raises(ClientError) as got:
+            call()
+        assert got.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert got.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    assert not secondary.client().list_objects_v2(Bucket=bucket).get("Contents")
+
+
+def aws(proxy_endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
+    env = child_env(
+        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
+        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    done = subprocess.run(
+        [str(VENV_BIN / "aws"), "--endpoint-url", proxy_endpoint, *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, bucket, tmp_path):
+    primary, secondary, _ = backends
+    aws(proxy.endpoint, "s3", "mb", f"s3://{bucket}")
+    upload = tmp_path / "up.bin"
+    upload.write_bytes(bytes(range(256)) * 4096)
+    aws(proxy.endpoint, "s3", "cp", str(upload), f"s3://{bucket}/up.bin")
+    put_direct(secondary, bucket, "fallback.txt", b"served by the secondary\n")
+
+    downloaded = tmp_path / "down.bin"
+    aws(proxy.endpoint, "s3", "cp", f"s3://{bucket}/up.bin", str(downloaded))
+    assert downloaded.read_bytes() == upload.read_bytes()
+    assert primary.client().get_object(Bucket=bucket, Key="up.bin")["Body"].read() == (
+        upload.read_bytes()
+    )
+    out = aws(proxy.endpoint, "s3", "cp", f"s3://{bucket}/fallback.txt", "-")
+    assert out == b"served by the secondary\n"
+    listing = aws(proxy.endpoint, "s3api", "list-objects-v2", "--bucket", bucket)
+    assert [o["Key"] for o in json.loads(listing)["Contents"]] == ["up.bin"]  # the primary's
+
+
+def test_s3_multi_command_serves_and_stops_on_ctrl_c(backends, tmp_path, bucket):
+    config = write_config(tmp_path / "c.json", backends[:2])
+    port = free_port()
+    env = child_env(
+        VGW_S3_MULTI_CONFIG=str(config),
+        ROOT_ACCESS_KEY=ROOT_ACCESS,
+        ROOT_SECRET_KEY=ROOT_SECRET,
+        VGW_PORT=f"127.0.0.1:{port}",
+        VGW_S3_MULTI_DEBUG="true",
+    )
+    proxy = start_proxy([str(VENV_BIN / "s3-multi")], tmp_path, env, port)
+    try:
+        put_direct(backends[1], bucket, "k", b"via the command")
+        assert (
+            proxy.client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"via the command"
+        )
+    finally:
+        assert proxy.stop() == 0
+    log = proxy.log()
+    assert f"GetObject /{bucket}/k via [primary 404" in log
+    assert ROOT_SECRET not in log and backends[1].secret not in log
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"backends": []}, "backends"),
+        ({"backends": [{"name": "p", "secret": "SECRET-VALUE-1"}]}, 'backends[0] ("p"): access'),
+        (
+            {"backends": [{"name": "p", "access": "AK", "secret": "SECRET-VALUE-1", "x": 1}]},
+            "unknown field 'x'",
+        ),
+        (
+            {"backends": [{"access": "AK", "secret": "SECRET-VALUE-1", "endpoint": "ftp://h"}]},
+            "endpoint",
+        ),
+    ],
+)
+def test_bad_config_stops_both_commands_with_one_clear_line(tmp_path, document, expected):
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps(document))
+    port = free_port()
+    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+    runs = {
+        "s3-multi": [
+            str(VENV_BIN / "s3-multi"),
+            "--config",
+            str(config),
+            "--port",
+            f"127.0.0.1:{port}",
+        ],
+        "mitmdump": mitmdump_command(config, port, tmp_path / "mitmproxy"),
+    }
+    for name, command in runs.items():
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=60, cwd=ROOT
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, f"{name} started with a bad config:\n{output}"
+        assert expected in output, output
+        assert "SECRET-VALUE-1" not in output and ROOT_SECRET not in output
+
+
+def test_unconfigured_mitmdump_does_not_start(tmp_path):
+    command = [
+        str(VENV_BIN / "mitmdump"),
+        "-s",
+        str(ROOT / "addon" / "multi.py"),
+        "--mode",
+        "reverse:http://127.0.0.1:1",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(free_port()),
+        "--set",
+        f"confdir={tmp_path}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert done.returncode != 0
+    assert "s3-multi is not configured (set s3multi_config, s3multi_access, s3multi_secret)" in (
+        done.stdout + done.stderr
+    )
