@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,15 +47,16 @@ def wait_for_port(
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
 
 
-def s3_client(endpoint: str, access: str, secret: str, region: str = "us-east-1", **config):
+def s3_client(endpoint: str, access: str, secret: str, verify: str | None = None):
     """A botocore S3 client (path style) for talking to a server directly."""
     return botocore.session.get_session().create_client(
         "s3",
         endpoint_url=endpoint,
-        region_name=region,
+        region_name="us-east-1",
         aws_access_key_id=access,
         aws_secret_access_key=secret,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+        verify=verify,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
 
 
@@ -63,15 +65,21 @@ class MotoServer:
     name: str
     port: int
     process: subprocess.Popen = field(repr=False)
+    tls: tuple[str, str] | None = None  # certificate and key files: serve HTTPS with them
     access: str = ""
     secret: str = field(default="", repr=False)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> str | None:
+        """The self-signed certificate to trust when talking to an HTTPS server directly."""
+        return self.tls[0] if self.tls else None
 
     def client(self):
-        return s3_client(self.endpoint, self.access, self.secret)
+        return s3_client(self.endpoint, self.access, self.secret, self.ca_file)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -83,14 +91,13 @@ class MotoServer:
                 self.process.wait()
 
 
-def _launch(name: str) -> MotoServer:
+def _launch(name: str, tls: tuple[str, str] | None) -> MotoServer:
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return MotoServer(name, port, process)
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    if tls:
+        command += ["--ssl-cert", tls[0], "--ssl-key", tls[1]]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return MotoServer(name, port, process, tls)
 
 
 def _enforce_auth(server: MotoServer) -> None:
@@ -100,6 +107,7 @@ def _enforce_auth(server: MotoServer) -> None:
         region_name="us-east-1",
         aws_access_key_id="bootstrap",
         aws_secret_access_key="bootstrap",
+        verify=server.ca_file,
     )
     iam.create_user(UserName=server.name)
     policy = iam.create_policy(PolicyName="allow-all", PolicyDocument=json.dumps(_ALLOW_ALL))
@@ -113,13 +121,17 @@ def _enforce_auth(server: MotoServer) -> None:
         method="POST",
         headers={"Content-Type": "text/plain"},
     )
-    with urllib.request.urlopen(reset, timeout=10) as answer:
+    context = ssl.create_default_context(cafile=server.ca_file) if server.tls else None
+    with urllib.request.urlopen(reset, timeout=10, context=context) as answer:
         answer.read()
 
 
-def start_moto_servers(names: list[str]) -> list[MotoServer]:
-    """Start one auth-enforcing moto server per name, in parallel; stops them all on failure."""
-    servers = [_launch(name) for name in names]
+def start_moto_servers(names: list[str], tls: tuple[str, str] | None = None) -> list[MotoServer]:
+    """Start one auth-enforcing moto server per name, in parallel; stops them all on failure.
+
+    With `tls` (certificate file, key file) they serve HTTPS.
+    """
+    servers = [_launch(name, tls) for name in names]
     try:
         for server in servers:
             wait_for_port(server.port, process=server.process)

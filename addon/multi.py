@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import os
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, exceptions, http, tls
+from OpenSSL import SSL
 
-from addon import upstream_retry
+from addon import backends, upstream_retry
 from addon.client_auth import HeaderAuth, RootKeys
 from addon.config import DEFAULT_REGION, ConfigError, load_config
 from addon.errors import S3Error, new_request_id
@@ -135,6 +136,15 @@ class S3Multi:
         flow.comment = exchange.summary()
         if ctx.options.s3multi_debug:
             log.info(flow.comment)
+
+    def tls_start_server(self, data: tls.TlsData) -> None:
+        """sslSkipVerify, for that backend's connections only."""
+        if self.router is None or data.ssl_conn is not None or data.conn.address is None:
+            return
+        if backends.skips_tls_verify(self.router.backends, data.conn.address):
+            # mitmproxy's own TLS setup (SNI, ALPN, ciphers), then no certificate check.
+            ctx.master.addons.get("tlsconfig").tls_start_server(data)
+            data.ssl_conn.set_verify(SSL.VERIFY_NONE)
 
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
         request_id = new_request_id()
