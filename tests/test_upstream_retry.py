@@ -39,5 +39,5 @@ def test_install_wraps_both_methods():
 
 def test_install_refuses_another_mitmproxy(monkeypatch):
     monkeypatch.setattr(mitmproxy.version, "VERSION", "13.0.0")
-    with pytest.raises(RuntimeError, match="tested with mitmproxy 12.3.1 only"):
+    with pytest.raises(RuntimeError, match=r"tested with mitmproxy 12\.3\.1 only"):
         upstream_retry.install()
