@@ -1,7 +1,8 @@
 """Client authentication: is this request signed with the proxy's root keys?
 
-Checks run in the order a careful S3 server runs them, so that a client gets the error S3 would
-give it. Nothing here knows about mitmproxy: the caller passes the request's parts.
+Header auth (`Authorization: AWS4-HMAC-SHA256 ...`) and presigned URLs (`X-Amz-Signature` in the
+query). Checks run in the order a careful S3 server runs them, so that a client gets the error S3
+would give it. Nothing here knows about mitmproxy: the caller passes the request's parts.
 """
 
 from __future__ import annotations
@@ -10,24 +11,32 @@ import calendar
 import hmac
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from addon import sigv4
+from addon import aws_chunked, sigv4
 from addon.errors import S3Error
 
 MAX_SKEW_SECONDS = 15 * 60
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-# Payload hashes whose body is not a plain copy of the object; issue #3 covers them.
-STREAMING_PREFIX = "STREAMING-"
 _AUTH_PARTS = re.compile(r"\s*(Credential|SignedHeaders|Signature)\s*=\s*([^,\s]*)\s*")
+PRESIGN_KEYS = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Signature",
+    "X-Amz-Date",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Expires",
+)
+_SIGNED_STREAMING = (aws_chunked.SIGNED, aws_chunked.SIGNED_TRAILER)
 
 
 class HeaderLookup(Protocol):
     def get(self, name: str, default: str | None = None, /) -> str | None: ...
     def get_all(self, name: str) -> list[str]: ...
-    def keys(self): ...
+    def __iter__(self) -> Iterator[str]: ...
 
 
 @dataclass(frozen=True)
@@ -42,12 +51,39 @@ class Verified:
 
     signed_headers: tuple[str, ...]
     payload_hash: str
+    presigned: bool = False  # the X-Amz-* query parameters were the signature: not forwarded
+    # Signed streaming uploads: the chain the client's chunk signatures must follow.
+    chunks: aws_chunked.ChunkChain | None = field(default=None, compare=False, repr=False)
 
 
-def _malformed(detail: str) -> S3Error:
-    return S3Error(
-        "AuthorizationHeaderMalformed", f"The authorization header is malformed; {detail}"
-    )
+@dataclass(frozen=True)
+class _Claim:
+    """What the client says it signed, from the Authorization header or the query."""
+
+    access: str
+    date: str
+    region: str
+    service: str
+    terminal: str
+    timestamp: str
+    signed_headers: Sequence[str]
+    signature: str
+
+
+class _Flavor:
+    """Header auth and query auth report the same mistakes under different codes."""
+
+    def __init__(self, code: str, prefix: str) -> None:
+        self.code, self.prefix = code, prefix
+
+    def malformed(self, detail: str, **extra: str) -> S3Error:
+        return S3Error(self.code, f"{self.prefix}{detail}", extra=extra)
+
+
+_HEADER = _Flavor("AuthorizationHeaderMalformed", "The authorization header is malformed; ")
+_QUERY = _Flavor(
+    "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; "
+)
 
 
 def _parse_timestamp(value: str | None) -> float | None:
@@ -66,8 +102,14 @@ def _iso(epoch: float) -> str:
     return time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(epoch))
 
 
-class HeaderAuth:
-    """Verifies `Authorization: AWS4-HMAC-SHA256 ...` requests against the root keys."""
+def _unsupported_algorithm(algorithm: str) -> S3Error:
+    if algorithm.startswith("AWS4-ECDSA"):
+        return S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported.")
+    return S3Error("InvalidArgument", f"Unsupported Authorization Type: {algorithm}")
+
+
+class ClientAuth:
+    """Verifies requests against the root keys, by header or presigned URL."""
 
     def __init__(self, root: RootKeys, region: str, clock: Callable[[], float] = time.time):
         self.root = root
@@ -83,6 +125,50 @@ class HeaderAuth:
         host: str | None = None,
     ) -> Verified:
         """`host` is the Host header or, for HTTP/2, the :authority (default: headers' host)."""
+        pairs = sigv4.query_pairs(raw_query)
+        query = dict(reversed(pairs))  # the first of repeated keys
+        presigned = any(key in query for key in PRESIGN_KEYS)
+        if presigned:
+            claim = self._query_claim(query)
+            payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
+            pairs = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
+        else:
+            claim = self._header_claim(headers)
+            payload_hash = self._payload_hash(headers)
+        self._check_headers_signed(claim, headers)
+
+        signed_values = [(n, v) for n in claim.signed_headers for v in headers.get_all(n)]
+        if not all(value.isascii() for _, value in signed_values):
+            # S3 signs bytes; a value that is not plain text cannot be canonicalised the way the
+            # client did, so it cannot match.
+            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": claim.access})
+        expected = sigv4.compute_signature(
+            secret=self.root.secret,
+            region=claim.region,
+            timestamp=claim.timestamp,
+            method=method,
+            host=host if host is not None else headers.get("host") or "",
+            path=sigv4.canonical_path(raw_path),
+            query=sigv4.canonical_query(pairs),
+            headers=signed_values,
+            signed_headers=claim.signed_headers,
+            payload_hash=payload_hash,
+        )
+        if not hmac.compare_digest(_raw(expected), _raw(claim.signature)):
+            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": claim.access})
+        chunks = None
+        if payload_hash in _SIGNED_STREAMING:
+            chunks = aws_chunked.ChunkChain(
+                key=aws_chunked.signing_key(self.root.secret, claim.date, claim.region),
+                timestamp=claim.timestamp,
+                scope=f"{claim.date}/{claim.region}/s3/aws4_request",
+                previous=claim.signature,
+            )
+        return Verified(tuple(claim.signed_headers), payload_hash, presigned, chunks)
+
+    # --- header auth ---------------------------------------------------------------------------
+
+    def _header_claim(self, headers: HeaderLookup) -> _Claim:
         authorization = headers.get("authorization")
         if authorization is None:
             raise S3Error("AccessDenied")
@@ -93,12 +179,10 @@ class HeaderAuth:
                 "The authorization mechanism you have provided is not supported. "
                 "Please use AWS4-HMAC-SHA256.",
             )
-        if algorithm.startswith("AWS4-ECDSA"):
-            raise S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported.")
         if algorithm != sigv4.ALGORITHM:
-            raise S3Error("InvalidArgument", f"Unsupported Authorization Type: {algorithm}")
+            raise _unsupported_algorithm(algorithm)
 
-        timestamp = headers.get("x-amz-date") or headers.get("date")
+        timestamp = headers.get("x-amz-date") or headers.get("date") or ""
         request_time = _parse_timestamp(timestamp)
         if request_time is None:
             raise S3Error(
@@ -109,53 +193,37 @@ class HeaderAuth:
             raise S3Error(
                 "RequestTimeTooSkewed",
                 extra={
-                    "RequestTime": timestamp or "",
+                    "RequestTime": timestamp,
                     "ServerTime": _iso(now),
                     "MaxAllowedSkewMilliseconds": str(MAX_SKEW_SECONDS * 1000),
                 },
             )
+        found: dict[str, str] = {}
+        for part in params.split(","):
+            match = _AUTH_PARTS.fullmatch(part)
+            if match is None or match[1] in found:
+                raise _HEADER.malformed(f"unexpected element '{part.strip()}'.")
+            found[match[1]] = match[2]
+        for name in ("Credential", "SignedHeaders", "Signature"):
+            if not found.get(name):
+                raise _HEADER.malformed(f"missing {name}.")
+        claim = self._claim(_HEADER, found["Credential"], timestamp, found)
+        self._check_access(claim)
+        return claim
 
-        credential, signed_headers, signature = self._parse_params(params)
-        access, date, region, service, terminal = self._parse_credential(credential)
-        if date != (timestamp or "")[:8]:
-            raise _malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
-        if region != self.region:
-            raise S3Error(
-                "AuthorizationHeaderMalformed",
-                f"The authorization header is malformed; the region '{region}' is wrong; "
-                f"expecting '{self.region}'",
-                extra={"Region": self.region},
-            )
-        if service != "s3":
-            raise _malformed(f'incorrect service "{service}". This endpoint belongs to "s3".')
-        if terminal != "aws4_request":
-            raise _malformed(f'incorrect terminal "{terminal}". This endpoint uses "aws4_request".')
-        if not hmac.compare_digest(_raw(access), _raw(self.root.access)):
-            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
-
-        unsigned = sorted(
-            name.lower()
-            for name in {*headers.keys(), "host"}
-            if (name.lower().startswith("x-amz-") or name.lower() == "host")
-            and name.lower() not in signed_headers
-        )
-        if unsigned:
-            raise S3Error(
-                "AccessDenied",
-                "There were headers present in the request which were not signed",
-                extra={"HeadersNotSigned": ", ".join(unsigned)},
-            )
-
+    @staticmethod
+    def _payload_hash(headers: HeaderLookup) -> str:
         payload_hash = headers.get("x-amz-content-sha256")
         if payload_hash is None:
             raise S3Error(
-                "InvalidRequest",
-                "Missing required header for this request: x-amz-content-sha256",
+                "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
             )
+        if payload_hash.startswith("STREAMING-AWS4-ECDSA"):
+            raise S3Error("NotImplemented", "SigV4a streaming uploads are not supported.")
         if not (
             _HEX_SHA256.fullmatch(payload_hash)
             or payload_hash == sigv4.UNSIGNED_PAYLOAD
-            or payload_hash.startswith(STREAMING_PREFIX)
+            or payload_hash in aws_chunked.FORMS
         ):
             raise S3Error(
                 "InvalidArgument",
@@ -163,52 +231,122 @@ class HeaderAuth:
                 " or a valid sha256 value.",
                 extra={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": payload_hash},
             )
+        return payload_hash
 
-        signed_values = [
-            (name, value) for name in signed_headers for value in headers.get_all(name)
-        ]
-        if not all(value.isascii() for _, value in signed_values):
-            # What S3 signs is bytes; a value that is not plain text cannot be canonicalised the
-            # way the client did, so it cannot match.
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
-        expected = sigv4.compute_signature(
-            secret=self.root.secret,
-            region=region,
-            timestamp=timestamp or "",
-            method=method,
-            host=host if host is not None else headers.get("host") or "",
-            path=sigv4.canonical_path(raw_path),
-            query=sigv4.canonical_query(sigv4.query_pairs(raw_query)),
-            headers=signed_values,
-            signed_headers=signed_headers,
-            payload_hash=payload_hash,
+    # --- presigned URLs ------------------------------------------------------------------------
+
+    def _query_claim(self, query: dict[str, str]) -> _Claim:
+        if not all(query.get(key) for key in PRESIGN_KEYS):
+            raise S3Error(
+                "AuthorizationQueryParametersError",
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+                "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and "
+                "X-Amz-Expires parameters.",
+            )
+        algorithm = query["X-Amz-Algorithm"]
+        if algorithm != sigv4.ALGORITHM:
+            if algorithm.startswith("AWS4-ECDSA"):
+                raise _unsupported_algorithm(algorithm)
+            raise S3Error(
+                "AuthorizationQueryParametersError",
+                'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
+            )
+        timestamp = query["X-Amz-Date"]
+        request_time = _parse_timestamp(timestamp)
+        if request_time is None:
+            raise S3Error(
+                "AuthorizationQueryParametersError",
+                "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
+            )
+        expires = self._expires(query["X-Amz-Expires"])
+        claim = self._claim(
+            _QUERY,
+            query["X-Amz-Credential"],
+            timestamp,
+            {"SignedHeaders": query["X-Amz-SignedHeaders"], "Signature": query["X-Amz-Signature"]},
         )
-        if not hmac.compare_digest(_raw(expected), _raw(signature)):
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
-        return Verified(signed_headers=tuple(signed_headers), payload_hash=payload_hash)
+        now = self.clock()
+        if now > request_time + expires:
+            raise S3Error(
+                "AccessDenied",
+                "Request has expired.",
+                extra={
+                    "X-Amz-Expires": str(expires),
+                    "Expires": _iso(request_time + expires),
+                    "ServerTime": _iso(now),
+                },
+            )
+        if request_time > now + MAX_SKEW_SECONDS:
+            raise S3Error("AccessDenied", "Request is not valid yet.")
+        self._check_access(claim)
+        return claim
 
     @staticmethod
-    def _parse_params(params: str) -> tuple[str, Sequence[str], str]:
-        found: dict[str, str] = {}
-        for part in params.split(","):
-            match = _AUTH_PARTS.fullmatch(part)
-            if match is None or match[1] in found:
-                raise _malformed(f"unexpected element '{part.strip()}'.")
-            found[match[1]] = match[2]
-        for name in ("Credential", "SignedHeaders", "Signature"):
-            if not found.get(name):
-                raise _malformed(f"missing {name}.")
-        signed = found["SignedHeaders"].lower().split(";")
-        return found["Credential"], signed, found["Signature"]
+    def _expires(value: str) -> int:
+        def refuse(message: str) -> S3Error:
+            return S3Error("AuthorizationQueryParametersError", message)
 
-    @staticmethod
-    def _parse_credential(credential: str) -> tuple[str, str, str, str, str]:
+        try:
+            expires = int(value)
+        except ValueError:
+            raise refuse("X-Amz-Expires should be a number") from None
+        if expires < 0:
+            raise refuse("X-Amz-Expires must be non-negative")
+        if expires > MAX_PRESIGN_EXPIRES:
+            raise refuse(
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given "
+                "X-Amz-Expires must be less than 604800 seconds"
+            )
+        return expires
+
+    # --- shared --------------------------------------------------------------------------------
+
+    def _claim(
+        self, flavor: _Flavor, credential: str, timestamp: str, found: dict[str, str]
+    ) -> _Claim:
         parts = credential.split("/")
         if len(parts) != 5:
-            raise _malformed(
+            raise flavor.malformed(
                 'the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/'
                 'aws4_request".'
             )
-        if not parts[0]:
-            raise _malformed("a non-empty Access Key (AKID) must be provided in the credential.")
-        return parts[0], parts[1], parts[2], parts[3], parts[4]
+        access, date, region, service, terminal = parts
+        if not access:
+            raise flavor.malformed(
+                "a non-empty Access Key (AKID) must be provided in the credential."
+            )
+        if date != timestamp[:8]:
+            raise flavor.malformed("Invalid credential date. Date is not the same as X-Amz-Date.")
+        if region != self.region:
+            raise flavor.malformed(
+                f"the region '{region}' is wrong; expecting '{self.region}'", Region=self.region
+            )
+        if service != "s3":
+            raise flavor.malformed(f'incorrect service "{service}". This endpoint belongs to "s3".')
+        if terminal != "aws4_request":
+            raise flavor.malformed(
+                f'incorrect terminal "{terminal}". This endpoint uses "aws4_request".'
+            )
+        signed = found["SignedHeaders"].lower().split(";")
+        return _Claim(
+            access, date, region, service, terminal, timestamp, signed, found["Signature"]
+        )
+
+    def _check_access(self, claim: _Claim) -> None:
+        if not hmac.compare_digest(_raw(claim.access), _raw(self.root.access)):
+            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": claim.access})
+
+    @staticmethod
+    def _check_headers_signed(claim: _Claim, headers: HeaderLookup) -> None:
+        names = {name.lower() for name in headers} | {"host"}
+        unsigned = sorted(
+            n
+            for n in names
+            if (n == "host" or n.startswith("x-amz-")) and n not in claim.signed_headers
+        )
+        if unsigned:
+            raise S3Error(
+                "AccessDenied",
+                "There were headers present in the request which were not signed",
+                extra={"HeadersNotSigned": ", ".join(unsigned)},
+            )

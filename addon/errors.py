@@ -11,6 +11,24 @@ KNOWN: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
+    "BadDigest": (
+        400,
+        "The Content-MD5 or checksum value you specified did not match what we received.",
+    ),
+    "IncompleteBody": (
+        400,
+        "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+    ),
+    "InvalidChunkSizeError": (
+        400,
+        "Only the last chunk is allowed to have a size less than 8192 bytes",
+    ),
+    "MalformedTrailerError": (
+        400,
+        "The request contained trailing data that was not well-formed or did not conform to our "
+        "published schema.",
+    ),
+    "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "InvalidAccessKeyId": (
         403,
         "The AWS Access Key Id you provided does not exist in our records.",

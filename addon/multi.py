@@ -18,8 +18,8 @@ import os
 from mitmproxy import ctx, exceptions, http, tls
 from OpenSSL import SSL
 
-from addon import backends, upstream_retry
-from addon.client_auth import HeaderAuth, RootKeys
+from addon import backends, upstream_control
+from addon.client_auth import ClientAuth, RootKeys
 from addon.config import DEFAULT_REGION, ConfigError, load_config
 from addon.errors import S3Error, new_request_id
 from addon.router import Exchange, Router, error_response
@@ -41,6 +41,8 @@ class S3Multi:
         self.missing: list[str] = []
 
     def load(self, loader) -> None:
+        # Refusals and fallback rely on it: installed before any flow, whatever the options.
+        upstream_control.install()
         loader.add_option(
             "s3multi_config",
             str,
@@ -89,8 +91,7 @@ class S3Multi:
             backend_list = load_config(opts.s3multi_config)
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        upstream_retry.install()
-        auth = HeaderAuth(RootKeys(opts.s3multi_access, opts.s3multi_secret), opts.s3multi_region)
+        auth = ClientAuth(RootKeys(opts.s3multi_access, opts.s3multi_secret), opts.s3multi_region)
         self.router = Router(backend_list, auth)
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in backend_list)
         log.info("s3-multi: %d backends, primary first: %s", len(backend_list), names)
@@ -113,10 +114,10 @@ class S3Multi:
             self._refuse(flow, e)
             return
         flow.metadata[EXCHANGE] = exchange
-        flow.metadata[upstream_retry.MANAGED] = True
+        flow.metadata[upstream_control.MANAGED] = True
         exchange.aim_next(request)
         if request.method in _BODY_METHODS:
-            request.stream = True
+            request.stream = exchange.body_stream()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         exchange = flow.metadata.get(EXCHANGE)
@@ -129,9 +130,9 @@ class S3Multi:
         exchange: Exchange | None = flow.metadata.get(EXCHANGE)
         if exchange is None:
             return
-        unreachable = flow.metadata.pop(upstream_retry.UNREACHABLE, None)
+        unreachable = flow.metadata.pop(upstream_control.UNREACHABLE, None)
         if exchange.answered(flow, unreachable):
-            flow.metadata[upstream_retry.RESEND] = True
+            flow.metadata[upstream_control.RESEND] = True
             return
         flow.comment = exchange.summary()
         if ctx.options.s3multi_debug:
@@ -148,11 +149,16 @@ class S3Multi:
 
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
         request_id = new_request_id()
-        resource = request.path.partition("?")[0] if (request := flow.request) else "/"
-        flow.response = error_response(error, flow.request.method, resource, request_id)
-        flow.comment = f"refused: {error.code}"
-        # S3 answers at once and does not want the body; no 100 Continue invites it.
+        resource = flow.request.path.partition("?")[0]
+        # Sent in place of connecting to a backend, before any body is read (a response set
+        # here would make mitmproxy read the whole body first); no 100 Continue invites it.
+        flow.metadata[upstream_control.MANAGED] = True
+        flow.metadata[upstream_control.ANSWER] = error_response(
+            error, flow.request.method, resource, request_id
+        )
+        flow.request.stream = True
         flow.request.headers.pop("expect", None)
+        flow.comment = f"refused: {error.code}"
         if ctx.options.s3multi_debug:
             log.info("%s %s refused: %s", flow.request.method, resource, error)
 

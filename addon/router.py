@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mitmproxy import http
 
-from addon import backends, fallback, sigv4
-from addon.client_auth import HeaderAuth, Verified
+from addon import backends, fallback, sigv4, uploads
+from addon.client_auth import PRESIGN_KEYS, ClientAuth, Verified
 from addon.config import Backend
 from addon.errors import S3Error, new_request_id, render
 from addon.listing import BucketList
 from addon.operations import Operation, Route, Target, classify, parse_path
+from addon.upstream_control import AbortUpload
 
 log = logging.getLogger(__name__)
-
-_STREAMING_SIGNED = "STREAMING-AWS4-"
 
 
 @dataclass
@@ -48,8 +48,10 @@ class Exchange:
     query: str  # canonical
     headers: list[tuple[str, str]]  # the client's, as received
     verified: Verified
+    body: uploads.BodyPlan
     candidates: tuple[Backend, ...]
     attempts: list[Attempt] = field(default_factory=list)
+    transducer: uploads.Transducer | None = None
     last_miss: http.Response | None = None
     bucket_list: BucketList = field(default_factory=BucketList)
 
@@ -65,21 +67,25 @@ class Exchange:
         """Point `request` at the next candidate backend, signed with its keys."""
         backend = self.candidates[len(self.attempts)]
         location = backends.locate(backend, self.target.bucket, self.key_path, self.query)
-        headers = backends.forwarded_headers(backend, self.headers)
-        signed = backends.sign(
-            backend,
-            self.method,
-            location,
-            headers,
-            self.verified.signed_headers,
-            self.verified.payload_hash,
+        headers, payload_hash = self.body.backend_request(
+            backend, backends.forwarded_headers(backend, self.headers)
         )
+        signed = backends.sign(
+            backend, self.method, location, headers, self.verified.signed_headers, payload_hash
+        )
+        self.transducer = self.body.transducer(backend, signed)
         request.scheme, request.host, request.port = location.scheme, location.host, location.port
         request.path = location.path
         request.headers = http.Headers([(k.encode(), v.encode()) for k, v in headers])
         request.headers.update(signed)
         request.host_header = location.authority
         self.attempts.append(Attempt(backend, time.monotonic()))
+
+    def body_stream(self) -> bool | Callable[[bytes], bytes]:
+        """mitmproxy's `request.stream` for the body to the current backend."""
+        if self.transducer is None:
+            return True
+        return uploads.stream_callable(self.transducer, lambda e: AbortUpload(self.error(e)))
 
     def may_stream(self, response: http.Response) -> bool:
         """Note the time to headers; False when the answer must be read whole to decide on it."""
@@ -189,7 +195,7 @@ def error_response(error: S3Error, method: str, resource: str, request_id: str) 
 class Router:
     """Turns client requests into exchanges, given the backends and the root keys' verifier."""
 
-    def __init__(self, backend_list: tuple[Backend, ...], auth: HeaderAuth) -> None:
+    def __init__(self, backend_list: tuple[Backend, ...], auth: ClientAuth) -> None:
         self.backends = backend_list
         self.auth = auth
 
@@ -199,12 +205,10 @@ class Router:
         verified = self.auth.verify(
             request.method, raw_path, raw_query, request.headers, request.host_header
         )
-        if verified.payload_hash.startswith(_STREAMING_SIGNED):
-            raise S3Error(
-                "NotImplemented",
-                f"x-amz-content-sha256 {verified.payload_hash} is not supported yet.",
-            )
+        body = uploads.BodyPlan.of(verified, request.headers)
         pairs = sigv4.query_pairs(raw_query)
+        if verified.presigned:  # the signature was the query's: backends get header auth
+            pairs = [(k, v) for k, v in pairs if k not in PRESIGN_KEYS]
         target = parse_path(raw_path)
         operation = classify(
             request.method, target, [k for k, _ in pairs], "x-amz-copy-source" in request.headers
@@ -222,5 +226,6 @@ class Router:
             query=sigv4.canonical_query(pairs),
             headers=list(request.headers.items(multi=True)),
             verified=verified,
+            body=body,
             candidates=self.backends if operation.route is not Route.PRIMARY else self.backends[:1],
         )

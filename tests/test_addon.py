@@ -11,7 +11,7 @@ from mitmproxy import exceptions, http
 from mitmproxy.addons.script import load_script
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon import sigv4, upstream_retry
+from addon import sigv4, upstream_control
 from addon.errors import S3Error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,12 +107,12 @@ def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
     flow = signed_flow("GET", "/bkt/a%20b.txt?x-id=GetObject")
     addon.requestheaders(flow)
 
-    assert flow.response is None
+    assert flow.response is None and upstream_control.ANSWER not in flow.metadata
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "10.0.0.1", 9000)
     assert flow.request.host_header == "10.0.0.1:9000"
     assert flow.request.path == "/bkt/a%20b.txt?x-id=GetObject"
     assert flow.request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKHOT/")
-    assert flow.metadata[upstream_retry.MANAGED]
+    assert flow.metadata[upstream_control.MANAGED]
 
 
 def test_unsigned_request_is_answered_here_and_never_routed(tctx):
@@ -120,18 +120,21 @@ def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     flow = tflow.tflow(req=tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
     addon.requestheaders(flow)
 
-    assert flow.response is not None and flow.response.status_code == 403
-    assert b"<Code>AccessDenied</Code>" in flow.response.content
+    answer = flow.metadata[upstream_control.ANSWER]  # sent instead of connecting anywhere
+    assert answer.status_code == 403
+    assert b"<Code>AccessDenied</Code>" in answer.content
+    assert flow.response is None  # set here, mitmproxy would read the whole body first
+    assert flow.request.stream is True
     assert flow.request.host == "proxy"
-    assert upstream_retry.MANAGED not in flow.metadata
 
 
 def test_wrong_secret_is_signature_does_not_match(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k", secret="guess")
     addon.requestheaders(flow)
-    assert flow.response is not None and flow.response.status_code == 403
-    assert b"<Code>SignatureDoesNotMatch</Code>" in flow.response.content
+    answer = flow.metadata[upstream_control.ANSWER]
+    assert answer.status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in answer.content
 
 
 def test_no_such_key_from_the_primary_resends_to_the_next_backend(tctx):
@@ -143,7 +146,7 @@ def test_no_such_key_from_the_primary_resends_to_the_next_backend(tctx):
     assert flow.response.stream is False  # the 404 is read whole, to decide on it
     addon.response(flow)
 
-    assert flow.metadata.pop(upstream_retry.RESEND) is True
+    assert flow.metadata.pop(upstream_control.RESEND) is True
     assert (flow.request.scheme, flow.request.host, flow.request.port) == (
         "https",
         "warm.example",
@@ -160,7 +163,7 @@ def test_a_sub_resource_404_is_answered_without_fallback(tctx):
     addon.responseheaders(flow)
     addon.response(flow)
 
-    assert upstream_retry.RESEND not in flow.metadata
+    assert upstream_control.RESEND not in flow.metadata
     assert flow.request.host == "10.0.0.1"
     assert "answered by hot" in flow.comment
 
@@ -173,14 +176,14 @@ def test_writes_never_fall_back(tctx):
     addon.responseheaders(flow)
     assert flow.response.stream is True
     addon.response(flow)
-    assert upstream_retry.RESEND not in flow.metadata
+    assert upstream_control.RESEND not in flow.metadata
 
 
 def test_unreachable_primary_becomes_an_s3_503(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
     addon.requestheaders(flow)
-    flow.metadata[upstream_retry.UNREACHABLE] = "Connect call failed"
+    flow.metadata[upstream_control.UNREACHABLE] = "Connect call failed"
     flow.response = http.Response.make(502)
     addon.response(flow)
 

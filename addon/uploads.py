@@ -1,0 +1,132 @@
+"""What happens to a request body on its way to a backend.
+
+Decided once from the client's headers (`BodyPlan.of`), applied per backend: a body whose
+SHA-256 was signed is hashed as it streams; an aws-chunked body is verified chunk by chunk and
+re-framed for the backend's keys, or decoded to the plain object for a backend with
+`disableChecksum`; any other body streams through untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from addon import aws_chunked, sigv4
+from addon.client_auth import HeaderLookup, Verified
+from addon.config import Backend
+from addon.errors import S3Error
+
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+_SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
+
+
+class Transducer(Protocol):
+    def feed(self, data: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class BodyPlan:
+    verified: Verified
+    decoded_length: int | None = None  # aws-chunked bodies only
+    trailer_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, verified: Verified, headers: HeaderLookup) -> BodyPlan:
+        """Refuses, as S3 does, the headers that make a body unacceptable."""
+        payload_hash = verified.payload_hash
+        empty = headers.get("content-length") == "0"
+        if empty and _HEX_SHA256.fullmatch(payload_hash) and payload_hash != _EMPTY_SHA256:
+            raise S3Error("XAmzContentSHA256Mismatch")  # no body will come to find it out
+        if payload_hash not in aws_chunked.FORMS:
+            return cls(verified)
+        length = headers.get("x-amz-decoded-content-length")
+        if length is None:
+            raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required.")
+        if not length.isdigit():
+            raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a number.")
+        names = tuple(
+            n.strip().lower() for n in (headers.get("x-amz-trailer") or "").split(",") if n.strip()
+        )
+        if payload_hash == aws_chunked.SIGNED and names:
+            raise S3Error("InvalidRequest", f"{payload_hash} does not carry a trailer.")
+        if payload_hash != aws_chunked.SIGNED and not names:
+            raise S3Error("InvalidRequest", "x-amz-trailer is required for a trailing checksum.")
+        unknown = [n for n in names if n not in aws_chunked.CHECKSUMS]
+        if unknown or len(names) > 1:
+            raise S3Error(
+                "InvalidRequest",
+                f"The value specified in the x-amz-trailer header is not supported: "
+                f"{', '.join(unknown or names)}",
+            )
+        return cls(verified, int(length), names)
+
+    @property
+    def chunked(self) -> bool:
+        return self.decoded_length is not None
+
+    def decodes_for(self, backend: Backend) -> bool:
+        return self.chunked and backend.disable_checksum
+
+    def backend_request(
+        self, backend: Backend, headers: list[tuple[str, str]]
+    ) -> tuple[list[tuple[str, str]], str]:
+        """The headers and payload hash to sign for `backend`."""
+        if self.decodes_for(backend):
+            assert self.decoded_length is not None
+            return aws_chunked.decoded_headers(headers, self.decoded_length), sigv4.UNSIGNED_PAYLOAD
+        if self.verified.presigned:
+            return headers, sigv4.UNSIGNED_PAYLOAD
+        return headers, self.verified.payload_hash
+
+    def transducer(self, backend: Backend, signed: dict[str, str]) -> Transducer | None:
+        """What checks and rewrites the body for `backend`, once its request is signed."""
+        payload_hash = self.verified.payload_hash
+        if _HEX_SHA256.fullmatch(payload_hash):
+            return aws_chunked.PayloadHashCheck(payload_hash)
+        if not self.chunked:
+            return None
+        assert self.decoded_length is not None
+        decode = self.decodes_for(backend)
+        backend_chain = None
+        if payload_hash != aws_chunked.UNSIGNED_TRAILER and not decode:
+            backend_chain = _chain_of(backend, signed)
+        return aws_chunked.AwsChunkedUpload(
+            payload_hash,
+            self.decoded_length,
+            self.trailer_names,
+            client=self.verified.chunks,
+            backend=backend_chain,
+            decode=decode,
+        )
+
+
+def _chain_of(backend: Backend, signed: dict[str, str]) -> aws_chunked.ChunkChain:
+    """The backend request's own chunk chain, seeded with the signature we gave it."""
+    timestamp = signed["X-Amz-Date"]
+    match = _SIGNATURE.search(signed["Authorization"])
+    assert match, "botocore's Authorization always ends with the signature"
+    date = timestamp[:8]
+    return aws_chunked.ChunkChain(
+        key=aws_chunked.signing_key(backend.secret, date, backend.region),
+        timestamp=timestamp,
+        scope=f"{date}/{backend.region}/s3/aws4_request",
+        previous=match[1],
+    )
+
+
+def stream_callable(
+    transducer: Transducer, on_error: Callable[[S3Error], Exception]
+) -> Callable[[bytes], bytes]:
+    """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end."""
+
+    def stream(data: bytes) -> bytes:
+        try:
+            return transducer.feed(data) if data else transducer.finish()
+        except S3Error as e:
+            raise on_error(e) from None
+
+    return stream

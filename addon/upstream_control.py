@@ -1,0 +1,158 @@
+"""Control of the upstream side of a flow that mitmproxy's public API does not give an addon.
+
+An S3 gateway needs four things that mitmproxy 12 cannot do through hooks:
+
+- fall back: answer the client from a second upstream after the first one answered
+  (see README, "How fallback works"); probing first costs a round trip on every hit, buffering
+  the fallback's answer costs the object's size in memory;
+- answer an unreachable upstream with the addon's own error, not mitmproxy's HTML 502;
+- refuse a request with a body at once, without reading the body into memory first (a response
+  set in `requestheaders` makes mitmproxy buffer the whole body before sending it);
+- abort an upload half-way (bad chunk signature, wrong payload hash) so that the upstream, which
+  has not received the whole body, stores nothing, and the client gets the addon's error.
+
+So we wrap three private methods of mitmproxy's `HttpStream`, for flows that opt in with
+`flow.metadata[MANAGED]`:
+
+- `send_response`: after the `response` hook of a response read whole (not streamed), if the
+  addon set `flow.metadata[RESEND]` (having re-targeted `flow.request`), the request is sent
+  again on the same stream instead of the response. The next upstream's answer runs the
+  `responseheaders` and `response` hooks as usual and may stream. Only bodiless requests are
+  resent (a body, if any, was read whole).
+- `make_server_connection`: with `flow.metadata[ANSWER]` set (a Response), no connection is made
+  and that response is sent; when the upstream cannot be reached, the `response` hook sees a
+  placeholder 502 and `flow.metadata[UNREACHABLE]` (the reason), and may re-target and resend, or
+  replace the response.
+- `state_stream_request_body`: a request `stream` callable may raise `AbortUpload(response)`;
+  the upstream connection is closed before the body completes and the response is sent.
+
+When the client is still sending a body nobody will read, our side of the connection is closed
+after the answer (half-close), so the client reads the answer instead of waiting; what it still
+sends is discarded, never buffered.
+
+Private API: the exact mitmproxy version is pinned and `install` refuses any other;
+tests/test_upstream_control.py fails loudly when the wrapped methods change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import mitmproxy.version
+from mitmproxy import http
+from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
+from mitmproxy.proxy.layers.http import (
+    GetHttpConnection,
+    HttpResponseHook,
+    HttpStream,
+    RequestData,
+    RequestEndOfMessage,
+    RequestHeaders,
+    SendHttp,
+)
+
+SUPPORTED_MITMPROXY = "12.3.1"
+MANAGED = "s3multi.managed"
+RESEND = "s3multi.resend"
+UNREACHABLE = "s3multi.unreachable"
+ANSWER = "s3multi.answer"
+
+_original_send_response = HttpStream.send_response
+_original_make_server_connection = HttpStream.make_server_connection
+_original_state_stream_request_body = HttpStream.state_stream_request_body
+
+Commands = Generator[Any, Any, Any]
+
+
+class AbortUpload(Exception):
+    """Raised by a request `stream` callable: stop the upload and send `response` instead."""
+
+    def __init__(self, response: http.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
+    if already_streamed or not self.flow.metadata.get(MANAGED):
+        return (yield from _original_send_response(self, already_streamed))
+    inner = _original_send_response(self, already_streamed)
+    reply = None
+    while True:
+        try:
+            command = inner.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = yield command
+        if isinstance(command, HttpResponseHook) and self.flow.metadata.pop(RESEND, False):
+            inner.close()  # the response is dropped: nothing of it was sent to the client
+            return (yield from _resend(self))
+
+
+def _resend(self: HttpStream) -> Commands:
+    self.flow.response = None
+    if not (yield from self.make_server_connection()):
+        return
+    content = self.flow.request.raw_content or b""
+    yield SendHttp(
+        RequestHeaders(self.stream_id, self.flow.request, not content), self.context.server
+    )
+    if content:
+        yield SendHttp(RequestData(self.stream_id, content), self.context.server)
+    yield SendHttp(RequestEndOfMessage(self.stream_id), self.context.server)
+    self.server_state = self.state_wait_for_response_headers
+
+
+def _answer(self: HttpStream, response: http.Response) -> Commands:
+    """Send the addon's response in place of an upstream's; leaves the upstream out of it."""
+    self.flow.response = response
+    yield from self.send_response()
+    if self.client_state != self.state_done:
+        # A body is still on its way and nobody will read it: answer, then close our side so
+        # the client reads the answer instead of waiting; mitmproxy discards what still comes.
+        self.client_state = self.state_errored
+        yield CloseTcpConnection(self.context.client, half_close=True)
+
+
+def _make_server_connection(self: HttpStream) -> Commands:
+    if not self.flow.metadata.get(MANAGED):
+        return (yield from _original_make_server_connection(self))
+    if (answer := self.flow.metadata.pop(ANSWER, None)) is not None:
+        yield from _answer(self, answer)
+        return False
+    inner = _original_make_server_connection(self)
+    reply = None
+    while True:
+        try:
+            command = inner.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = yield command
+        if isinstance(command, GetHttpConnection) and reply[1]:
+            inner.close()  # instead of mitmproxy's error path: let the addon decide
+            self.flow.metadata[UNREACHABLE] = reply[1]
+            yield from _answer(self, http.Response.make(502, b"", {"Connection": "close"}))
+            return False
+
+
+def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
+    try:
+        return (yield from _original_state_stream_request_body(self, event))
+    except AbortUpload as abort:
+        # The upstream has not seen the end of the body: closing its connection now means it
+        # stores nothing. Its "server disconnected" is then ignored (the stream is answered).
+        yield CloseConnection(self.context.server)
+        yield from _answer(self, abort.response)
+
+
+def install() -> None:
+    """Wrap the methods; idempotent. Refuses a mitmproxy version it was not tested with."""
+    if mitmproxy.version.VERSION != SUPPORTED_MITMPROXY:
+        raise RuntimeError(
+            f"s3-multi wraps mitmproxy internals tested with mitmproxy "
+            f"{SUPPORTED_MITMPROXY} only; this is mitmproxy {mitmproxy.version.VERSION}. "
+            f"Install mitmproxy=={SUPPORTED_MITMPROXY}."
+        )
+    HttpStream.send_response = _send_response  # type: ignore[method-assign]
+    HttpStream.make_server_connection = _make_server_connection  # type: ignore[method-assign]
+    HttpStream.state_stream_request_body = _state_stream_request_body  # type: ignore[method-assign]
