@@ -1,4 +1,4 @@
-"""addon.client_auth (HeaderAuth) and addon.sigv4, against requests signed by botocore itself.
+"""addon.client_auth (ClientAuth) and addon.sigv4, against requests signed by botocore itself.
 
 Every valid request here is signed by botocore's own `S3SigV4Auth` (or captured from a boto3
 client) at a fixed time, then handed to the verifier as the proxy sees it: method, raw path,
@@ -26,7 +26,7 @@ from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
 from addon import sigv4
-from addon.client_auth import HeaderAuth, RootKeys, Verified
+from addon.client_auth import ClientAuth, RootKeys, Verified
 from addon.errors import S3Error, render
 
 ACCESS = "AKIAROOTEXAMPLE7Q2Z"
@@ -120,8 +120,8 @@ def sign(
     return Wire(method, path, query, fields)
 
 
-def auth(clock: float = SIGNED_AT, region: str = REGION) -> HeaderAuth:
-    return HeaderAuth(RootKeys(ACCESS, SECRET), region, clock=lambda: clock)
+def auth(clock: float = SIGNED_AT, region: str = REGION) -> ClientAuth:
+    return ClientAuth(RootKeys(ACCESS, SECRET), region, clock=lambda: clock)
 
 
 def verify(wire: Wire, clock: float = SIGNED_AT) -> Verified:
@@ -621,8 +621,8 @@ def backend_signed(
     return result, Wire(method, path, query, fields)
 
 
-def backend_auth() -> HeaderAuth:
-    return HeaderAuth(
+def backend_auth() -> ClientAuth:
+    return ClientAuth(
         RootKeys(BACKEND_ACCESS, BACKEND_SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT
     )
 
@@ -677,7 +677,7 @@ def test_sign_headers_round_trip_with_a_bare_subresource_and_utf8_key() -> None:
 
 def test_sign_headers_signature_is_for_the_backend_keys_only() -> None:
     _, wire = backend_signed()
-    root = HeaderAuth(RootKeys(BACKEND_ACCESS, SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT)
+    root = ClientAuth(RootKeys(BACKEND_ACCESS, SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT)
     with pytest.raises(S3Error) as info:
         root.verify(wire.method, wire.path, wire.query, wire.headers())
     assert info.value.code == "SignatureDoesNotMatch"
