@@ -56,13 +56,16 @@ def dead_endpoint() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def s3_client(endpoint: str, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET):
+def s3_client(
+    endpoint: str, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET, verify: str | None = None
+):
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=access,
         aws_secret_access_key=secret,
+        verify=verify,
         config=Config(
             s3={"addressing_style": "path"},
             retries={"max_attempts": 1},
@@ -77,13 +80,33 @@ class Proxy:
     port: int
     process: subprocess.Popen
     log_path: Path
+    confdir: Path | None = None  # mitmproxy's: its CA signs the proxy's HTTPS certificates
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def client(self, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET):
+    @property
+    def https_endpoint(self) -> str:
+        """The same port speaks HTTPS to clients that start TLS."""
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        assert self.confdir is not None
+        return str(self.confdir / "mitmproxy-ca-cert.pem")
+
+    def client(self, access: str = ROOT_ACCESS, secret: str = ROOT_SECRET, https: bool = False):
+        if https:
+            return s3_client(self.https_endpoint, access, secret, verify=self.ca_file)
         return s3_client(self.endpoint, access, secret)
+
+    def rss_mb(self) -> float:
+        """The proxy process's resident memory now."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -126,11 +149,13 @@ def mitmdump_command(config: Path, port: int, confdir: Path) -> list[str]:
     ]
 
 
-def start_proxy(command: list[str], workdir: Path, env: dict[str, str], port: int) -> Proxy:
+def start_proxy(
+    command: list[str], workdir: Path, env: dict[str, str], port: int, confdir: Path | None = None
+) -> Proxy:
     log_path = workdir / f"proxy-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    proxy = Proxy(port, process, log_path)
+    proxy = Proxy(port, process, log_path, confdir)
     try:
         wait_for_port(port, process=process)
     except BaseException:
@@ -156,9 +181,8 @@ def run_proxy(tmp_path_factory):
     def run(config: Path) -> Proxy:
         port = free_port()
         env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-        proxy = start_proxy(
-            mitmdump_command(config, port, workdir / "mitmproxy"), workdir, env, port
-        )
+        confdir = workdir / "mitmproxy"
+        proxy = start_proxy(mitmdump_command(config, port, confdir), workdir, env, port, confdir)
         started.append(proxy)
         return proxy
 

@@ -1,0 +1,289 @@
+"""The aws-chunked transducer, fed like mitmproxy feeds it: arbitrary pieces, then the end."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import random
+import zlib
+
+import pytest
+
+from addon.aws_chunked import (
+    SIGNED,
+    SIGNED_TRAILER,
+    UNSIGNED_TRAILER,
+    AwsChunkedUpload,
+    ChunkChain,
+    PayloadHashCheck,
+    decoded_headers,
+    signing_key,
+)
+from addon.errors import S3Error
+
+TIMESTAMP, SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"
+CLIENT_SECRET, BACKEND_SECRET = "client-secret", "backend-secret"
+CLIENT_SEED, BACKEND_SEED = "a" * 64, "b" * 64
+
+
+def chain(secret: str, seed: str) -> ChunkChain:
+    return ChunkChain(signing_key(secret, "20130524", "us-east-1"), TIMESTAMP, SCOPE, seed)
+
+
+def reference_signature(secret: str, previous: str, data: bytes, kind: str = "PAYLOAD") -> str:
+    """The chunk signature as the AWS documentation defines it, written out independently."""
+    key = f"AWS4{secret}".encode()
+    for part in ("20130524", "us-east-1", "s3", "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    lines = [f"AWS4-HMAC-SHA256-{kind}", TIMESTAMP, SCOPE, previous]
+    if kind == "PAYLOAD":
+        lines.append(hashlib.sha256(b"").hexdigest())
+    lines.append(hashlib.sha256(data).hexdigest())
+    return hmac.new(key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
+
+
+def crc32_b64(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def split(data: bytes, sizes: list[int]) -> list[bytes]:
+    chunks, start = [], 0
+    for size in sizes:
+        chunks.append(data[start : start + size])
+        start += size
+    return chunks
+
+
+def signed_body(chunks: list[bytes], trailer: bytes | None = None) -> bytes:
+    """What a Java/Go SDK sends: each chunk signed on the client's chain, then the final one."""
+    client = chain(CLIENT_SECRET, CLIENT_SEED)
+    body = b"".join(
+        f"{len(c):x};chunk-signature={client.chunk(c)}\r\n".encode() + c + b"\r\n" for c in chunks
+    )
+    body += f"0;chunk-signature={client.chunk(b'')}\r\n".encode()
+    if trailer is None:
+        return body + b"\r\n"
+    return (
+        body
+        + trailer
+        + f"x-amz-trailer-signature:{client.trailer(trailer.replace(b'\r', b''))}\r\n\r\n".encode()
+    )
+
+
+def unsigned_body(chunks: list[bytes], trailer: bytes) -> bytes:
+    body = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks)
+    return body + b"0\r\n" + trailer + b"\r\n"
+
+
+def feed(upload, body: bytes, seed: int = 0) -> bytes:
+    """Feed in random pieces, as bytes arrive from the network."""
+    rng, out, pos = random.Random(seed), bytearray(), 0
+    while pos < len(body):
+        size = rng.choice([1, 7, 100, 4096, 70_000])
+        out += upload.feed(body[pos : pos + size])
+        pos += size
+    return bytes(out + upload.finish())
+
+
+def new_upload(form: str, length: int, trailers=(), decode=False, client=True) -> AwsChunkedUpload:
+    return AwsChunkedUpload(
+        form,
+        length,
+        tuple(trailers),
+        client=chain(CLIENT_SECRET, CLIENT_SEED) if client and form != UNSIGNED_TRAILER else None,
+        backend=None if decode or form == UNSIGNED_TRAILER else chain(BACKEND_SECRET, BACKEND_SEED),
+        decode=decode,
+    )
+
+
+def parse_signed(body: bytes) -> tuple[list[tuple[bytes, str]], bytes]:
+    """(chunk data, signature) pairs including the final empty chunk, and what follows it."""
+    chunks, pos = [], 0
+    while True:
+        end = body.index(b"\r\n", pos)
+        size_text, _, extension = body[pos:end].partition(b";")
+        size = int(size_text, 16)
+        signature = extension.partition(b"=")[2].decode()
+        chunks.append((body[end + 2 : end + 2 + size], signature))
+        pos = end + 2 + size + (2 if size else 0)
+        if size == 0:
+            return chunks, body[pos:]
+
+
+def test_chain_matches_the_aws_documentation_example():
+    key = signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1")
+    seed = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+    example = ChunkChain(key, TIMESTAMP, SCOPE, seed)
+    assert example.chunk(b"a" * 65536) == (
+        "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
+    )
+    assert example.chunk(b"a" * 1024) == (
+        "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"
+    )
+    assert example.chunk(b"") == "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"
+
+
+@pytest.mark.parametrize("sizes", [[65536, 65536, 1000], [8192], [0]])
+def test_signed_chunks_are_verified_and_signed_again_for_the_backend(sizes):
+    data = os.urandom(sum(sizes))
+    out = feed(new_upload(SIGNED, len(data)), signed_body(split(data, sizes) if data else []))
+
+    chunks, rest = parse_signed(out)
+    previous = BACKEND_SEED
+    for chunk, signature in chunks:
+        assert signature == reference_signature(BACKEND_SECRET, previous, chunk)
+        previous = signature
+    assert b"".join(c for c, _ in chunks) == data
+    assert rest == b"\r\n"
+    assert len(out) == len(signed_body(split(data, sizes) if data else []))  # sizes unchanged
+
+
+def test_signed_trailer_is_verified_and_signed_again():
+    data = os.urandom(20_000)
+    trailer = f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode()
+    upload = new_upload(SIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"])
+    out = feed(upload, signed_body(split(data, [10_000, 10_000]), trailer))
+
+    chunks, rest = parse_signed(out)
+    assert b"".join(c for c, _ in chunks) == data
+    trailer_line, signature_line, end = rest.split(b"\r\n", 2)
+    assert trailer_line + b"\r\n" == trailer
+    name, _, signature = signature_line.decode().partition(":")
+    assert name == "x-amz-trailer-signature"
+    canonical = trailer.replace(b"\r", b"")
+    assert signature == reference_signature(BACKEND_SECRET, chunks[-1][1], canonical, "TRAILER")
+    assert end == b"\r\n"
+
+
+def test_unsigned_trailer_passes_through_unchanged():
+    data = os.urandom(50_000)
+    body = unsigned_body(
+        split(data, [16384, 16384, 17232]), f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode()
+    )
+    assert feed(new_upload(UNSIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"]), body) == body
+
+
+@pytest.mark.parametrize("form", [UNSIGNED_TRAILER, SIGNED_TRAILER])
+def test_decoding_for_a_backend_without_checksums_gives_the_plain_object(form):
+    data = os.urandom(30_000)
+    trailer = f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode()
+    chunks = split(data, [10_000, 20_000])
+    body = (
+        signed_body(chunks, trailer) if form == SIGNED_TRAILER else unsigned_body(chunks, trailer)
+    )
+    assert feed(new_upload(form, len(data), ["x-amz-checksum-crc32"], decode=True), body) == data
+
+
+def test_a_wrong_crc32_is_bad_digest_and_the_final_chunk_is_never_released():
+    data = os.urandom(9000)
+    body = unsigned_body([data], f"x-amz-checksum-crc32:{crc32_b64(b'other')}\r\n".encode())
+    upload = new_upload(UNSIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"])
+    released = upload.feed(body[:-4])
+    with pytest.raises(S3Error) as raised:
+        upload.feed(body[-4:])
+    assert (raised.value.code, raised.value.message) == (
+        "BadDigest",
+        "The CRC32 you specified did not match the calculated checksum.",
+    )
+    assert b"\r\n0\r\n" not in released
+
+
+def test_a_forged_chunk_is_refused_before_it_is_forwarded():
+    data = os.urandom(16384)
+    body = bytearray(signed_body(split(data, [8192, 8192])))
+    body[200] ^= 1  # inside the first chunk's data
+    upload = new_upload(SIGNED, len(data))
+    with pytest.raises(S3Error) as raised:
+        upload.feed(bytes(body))
+    assert raised.value.code == "SignatureDoesNotMatch"
+
+
+def test_a_short_body_is_an_incomplete_body():
+    data = os.urandom(20_000)
+    body = signed_body(split(data, [10_000, 10_000]))
+    upload = new_upload(SIGNED, len(data))
+    upload.feed(body[:15_000])
+    with pytest.raises(S3Error) as raised:
+        upload.finish()
+    assert (raised.value.code, raised.value.status) == ("IncompleteBody", 400)
+
+
+def test_fewer_bytes_than_declared_is_an_incomplete_body():
+    data = os.urandom(10_000)
+    upload = new_upload(SIGNED, len(data) + 1)
+    with pytest.raises(S3Error) as raised:
+        feed(upload, signed_body([data]))
+    assert raised.value.code == "IncompleteBody"
+
+
+def test_more_bytes_than_declared_is_refused():
+    data = os.urandom(10_000)
+    with pytest.raises(S3Error):
+        feed(new_upload(SIGNED, len(data) - 1), signed_body([data]))
+
+
+def test_only_the_last_chunk_may_be_small():
+    data = os.urandom(9000)
+    with pytest.raises(S3Error) as raised:
+        feed(new_upload(SIGNED, len(data)), signed_body(split(data, [100, 8900])))
+    assert raised.value.code == "InvalidChunkSizeError"
+
+
+def test_a_trailer_not_announced_is_malformed():
+    data = os.urandom(100)
+    body = unsigned_body([data], f"x-amz-checksum-sha256:{crc32_b64(data)}\r\n".encode())
+    with pytest.raises(S3Error) as raised:
+        feed(new_upload(UNSIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"]), body)
+    assert raised.value.code == "MalformedTrailerError"
+
+
+def test_a_forged_trailer_signature_is_refused():
+    data = os.urandom(100)
+    trailer = f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode()
+    body = signed_body([data], trailer).replace(
+        b"x-amz-trailer-signature:", b"x-amz-trailer-signature:0"
+    )
+    body = body[: body.rindex(b"\r\n\r\n") - 1] + b"\r\n\r\n"  # keep 64 hex digits
+    with pytest.raises(S3Error) as raised:
+        feed(new_upload(SIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"]), body)
+    assert raised.value.code == "SignatureDoesNotMatch"
+
+
+def test_data_after_the_final_chunk_is_refused():
+    data = os.urandom(100)
+    upload = new_upload(SIGNED, len(data))
+    upload.feed(signed_body([data]))
+    with pytest.raises(S3Error):
+        upload.feed(b"x")
+
+
+def test_payload_hash_check_holds_the_last_byte_until_the_hash_matches():
+    body = os.urandom(1000)
+    check = PayloadHashCheck(hashlib.sha256(body).hexdigest())
+    assert check.feed(body[:600]) + check.feed(body[600:]) == body[:-1]
+    assert check.finish() == body[-1:]
+
+
+def test_payload_hash_mismatch_releases_nothing_more():
+    check = PayloadHashCheck(hashlib.sha256(b"expected").hexdigest())
+    assert check.feed(b"tampered") == b"tampere"
+    with pytest.raises(S3Error) as raised:
+        check.finish()
+    assert raised.value.code == "XAmzContentSHA256Mismatch"
+
+
+def test_decoded_headers_describe_the_plain_object():
+    headers = [
+        ("Content-Encoding", "aws-chunked,gzip"),
+        ("Transfer-Encoding", "chunked"),
+        ("x-amz-decoded-content-length", "5"),
+        ("x-amz-trailer", "x-amz-checksum-crc32"),
+        ("Content-Type", "text/plain"),
+    ]
+    assert decoded_headers(headers, 5) == [
+        ("Content-Encoding", "gzip"),
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "5"),
+    ]
