@@ -102,6 +102,14 @@ def _iso(epoch: float) -> str:
     return time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(epoch))
 
 
+def _sigv2() -> S3Error:
+    return S3Error(
+        "InvalidRequest",
+        "The authorization mechanism you have provided is not supported. "
+        "Please use AWS4-HMAC-SHA256.",
+    )
+
+
 def _unsupported_algorithm(algorithm: str) -> S3Error:
     if algorithm.startswith("AWS4-ECDSA"):
         return S3Error("NotImplemented", "SigV4a (AWS4-ECDSA-P256-SHA256) is not supported.")
@@ -127,6 +135,8 @@ class ClientAuth:
         """`host` is the Host header or, for HTTP/2, the :authority (default: headers' host)."""
         pairs = sigv4.query_pairs(raw_query)
         query = dict(reversed(pairs))  # the first of repeated keys
+        if "AWSAccessKeyId" in query and "Signature" in query:
+            raise _sigv2()
         presigned = any(key in query for key in PRESIGN_KEYS)
         if presigned:
             claim = self._query_claim(query)
@@ -174,11 +184,7 @@ class ClientAuth:
             raise S3Error("AccessDenied")
         algorithm, _, params = authorization.strip().partition(" ")
         if algorithm == "AWS":
-            raise S3Error(
-                "InvalidRequest",
-                "The authorization mechanism you have provided is not supported. "
-                "Please use AWS4-HMAC-SHA256.",
-            )
+            raise _sigv2()
         if algorithm != sigv4.ALGORITHM:
             raise _unsupported_algorithm(algorithm)
 
