@@ -1,13 +1,15 @@
 """Client authentication: is this request signed with the proxy's root keys?
 
-Header auth (`Authorization: AWS4-HMAC-SHA256 ...`) and presigned URLs (`X-Amz-Signature` in the
-query). Checks run in the order a careful S3 server runs them, so that a client gets the error S3
-would give it. Nothing here knows about mitmproxy: the caller passes the request's parts.
+SigV4 by header (`Authorization: AWS4-HMAC-SHA256 ...`) or presigned URL (`X-Amz-Signature` in
+the query), and SigV2 both ways (`addon/sigv2.py` says why). Checks run in the order a careful
+S3 server runs them, so that a client gets the error S3 would give it. Nothing here knows about
+mitmproxy: the caller passes the request's parts.
 """
 
 from __future__ import annotations
 
 import calendar
+import email.utils
 import hmac
 import re
 import time
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from addon import aws_chunked, sigv4
+from addon import aws_chunked, sigv2, sigv4
 from addon.errors import S3Error
 
 MAX_SKEW_SECONDS = 15 * 60
@@ -51,7 +53,8 @@ class Verified:
 
     signed_headers: tuple[str, ...]
     payload_hash: str
-    presigned: bool = False  # the X-Amz-* query parameters were the signature: not forwarded
+    # Query parameters that carried the signature (presigned URLs): never forwarded.
+    auth_params: frozenset[str] = frozenset()
     # Signed streaming uploads: the chain the client's chunk signatures must follow.
     chunks: aws_chunked.ChunkChain | None = field(default=None, compare=False, repr=False)
 
@@ -93,6 +96,17 @@ def _parse_timestamp(value: str | None) -> float | None:
         return None
 
 
+def _parse_http_date(value: str) -> float | None:
+    """SigV2 dates: RFC 1123 (Date) or, as some clients send x-amz-date, ISO 8601 basic."""
+    iso = _parse_timestamp(value)
+    if iso is not None:
+        return iso
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 def _raw(text: str) -> bytes:
     """Bytes for a constant-time compare; mitmproxy keeps undecodable bytes as surrogates."""
     return text.encode("utf-8", "surrogateescape")
@@ -100,14 +114,6 @@ def _raw(text: str) -> bytes:
 
 def _iso(epoch: float) -> str:
     return time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(epoch))
-
-
-def _sigv2() -> S3Error:
-    return S3Error(
-        "InvalidRequest",
-        "The authorization mechanism you have provided is not supported. "
-        "Please use AWS4-HMAC-SHA256.",
-    )
 
 
 def _unsupported_algorithm(algorithm: str) -> S3Error:
@@ -136,7 +142,9 @@ class ClientAuth:
         pairs = sigv4.query_pairs(raw_query)
         query = dict(reversed(pairs))  # the first of repeated keys
         if "AWSAccessKeyId" in query and "Signature" in query:
-            raise _sigv2()
+            return self._verify_v2(method, raw_path, raw_query, headers, query)
+        if (headers.get("authorization") or "").startswith("AWS "):
+            return self._verify_v2(method, raw_path, raw_query, headers, None)
         presigned = any(key in query for key in PRESIGN_KEYS)
         if presigned:
             claim = self._query_claim(query)
@@ -174,7 +182,72 @@ class ClientAuth:
                 scope=f"{claim.date}/{claim.region}/s3/aws4_request",
                 previous=claim.signature,
             )
-        return Verified(tuple(claim.signed_headers), payload_hash, presigned, chunks)
+        auth_params = frozenset(PRESIGN_KEYS) if presigned else frozenset()
+        return Verified(tuple(claim.signed_headers), payload_hash, auth_params, chunks)
+
+    # --- SigV2 ---------------------------------------------------------------------------------
+
+    def _verify_v2(
+        self,
+        method: str,
+        raw_path: str,
+        raw_query: str,
+        headers: HeaderLookup,
+        query: dict[str, str] | None,
+    ) -> Verified:
+        """SigV2, by header (`AWS AK:signature`) or presigned URL (`query`)."""
+        now = self.clock()
+        if query is not None:
+            access, given, date_line = (
+                query["AWSAccessKeyId"],
+                query["Signature"],
+                query.get("Expires", ""),
+            )
+            if not date_line.isdigit():
+                raise S3Error(
+                    "AccessDenied",
+                    "Query-string authentication requires the Signature, Expires and "
+                    "AWSAccessKeyId parameters",
+                )
+            if now > int(date_line):
+                raise S3Error(
+                    "AccessDenied",
+                    "Request has expired.",
+                    extra={"Expires": _iso(int(date_line)), "ServerTime": _iso(now)},
+                )
+        else:
+            access, _, given = (headers.get("authorization") or "")[4:].strip().rpartition(":")
+            date_line = "" if headers.get("x-amz-date") else headers.get("date") or ""
+            request_time = _parse_http_date(headers.get("x-amz-date") or date_line)
+            if request_time is None:
+                raise S3Error(
+                    "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header."
+                )
+            if abs(now - request_time) > MAX_SKEW_SECONDS:
+                raise S3Error(
+                    "RequestTimeTooSkewed",
+                    extra={
+                        "RequestTime": headers.get("x-amz-date") or date_line,
+                        "ServerTime": _iso(now),
+                        "MaxAllowedSkewMilliseconds": str(MAX_SKEW_SECONDS * 1000),
+                    },
+                )
+        if not hmac.compare_digest(_raw(access), _raw(self.root.access)):
+            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
+        header_list = [(n, v) for n in headers for v in headers.get_all(n)]
+        expected = sigv2.signature(
+            self.root.secret, method, raw_path, raw_query, header_list, date_line
+        )
+        if not sigv2.matches(expected, given):
+            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
+        payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
+        if not (_HEX_SHA256.fullmatch(payload_hash) or payload_hash == sigv4.UNSIGNED_PAYLOAD):
+            payload_hash = sigv4.UNSIGNED_PAYLOAD  # streaming forms are SigV4 only
+        return Verified(
+            tuple(sigv2.signed_headers(header_list)),
+            payload_hash,
+            sigv2.QUERY_KEYS if query is not None else frozenset(),
+        )
 
     # --- header auth ---------------------------------------------------------------------------
 
@@ -183,8 +256,6 @@ class ClientAuth:
         if authorization is None:
             raise S3Error("AccessDenied")
         algorithm, _, params = authorization.strip().partition(" ")
-        if algorithm == "AWS":
-            raise _sigv2()
         if algorithm != sigv4.ALGORITHM:
             raise _unsupported_algorithm(algorithm)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from mitmproxy import http
 
 from addon import backends, fallback, sigv4, uploads
-from addon.client_auth import PRESIGN_KEYS, ClientAuth, Verified
+from addon.client_auth import ClientAuth, Verified
 from addon.config import Backend
 from addon.errors import S3Error, new_request_id, render
 from addon.listing import BucketList
@@ -207,8 +207,8 @@ class Router:
         )
         body = uploads.BodyPlan.of(verified, request.headers)
         pairs = sigv4.query_pairs(raw_query)
-        if verified.presigned:  # the signature was the query's: backends get header auth
-            pairs = [(k, v) for k, v in pairs if k not in PRESIGN_KEYS]
+        # A presigned URL's signature is the root's: backends get header auth of their own.
+        pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
         target = parse_path(raw_path)
         operation = classify(
             request.method, target, [k for k, _ in pairs], "x-amz-copy-source" in request.headers

@@ -78,7 +78,7 @@ class BodyPlan:
         if self.decodes_for(backend):
             assert self.decoded_length is not None
             return aws_chunked.decoded_headers(headers, self.decoded_length), sigv4.UNSIGNED_PAYLOAD
-        if self.verified.presigned:
+        if self.verified.auth_params:  # presigned: the body was never hashed
             return headers, sigv4.UNSIGNED_PAYLOAD
         return headers, self.verified.payload_hash
 
