@@ -137,14 +137,19 @@ class ClientAuth:
         raw_query: str,
         headers: HeaderLookup,
         host: str | None = None,
+        v2_resource: str | None = None,
     ) -> Verified:
-        """`host` is the Host header or, for HTTP/2, the :authority (default: headers' host)."""
+        """`host` is the Host header or, for HTTP/2, the :authority (default: headers' host).
+
+        `v2_resource` is the path SigV2 signs: `/bucket/key` also for virtual-hosted requests.
+        """
+        v2_path = v2_resource or raw_path
         pairs = sigv4.query_pairs(raw_query)
         query = dict(reversed(pairs))  # the first of repeated keys
         if "AWSAccessKeyId" in query and "Signature" in query:
-            return self._verify_v2(method, raw_path, raw_query, headers, query)
+            return self._verify_v2(method, v2_path, raw_query, headers, query)
         if (headers.get("authorization") or "").startswith("AWS "):
-            return self._verify_v2(method, raw_path, raw_query, headers, None)
+            return self._verify_v2(method, v2_path, raw_query, headers, None)
         presigned = any(key in query for key in PRESIGN_KEYS)
         if presigned:
             claim = self._query_claim(query)

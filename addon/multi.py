@@ -70,6 +70,14 @@ class S3Multi:
             "Region clients sign for.",
         )
         loader.add_option(
+            "s3multi_domain",
+            str,
+            "",
+            "Comma-separated domains of virtual-hosted requests: Host bucket.DOMAIN addresses "
+            "the bucket (for example s3.example.com, or s3.amazonaws.com for a sidecar). "
+            "Path-style requests work either way.",
+        )
+        loader.add_option(
             "s3multi_debug",
             bool,
             _env("VGW_S3_MULTI_DEBUG").lower() in ("1", "true", "yes", "on"),
@@ -92,7 +100,8 @@ class S3Multi:
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
         auth = ClientAuth(RootKeys(opts.s3multi_access, opts.s3multi_secret), opts.s3multi_region)
-        self.router = Router(backend_list, auth)
+        domains = tuple(d.strip().lower() for d in opts.s3multi_domain.split(",") if d.strip())
+        self.router = Router(backend_list, auth, domains)
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in backend_list)
         log.info("s3-multi: %d backends, primary first: %s", len(backend_list), names)
 

@@ -155,6 +155,22 @@ def parse_path(path: str) -> Target:
     return Target(unquote(bucket), unquote(key) if sep and key else None)
 
 
+def virtual_bucket(host_header: str, domains: Iterable[str]) -> str | None:
+    """The bucket of a virtual-hosted request (`Host: bucket.<domain>`), or None."""
+    host = host_header.lower()
+    if not host.endswith("]"):  # not a bare IPv6 literal: drop the port
+        host = host.rpartition(":")[0] if ":" in host else host
+    for domain in domains:
+        if host.endswith("." + domain):
+            return host[: -len(domain) - 1]
+    return None
+
+
+def parse_virtual(bucket: str, path: str) -> Target:
+    """A virtual-hosted request's path is all key."""
+    return Target(bucket, unquote(path[1:]) or None)
+
+
 def subresource(query_keys: Iterable[str]) -> str:
     keys = set(query_keys)
     return next((s for s in SUBRESOURCES if s in keys), "")

@@ -19,7 +19,15 @@ from addon.client_auth import ClientAuth, Verified
 from addon.config import Backend
 from addon.errors import S3Error, new_request_id, render
 from addon.listing import BucketList
-from addon.operations import Operation, Route, Target, classify, parse_path
+from addon.operations import (
+    Operation,
+    Route,
+    Target,
+    classify,
+    parse_path,
+    parse_virtual,
+    virtual_bucket,
+)
 from addon.upstream_control import AbortUpload
 
 log = logging.getLogger(__name__)
@@ -195,28 +203,43 @@ def error_response(error: S3Error, method: str, resource: str, request_id: str) 
 class Router:
     """Turns client requests into exchanges, given the backends and the root keys' verifier."""
 
-    def __init__(self, backend_list: tuple[Backend, ...], auth: ClientAuth) -> None:
+    def __init__(
+        self, backend_list: tuple[Backend, ...], auth: ClientAuth, domains: tuple[str, ...] = ()
+    ) -> None:
         self.backends = backend_list
         self.auth = auth
+        self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
 
     def start(self, request: http.Request) -> Exchange:
         """Authenticate and classify; raises S3Error for what must be refused."""
         raw_path, _, raw_query = request.path.partition("?")
+        host = request.host_header or ""
+        bucket = virtual_bucket(host, self.domains)
         verified = self.auth.verify(
-            request.method, raw_path, raw_query, request.headers, request.host_header
+            request.method,
+            raw_path,
+            raw_query,
+            request.headers,
+            host,
+            v2_resource=raw_path if bucket is None else f"/{bucket}{raw_path}",
         )
         body = uploads.BodyPlan.of(verified, request.headers)
         pairs = sigv4.query_pairs(raw_query)
         # A presigned URL's signature is the root's: backends get header auth of their own.
         pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
-        target = parse_path(raw_path)
+        target = parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
         operation = classify(
             request.method, target, [k for k, _ in pairs], "x-amz-copy-source" in request.headers
         )
         if operation is None:
             raise S3Error("MethodNotAllowed")
         path = sigv4.canonical_path(raw_path)
-        key_path = path.lstrip("/").partition("/")[2] if target.bucket is not None else ""
+        if bucket is not None:
+            key_path = path[1:]
+        elif target.bucket is not None:
+            key_path = path.lstrip("/").partition("/")[2]
+        else:
+            key_path = ""
         return Exchange(
             request_id=new_request_id(),
             operation=operation,

@@ -178,11 +178,14 @@ def run_proxy(tmp_path_factory):
     started: list[Proxy] = []
     workdir = tmp_path_factory.mktemp("proxies")
 
-    def run(config: Path) -> Proxy:
+    def run(config: Path, *options: str) -> Proxy:
+        """`options`: extra `name=value` settings, as `--set` takes them."""
         port = free_port()
         env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
         confdir = workdir / "mitmproxy"
-        proxy = start_proxy(mitmdump_command(config, port, confdir), workdir, env, port, confdir)
+        command = mitmdump_command(config, port, confdir)
+        command += [arg for option in options for arg in ("--set", option)]
+        proxy = start_proxy(command, workdir, env, port, confdir)
         started.append(proxy)
         return proxy
 

@@ -15,6 +15,8 @@ from addon.operations import (
     Target,
     classify,
     parse_path,
+    parse_virtual,
+    virtual_bucket,
 )
 
 P, F, ALL = Route.PRIMARY, Route.FALLBACK, Route.ALL
@@ -253,3 +255,24 @@ def test_no_write_classifies_to_a_fallback_or_all_route(method: str) -> None:
 def test_versioned_object_subresource_read_routes_primary(sub: str, name: str) -> None:
     op = classify("GET", parse_path("/bucket/key"), [sub, "versionId"])
     assert op == Operation(name, P)
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("bkt.s3.test", "bkt"),
+        ("bkt.s3.test:7070", "bkt"),
+        ("my.dotted.bkt.S3.Test:7070", "my.dotted.bkt"),
+        ("s3.test:7070", None),
+        ("127.0.0.1:7070", None),
+        ("bkt.other.test", None),
+        ("[::1]:7070", None),
+    ],
+)
+def test_virtual_bucket_from_host(host, expected):
+    assert virtual_bucket(host, ["s3.test"]) == expected
+
+
+def test_a_virtual_hosted_path_is_all_key():
+    assert parse_virtual("bkt", "/dir/a%20b") == Target("bkt", "dir/a b")
+    assert parse_virtual("bkt", "/") == Target("bkt", None)
