@@ -1,0 +1,194 @@
+"""Multipart uploads and copies: every step on the primary, objects byte for byte, large bodies
+streamed through the proxy in bounded memory (its RSS is sampled while they pass)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, write_config
+from tests.test_routing import has_bucket, put_direct
+
+MIB = 1024 * 1024
+RSS_BOUND_MB = 150
+
+
+def test_multipart_steps_all_go_to_the_primary(proxy, backends, bucket):
+    primary, secondary, _ = backends
+    client = proxy.client()
+    client.create_bucket(Bucket=bucket)
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 3)]
+
+    upload = client.create_multipart_upload(Bucket=bucket, Key="mp.bin")["UploadId"]
+    etags = [
+        client.upload_part(Bucket=bucket, Key="mp.bin", UploadId=upload, PartNumber=n, Body=part)[
+            "ETag"
+        ]
+        for n, part in enumerate(parts, 1)
+    ]
+    listed = client.list_parts(Bucket=bucket, Key="mp.bin", UploadId=upload)["Parts"]
+    assert [p["ETag"] for p in listed] == etags
+    uploads = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [u["UploadId"] for u in uploads] == [upload]
+    done = client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp.bin",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
+    )
+    assert done["ETag"].strip('"').endswith("-3")
+    assert primary.client().get_object(Bucket=bucket, Key="mp.bin")["Body"].read() == b"".join(
+        parts
+    )
+    assert not has_bucket(secondary, bucket)
+
+
+def test_abort_removes_the_upload(proxy, bucket):
+    client = proxy.client()
+    client.create_bucket(Bucket=bucket)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="gone")["UploadId"]
+    client.upload_part(Bucket=bucket, Key="gone", UploadId=upload, PartNumber=1, Body=b"x")
+    client.abort_multipart_upload(Bucket=bucket, Key="gone", UploadId=upload)
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    with pytest.raises(ClientError) as got:
+        client.list_parts(Bucket=bucket, Key="gone", UploadId=upload)
+    assert got.value.response["Error"]["Code"] == "NoSuchUpload"  # not a fallback reason
+
+
+def test_copy_object_and_upload_part_copy_on_the_primary(proxy, backends, bucket):
+    client = proxy.client()
+    client.create_bucket(Bucket=bucket)
+    source = os.urandom(6 * MIB)
+    client.put_object(Bucket=bucket, Key="src", Body=source)
+
+    client.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "src"})
+    upload = client.create_multipart_upload(Bucket=bucket, Key="pc")["UploadId"]
+    first = client.upload_part_copy(
+        Bucket=bucket,
+        Key="pc",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource={"Bucket": bucket, "Key": "src"},
+        CopySourceRange=f"bytes=0-{5 * MIB - 1}",
+    )["CopyPartResult"]["ETag"]
+    second = client.upload_part(
+        Bucket=bucket, Key="pc", UploadId=upload, PartNumber=2, Body=b"tail"
+    )["ETag"]
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="pc",
+        UploadId=upload,
+        MultipartUpload={
+            "Parts": [{"ETag": first, "PartNumber": 1}, {"ETag": second, "PartNumber": 2}]
+        },
+    )
+    primary = backends[0].client()
+    assert primary.get_object(Bucket=bucket, Key="copy")["Body"].read() == source
+    assert primary.get_object(Bucket=bucket, Key="pc")["Body"].read() == source[: 5 * MIB] + b"tail"
+
+
+def test_copy_of_a_fallback_only_source_is_the_primarys_answer(proxy, backends, bucket):
+    """Writes go to the primary only, and a copy is a write: its source must be there."""
+    backends[0].client().create_bucket(Bucket=bucket)
+    put_direct(backends[1], bucket, "warm", b"only on the secondary")
+    with pytest.raises(ClientError) as got:
+        proxy.client().copy_object(
+            Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "warm"}
+        )
+    assert got.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
+    source = tmp_path / "big.bin"
+    with source.open("wb") as f:
+        for _ in range(100):
+            f.write(os.urandom(MIB))
+    env = child_env(
+        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
+        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+    )
+    aws = [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3"]
+    proxy.client().create_bucket(Bucket=bucket)
+    subprocess.run([*aws, "cp", str(source), f"s3://{bucket}/big.bin"], env=env, check=True)
+    stored = backends[0].client().get_object(Bucket=bucket, Key="big.bin")
+    assert stored["ETag"].strip('"').endswith("-13")  # 8 MiB parts, sent concurrently
+    digest = hashlib.sha256()
+    for piece in stored["Body"].iter_chunks(MIB):
+        digest.update(piece)
+    assert digest.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+@contextmanager
+def peak_rss(proxy):
+    """Samples the proxy's RSS every 20 ms while the block runs; yields a list holding the peak."""
+    peak = [proxy.rss_mb()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proxy.rss_mb())
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()
+
+
+class Zeros:
+    """A file-like body of `size` bytes that never exists in memory at once."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.position = size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.position if n < 0 else min(n, self.size - self.position)
+        self.position += n
+        return bytes(n)
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        self.position = {0: position, 1: self.position + position, 2: self.size + position}[whence]
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+
+def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
+    backends, run_proxy, tmp_path, bucket
+):
+    primary, secondary, _ = backends
+    proxy = run_proxy(write_config(tmp_path / "c.json", [primary, secondary]))
+    client = proxy.client()
+    size = 256 * MIB
+    client.create_bucket(Bucket=bucket)
+    secondary.client().create_bucket(Bucket=bucket)
+    secondary.client().put_object(Bucket=bucket, Key="warm", Body=Zeros(size), ContentLength=size)
+
+    def download(key: str) -> int:
+        received = 0
+        for piece in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MIB):
+            received += len(piece)
+        return received
+
+    with peak_rss(proxy) as put_peak:
+        client.put_object(Bucket=bucket, Key="big", Body=Zeros(size), ContentLength=size)
+    with peak_rss(proxy) as get_peak:
+        assert download("big") == size
+    with peak_rss(proxy) as fallback_peak:
+        assert download("warm") == size
+    peaks = {"PUT": put_peak[0], "GET": get_peak[0], "fallback GET": fallback_peak[0]}
+    assert all(mb < RSS_BOUND_MB for mb in peaks.values()), peaks
+    assert primary.client().head_object(Bucket=bucket, Key="big")["ContentLength"] == size
