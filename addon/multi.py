@@ -16,6 +16,7 @@ import logging
 import os
 
 from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.proxy.mode_specs import ReverseMode
 from OpenSSL import SSL
 
 from addon import backends, upstream_control
@@ -112,7 +113,7 @@ class S3Multi:
             ctx.master.shutdown()
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
+        if flow.response or flow.error or not flow.live or not self._ours(flow):
             return
         request = flow.request
         try:
@@ -155,6 +156,13 @@ class S3Multi:
             # mitmproxy's own TLS setup (SNI, ALPN, ciphers), then no certificate check.
             ctx.master.addons.get("tlsconfig").tls_start_server(data)
             data.ssl_conn.set_verify(SSL.VERIFY_NONE)
+
+    def _ours(self, flow: http.HTTPFlow) -> bool:
+        """As an endpoint (reverse mode) every request is S3 for us; as a sidecar (regular
+        mode), only requests to the s3multi_domain hosts: the rest passes untouched."""
+        if isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            return True
+        return self.router is not None and self.router.serves(flow.request.host)
 
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
         request_id = new_request_id()

@@ -210,6 +210,12 @@ class Router:
         self.auth = auth
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
 
+    def serves(self, host: str) -> bool:
+        """Whether a request to `host` is S3 for us, when the proxy is not an endpoint itself
+        (sidecar: regular mode, the application's own S3 endpoint)."""
+        host = host.lower()
+        return any(host == d or host.endswith("." + d) for d in self.domains)
+
     def start(self, request: http.Request) -> Exchange:
         """Authenticate and classify; raises S3Error for what must be refused."""
         raw_path, _, raw_query = request.path.partition("?")

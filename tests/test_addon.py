@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import exceptions, http
 from mitmproxy.addons.script import load_script
+from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow, tutils
 
 from addon import sigv4, upstream_control
@@ -80,7 +81,14 @@ def signed_flow(method: str, path: str, secret: str = "root-secret") -> http.HTT
     request = tutils.treq(
         method=method.encode(), path=path.encode(), headers=http.Headers(fields), content=b""
     )
-    return tflow.tflow(req=request)
+    return reverse_flow(request)
+
+
+def reverse_flow(request: http.Request) -> http.HTTPFlow:
+    """A flow as the proxy sees it as an S3 endpoint (reverse mode)."""
+    flow = tflow.tflow(req=request)
+    flow.client_conn.proxy_mode = ProxyMode.parse("reverse:http://127.0.0.1:1")
+    return flow
 
 
 def s3_404(code: str) -> http.Response:
@@ -117,7 +125,7 @@ def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
 
 def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     tctx, addon = tctx
-    flow = tflow.tflow(req=tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
+    flow = reverse_flow(tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
     addon.requestheaders(flow)
 
     answer = flow.metadata[upstream_control.ANSWER]  # sent instead of connecting anywhere
@@ -190,6 +198,18 @@ def test_unreachable_primary_becomes_an_s3_503(tctx):
     assert flow.response.status_code == 503
     assert b"<Code>ServiceUnavailable</Code>" in flow.response.content
     assert flow.response.headers["x-amz-request-id"]
+
+
+def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
+    tctx, addon = tctx
+    tctx.configure(addon, s3multi_domain="s3.amazonaws.com")
+    other = tflow.tflow(req=tutils.treq(host="example.org", port=80, path=b"/anything"))
+    addon.requestheaders(other)
+    assert other.request.host == "example.org" and not other.metadata
+
+    s3 = tflow.tflow(req=tutils.treq(host="bkt.s3.amazonaws.com", port=443, path=b"/k"))
+    addon.requestheaders(s3)
+    assert s3.metadata[upstream_control.ANSWER].status_code == 403  # unsigned: refused
 
 
 def test_error_responses_to_head_have_no_body():

@@ -1,0 +1,112 @@
+"""Sidecar: an application points HTTPS_PROXY at the proxy, keeps AWS's endpoint, signs with the
+root keys; its S3 calls are served by the backends, its other traffic passes untouched."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import subprocess
+import threading
+import urllib.request
+
+import pytest
+
+from addon.local_backends import free_port
+from tests.conftest import (
+    ROOT,
+    ROOT_ACCESS,
+    ROOT_SECRET,
+    VENV_BIN,
+    child_env,
+    start_proxy,
+    write_config,
+)
+from tests.test_routing import put_direct
+
+S3_DOMAINS = "s3.amazonaws.com,s3.us-east-1.amazonaws.com"
+# TLS to other hosts is tunnelled, not intercepted.
+ALLOW_HOSTS = r"(^|\.)s3(\.us-east-1)?\.amazonaws\.com(:\d+)?$"
+
+
+@pytest.fixture(scope="module")
+def sidecar(backends, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sidecar")
+    config = write_config(workdir / "c.json", backends[:2])
+    port, confdir = free_port(), workdir / "mitmproxy"
+    command = [
+        str(VENV_BIN / "mitmdump"),
+        "-s",
+        str(ROOT / "addon" / "multi.py"),
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "--allow-hosts",
+        ALLOW_HOSTS,
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        f"s3multi_config={config}",
+        "--set",
+        f"s3multi_domain={S3_DOMAINS}",
+        "--set",
+        "s3multi_debug=true",
+    ]
+    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+    proxy = start_proxy(command, workdir, env, port, confdir)
+    yield proxy
+    proxy.stop()
+
+
+def aws(sidecar, *args: str) -> bytes:
+    """The aws CLI as the application runs it: AWS's endpoint, the proxy in HTTPS_PROXY."""
+    proxy_url = f"http://127.0.0.1:{sidecar.port}"
+    env = child_env(
+        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
+        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CA_BUNDLE=sidecar.ca_file,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        HTTPS_PROXY=proxy_url,
+        HTTP_PROXY=proxy_url,
+    )
+    done = subprocess.run([str(VENV_BIN / "aws"), *args], capture_output=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def test_s3_calls_to_aws_are_served_by_the_backends(sidecar, backends, bucket, tmp_path):
+    primary, secondary, _ = backends
+    aws(sidecar, "s3", "mb", f"s3://{bucket}")
+    source = tmp_path / "app.bin"
+    source.write_bytes(b"written by the application" * 1000)
+    aws(sidecar, "s3", "cp", str(source), f"s3://{bucket}/app.bin")
+    put_direct(secondary, bucket, "archive.txt", b"kept on the secondary\n")
+
+    assert primary.client().get_object(Bucket=bucket, Key="app.bin")["Body"].read() == (
+        source.read_bytes()
+    )
+    assert aws(sidecar, "s3", "cp", f"s3://{bucket}/archive.txt", "-") == b"kept on the secondary\n"
+    assert bucket.encode() in aws(sidecar, "s3", "ls")
+    assert "answered by secondary" in sidecar.log()
+
+
+def test_other_traffic_passes_untouched(sidecar, tmp_path):
+    (tmp_path / "page.txt").write_bytes(b"not S3")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        proxied = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{sidecar.port}"})
+        )
+        url = f"http://127.0.0.1:{server.server_address[1]}/page.txt"
+        answer = proxied.open(url, timeout=10)
+        assert (answer.status, answer.read()) == (200, b"not S3")
+    finally:
+        server.shutdown()
+        thread.join()
