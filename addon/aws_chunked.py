@@ -12,8 +12,9 @@ backend's chain (same sizes: a signature is always 64 hex digits). For a backend
 checksums the body is decoded to the plain object instead.
 
 Memory: an unsigned chunk streams through; a signed chunk is held until its signature is checked
-(one chunk, capped). The final chunk is only released once every check has passed, so a backend
-never receives a complete body that we refuse: closing its connection then leaves nothing stored.
+(one chunk, capped). The last byte forwarded is only released once every check has passed, so a
+backend never receives a complete body that we refuse: closing its connection then leaves
+nothing stored.
 """
 
 from __future__ import annotations
@@ -152,17 +153,24 @@ class AwsChunkedUpload:
         self.chunk_signature = ""
         self.received = 0  # decoded bytes so far
         self.last_size = MIN_CHUNK
+        self.held = b""  # the last byte forwarded, released when the body is complete
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
         if self.done and data:
             raise S3Error("InvalidRequest", "Unexpected data after the final chunk.")
         self.buffer += data
-        out = bytearray()
+        out = bytearray(self.held)
         while self.buffer and not self.done:
             if not self.state(out):
                 break  # needs more input
-        return bytes(out)
+        if self.done:
+            self.held = b""
+            return bytes(out)
+        # Until every check has passed, the backend must not have a complete request: a body
+        # cut short before its final chunk has all its Content-Length bytes already.
+        self.held = bytes(out[-1:])
+        return bytes(out[:-1])
 
     def finish(self) -> bytes:
         """The body ended: anything missing is an incomplete body."""

@@ -146,6 +146,14 @@ class ClientAuth:
         v2_path = v2_resource or raw_path
         pairs = sigv4.query_pairs(raw_query)
         query = dict(reversed(pairs))  # the first of repeated keys
+        query_auth = any(key in query for key in (*PRESIGN_KEYS, "AWSAccessKeyId", "Signature"))
+        if query_auth and headers.get("authorization") is not None:
+            raise S3Error(
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                "Signature query string parameter or the Authorization header should be specified",
+                extra={"ArgumentName": "Authorization"},
+            )
         if "AWSAccessKeyId" in query and "Signature" in query:
             return self._verify_v2(method, v2_path, raw_query, headers, query)
         if (headers.get("authorization") or "").startswith("AWS "):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from urllib.parse import unquote
 
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
@@ -166,7 +167,7 @@ class S3Multi:
 
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
         request_id = new_request_id()
-        resource = flow.request.path.partition("?")[0]
+        resource = unquote(flow.request.path.partition("?")[0])
         # Sent in place of connecting to a backend, before any body is read (a response set
         # here would make mitmproxy read the whole body first); no 100 Continue invites it.
         flow.metadata[upstream_control.MANAGED] = True

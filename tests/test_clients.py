@@ -1,0 +1,107 @@
+"""Other S3 clients, end to end through the proxy, each as its users run it: make a bucket,
+upload small and multipart-sized objects, list, download byte for byte, read an object only a
+fallback has, delete, presign where the client can."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
+from tests.test_routing import has_object, put_direct
+
+MIB = 1024 * 1024
+
+
+def s3cmd_config(tmp_path: Path, proxy) -> Path:
+    config = tmp_path / "s3cfg"
+    host = f"127.0.0.1:{proxy.port}"
+    config.write_text(
+        "[default]\n"
+        f"access_key = {ROOT_ACCESS}\nsecret_key = {ROOT_SECRET}\n"
+        f"host_base = {host}\nhost_bucket = {host}\n"
+        "use_https = False\nbucket_location = us-east-1\nsignature_v2 = False\n"
+        "multipart_chunk_size_mb = 5\n"
+    )
+    return config
+
+
+def test_s3cmd(proxy, backends, bucket, tmp_path):
+    primary, secondary, _ = backends
+    config = s3cmd_config(tmp_path, proxy)
+
+    def s3cmd(*args: str) -> str:
+        done = subprocess.run(
+            [str(VENV_BIN / "s3cmd"), "-c", str(config), *args],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    small, large = tmp_path / "small.txt", tmp_path / "large.bin"
+    small.write_bytes(b"hello from s3cmd\n")
+    large.write_bytes(os.urandom(12 * MIB))  # three 5 MiB parts
+    s3cmd("mb", f"s3://{bucket}")
+    s3cmd("put", str(small), f"s3://{bucket}/small.txt")
+    s3cmd("put", str(large), f"s3://{bucket}/large.bin")
+    assert primary.client().get_object(Bucket=bucket, Key="large.bin")["ETag"].endswith('-3"')
+    put_direct(secondary, bucket, "warm.txt", b"warm\n")
+
+    listing = s3cmd("ls", f"s3://{bucket}/")
+    assert f"s3://{bucket}/small.txt" in listing and f"s3://{bucket}/large.bin" in listing
+    s3cmd("get", f"s3://{bucket}/large.bin", str(tmp_path / "large.back"))
+    assert (tmp_path / "large.back").read_bytes() == large.read_bytes()
+    s3cmd("get", f"s3://{bucket}/warm.txt", str(tmp_path / "warm.back"))
+    assert (tmp_path / "warm.back").read_bytes() == b"warm\n"
+
+    sync_dir = tmp_path / "sync"
+    sync_dir.mkdir()
+    (sync_dir / "a.txt").write_bytes(b"a")
+    (sync_dir / "b.txt").write_bytes(b"b")
+    s3cmd("sync", f"{sync_dir}/", f"s3://{bucket}/synced/")
+    assert has_object(primary, bucket, "synced/a.txt") and has_object(
+        primary, bucket, "synced/b.txt"
+    )
+
+    url = s3cmd("signurl", f"s3://{bucket}/small.txt", "+300").strip()  # a SigV2 query URL
+    assert urllib.request.urlopen(url, timeout=10).read() == small.read_bytes()
+
+    s3cmd("del", f"s3://{bucket}/small.txt")
+    assert not has_object(primary, bucket, "small.txt")
+    assert has_object(secondary, bucket, "warm.txt")  # deletes never reach a fallback
+
+
+def test_minio_py(proxy, backends, bucket, tmp_path):
+    from minio import Minio
+
+    primary, secondary, _ = backends
+    client = Minio(
+        f"127.0.0.1:{proxy.port}",
+        access_key=ROOT_ACCESS,
+        secret_key=ROOT_SECRET,
+        secure=False,
+        region="us-east-1",
+    )
+    client.make_bucket(bucket)
+    data = os.urandom(12 * MIB)
+    source = tmp_path / "m.bin"
+    source.write_bytes(data)
+    client.fput_object(bucket, "m.bin", str(source), part_size=5 * MIB)  # multipart
+    client.put_object(bucket, "small.txt", io.BytesIO(b"minio"), 5)
+    put_direct(secondary, bucket, "warm.txt", b"warm from minio's view")
+
+    assert sorted(o.object_name for o in client.list_objects(bucket)) == ["m.bin", "small.txt"]
+    assert client.get_object(bucket, "m.bin").read() == data
+    assert client.get_object(bucket, "warm.txt").read() == b"warm from minio's view"
+    assert client.stat_object(bucket, "warm.txt").size == len(b"warm from minio's view")
+    url = client.presigned_get_object(bucket, "small.txt")
+    assert urllib.request.urlopen(url, timeout=10).read() == b"minio"
+    client.remove_object(bucket, "small.txt")
+    assert not has_object(primary, bucket, "small.txt")
+    assert primary.client().get_object(Bucket=bucket, Key="m.bin")["Body"].read() == data
