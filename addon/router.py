@@ -89,7 +89,7 @@ class Exchange:
         request.host_header = location.authority
         self.attempts.append(Attempt(backend, time.monotonic()))
 
-    def body_stream(self) -> bool | Callable[[bytes], bytes]:
+    def body_stream(self) -> bool | Callable[[bytes], list[bytes]]:
         """mitmproxy's `request.stream` for the body to the current backend."""
         if self.transducer is None:
             return True

@@ -120,13 +120,18 @@ def _chain_of(backend: Backend, signed: dict[str, str]) -> aws_chunked.ChunkChai
 
 def stream_callable(
     transducer: Transducer, on_error: Callable[[S3Error], Exception]
-) -> Callable[[bytes], bytes]:
-    """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end."""
+) -> Callable[[bytes], list[bytes]]:
+    """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end.
 
-    def stream(data: bytes) -> bytes:
+    Returns a list: mitmproxy sends a returned b"" as a data event of its own, which on a
+    `Transfer-Encoding: chunked` upstream is the zero-size chunk that ends the body.
+    """
+
+    def stream(data: bytes) -> list[bytes]:
         try:
-            return transducer.feed(data) if data else transducer.finish()
+            out = transducer.feed(data) if data else transducer.finish()
         except S3Error as e:
             raise on_error(e) from None
+        return [out] if out else []
 
     return stream

@@ -22,6 +22,7 @@ from addon.aws_chunked import (
     signing_key,
 )
 from addon.errors import S3Error
+from addon.uploads import stream_callable
 
 TIMESTAMP, SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"
 CLIENT_SECRET, BACKEND_SECRET = "client-secret", "backend-secret"
@@ -287,3 +288,13 @@ def test_decoded_headers_describe_the_plain_object():
         ("Content-Type", "text/plain"),
         ("Content-Length", "5"),
     ]
+
+
+def test_the_stream_callable_never_hands_mitmproxy_an_empty_piece():
+    """An empty piece would go upstream as the zero-size chunk that ends a chunked body."""
+    data = os.urandom(20_000)
+    body = signed_body(split(data, [10_000, 10_000]))
+    stream = stream_callable(new_upload(SIGNED, len(data)), on_error=lambda e: e)
+    pieces = [stream(body[i : i + 100]) for i in range(0, len(body), 100)] + [stream(b"")]
+    assert all(piece for out in pieces for piece in out)
+    assert b"".join(piece for out in pieces for piece in out).count(b";chunk-signature=") == 3
