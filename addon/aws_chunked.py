@@ -90,13 +90,6 @@ def _malformed_trailer() -> S3Error:
     )
 
 
-def signing_key(secret: str, date: str, region: str) -> bytes:
-    key = f"AWS4{secret}".encode()
-    for part in (date, region, "s3", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
 @dataclass
 class ChunkChain:
     """The chain of chunk signatures of one request, seeded with the request's signature."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,12 +29,17 @@ class Location:
     path: str  # canonical path and query, as sent
 
 
+@functools.lru_cache(maxsize=64)
+def _endpoint(endpoint: str) -> tuple[str, str, int, bool, str]:
+    """scheme, host, port, whether the port is explicit, path prefix (parsed once)."""
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.hostname or "", port, url.port is not None, url.path.rstrip("/")
+
+
 def locate(backend: Backend, bucket: str | None, key_path: str, query: str) -> Location:
     """The backend URL of `/bucket/key_path?query` (key_path canonical, may be "")."""
-    url = urlsplit(backend.endpoint)
-    scheme, host = url.scheme, url.hostname or ""
-    port = url.port or (443 if scheme == "https" else 80)
-    prefix = url.path.rstrip("/")
+    scheme, host, port, explicit_port, prefix = _endpoint(backend.endpoint)
     if bucket is None:
         path = prefix + "/"
     elif backend.use_path_style or not _DNS_BUCKET.fullmatch(bucket):
@@ -41,7 +47,7 @@ def locate(backend: Backend, bucket: str | None, key_path: str, query: str) -> L
     else:
         host = f"{bucket}.{host}"
         path = f"{prefix}/{key_path}"
-    authority = host if url.port is None else f"{host}:{port}"
+    authority = f"{host}:{port}" if explicit_port else host
     return Location(scheme, host, port, authority, f"{path}?{query}" if query else path)
 
 

@@ -89,11 +89,18 @@ _QUERY = _Flavor(
 )
 
 
+_ISO_BASIC = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z")
+
+
 def _parse_timestamp(value: str | None) -> float | None:
-    try:
-        return calendar.timegm(time.strptime(value or "", sigv4.TIMESTAMP_FORMAT))
-    except ValueError:
+    """YYYYMMDDTHHMMSSZ as epoch seconds (by hand: strptime is slow on every request)."""
+    match = _ISO_BASIC.fullmatch(value or "")
+    if match is None:
         return None
+    year, month, day, hour, minute, second = map(int, match.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
 
 
 def _parse_http_date(value: str) -> float | None:
@@ -190,7 +197,7 @@ class ClientAuth:
         chunks = None
         if payload_hash in _SIGNED_STREAMING:
             chunks = aws_chunked.ChunkChain(
-                key=aws_chunked.signing_key(self.root.secret, claim.date, claim.region),
+                key=sigv4.signing_key(self.root.secret, claim.date, claim.region),
                 timestamp=claim.timestamp,
                 scope=f"{claim.date}/{claim.region}/s3/aws4_request",
                 previous=claim.signature,

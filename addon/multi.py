@@ -45,6 +45,9 @@ class S3Multi:
     def load(self, loader) -> None:
         # Refusals and fallback rely on it: installed before any flow, whatever the options.
         upstream_control.install()
+        # botocore logs four debug records per signature; mitmproxy's root logger takes them
+        # all, which costs a third of a small request's time.
+        logging.getLogger("botocore").setLevel(logging.WARNING)
         loader.add_option(
             "s3multi_config",
             str,

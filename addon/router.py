@@ -32,6 +32,8 @@ from addon.upstream_control import AbortUpload
 
 log = logging.getLogger(__name__)
 
+SMALL_BODY = 256 * 1024  # answers up to this size are passed whole, bigger ones streamed
+
 
 @dataclass
 class Attempt:
@@ -96,14 +98,19 @@ class Exchange:
         return uploads.stream_callable(self.transducer, lambda e: AbortUpload(self.error(e)))
 
     def may_stream(self, response: http.Response) -> bool:
-        """Note the time to headers; False when the answer must be read whole to decide on it."""
+        """Note the time to headers; whether to stream the answer's body to the client.
+
+        Not when the body decides what happens next (a 404 with a backend left, a listing to
+        merge), and not when it is small: passing a small body whole costs mitmproxy less.
+        """
         attempt = self.attempts[-1]
         attempt.ms = (time.monotonic() - attempt.started) * 1000
         if self.operation.route is Route.ALL:
             return False
-        return not (
-            self.operation.route is Route.FALLBACK and response.status_code == 404 and self.has_next
-        )
+        if self.operation.route is Route.FALLBACK and response.status_code == 404 and self.has_next:
+            return False
+        length = response.headers.get("content-length", "")
+        return not (length.isdigit() and int(length) <= SMALL_BODY)
 
     def answered(self, flow: http.HTTPFlow, unreachable: str | None) -> bool:
         """Record the backend's answer; re-aim `flow.request` and return True to ask the next."""

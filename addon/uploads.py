@@ -111,7 +111,7 @@ def _chain_of(backend: Backend, signed: dict[str, str]) -> aws_chunked.ChunkChai
     assert match, "botocore's Authorization always ends with the signature"
     date = timestamp[:8]
     return aws_chunked.ChunkChain(
-        key=aws_chunked.signing_key(backend.secret, date, backend.region),
+        key=sigv4.signing_key(backend.secret, date, backend.region),
         timestamp=timestamp,
         scope=f"{date}/{backend.region}/s3/aws4_request",
         previous=match[1],

@@ -182,9 +182,22 @@ def test_writes_never_fall_back(tctx):
     addon.requestheaders(flow)
     flow.response = s3_404("NoSuchKey")
     addon.responseheaders(flow)
-    assert flow.response.stream is True
     addon.response(flow)
     assert upstream_control.RESEND not in flow.metadata
+    assert flow.request.host == "10.0.0.1"
+
+
+def test_large_answers_stream_and_small_ones_pass_whole(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    addon.requestheaders(flow)
+    flow.response = http.Response.make(200)
+    flow.response.headers["Content-Length"] = str(10 * 1024 * 1024)  # headers only, as they come
+    addon.responseheaders(flow)
+    assert flow.response.stream is True
+    flow.response = http.Response.make(200, b"small", {})
+    addon.responseheaders(flow)
+    assert flow.response.stream is False
 
 
 def test_unreachable_primary_becomes_an_s3_503(tctx):

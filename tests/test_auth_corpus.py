@@ -112,7 +112,7 @@ class Target:
 
 @contextlib.contextmanager
 def clock(shift_seconds: float = 0) -> Iterator[None]:
-    """botocore signs as if now were `shift_seconds` away (its clock is naive UTC)."""
+    """botocore (presigning) signs as if now were `shift_seconds` away (its clock is naive UTC)."""
     if not shift_seconds:
         yield
         return
@@ -146,19 +146,19 @@ def signed(
     """
     path = path or t.path
     payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
-    with clock(shift):
-        signature = sigv4.sign_headers(
-            access=access,
-            secret=secret,
-            region=region,
-            method=method,
-            host=t.host,
-            path=path,
-            query=query,
-            headers=headers,
-            signed_headers=[name.lower() for name, _ in headers],
-            payload_hash=payload_hash,
-        )
+    signature = sigv4.sign_headers(
+        access=access,
+        secret=secret,
+        region=region,
+        method=method,
+        host=t.host,
+        path=path,
+        query=query,
+        headers=headers,
+        signed_headers=[name.lower() for name, _ in headers],
+        payload_hash=payload_hash,
+        timestamp=time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(time.time() + shift)),
+    )
     fields = [("Host", t.host), *headers, *signature.items(), *content_length(method, body)]
     return Raw(method, path, query, tuple(fields), body)
 
@@ -298,7 +298,7 @@ def chunked(
     if signed_form:
         date = raw.header("X-Amz-Date")
         chain = aws_chunked.ChunkChain(
-            key=aws_chunked.signing_key(ROOT_SECRET, date[:8], REGION),
+            key=sigv4.signing_key(ROOT_SECRET, date[:8], REGION),
             timestamp=date,
             scope=f"{date[:8]}/{REGION}/s3/aws4_request",
             previous=re.search(r"Signature=([0-9a-f]{64})", raw.header("Authorization"))[1],

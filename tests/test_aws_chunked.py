@@ -19,9 +19,9 @@ from addon.aws_chunked import (
     ChunkChain,
     PayloadHashCheck,
     decoded_headers,
-    signing_key,
 )
 from addon.errors import S3Error
+from addon.sigv4 import signing_key
 from addon.uploads import stream_callable
 
 TIMESTAMP, SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"

@@ -604,19 +604,19 @@ def backend_signed(
     signed_headers = (
         signed_headers if signed_headers is not None else ["content-type", "x-amz-meta-color"]
     )
-    with mock.patch("botocore.auth.get_current_datetime", return_value=SIGNED_DT):
-        result = sigv4.sign_headers(
-            access=BACKEND_ACCESS,
-            secret=BACKEND_SECRET,
-            region=BACKEND_REGION,
-            method=method,
-            host=BACKEND_HOST,
-            path=path,
-            query=query,
-            headers=headers,
-            signed_headers=signed_headers,
-            payload_hash=payload_hash,
-        )
+    result = sigv4.sign_headers(
+        access=BACKEND_ACCESS,
+        secret=BACKEND_SECRET,
+        region=BACKEND_REGION,
+        method=method,
+        host=BACKEND_HOST,
+        path=path,
+        query=query,
+        headers=headers,
+        signed_headers=signed_headers,
+        payload_hash=payload_hash,
+        timestamp=AMZ_DATE,
+    )
     fields = [("Host", BACKEND_HOST), *headers, *result.items()]
     return result, Wire(method, path, query, fields)
 
@@ -625,6 +625,25 @@ def backend_auth() -> ClientAuth:
     return ClientAuth(
         RootKeys(BACKEND_ACCESS, BACKEND_SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT
     )
+
+
+def test_sign_headers_is_what_botocore_signs() -> None:
+    """Our SigV4 is written out for speed; botocore's S3SigV4Auth is the reference."""
+    result, _ = backend_signed()
+    reference = AWSRequest(
+        method="PUT",
+        url=f"http://{BACKEND_HOST}/big%20file%28x%29.bin?partNumber=2&uploadId=abc%2Bdef",
+        headers={
+            "Content-Type": "application/octet-stream",
+            "x-amz-meta-color": "blue",
+            "X-Amz-Content-SHA256": EMPTY_SHA256,
+        },
+    )
+    with mock.patch("botocore.auth.get_current_datetime", return_value=SIGNED_DT):
+        S3SigV4Auth(Credentials(BACKEND_ACCESS, BACKEND_SECRET), "s3", BACKEND_REGION).add_auth(
+            reference
+        )
+    assert result["Authorization"] == reference.headers["Authorization"]
 
 
 def test_sign_headers_returns_date_payload_hash_and_authorization() -> None:

@@ -23,7 +23,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from addon import sigv4
-from addon.aws_chunked import ChunkChain, signing_key
+from addon.aws_chunked import ChunkChain
+from addon.sigv4 import signing_key
 from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, write_config
 from tests.test_routing import has_bucket, has_object
 
