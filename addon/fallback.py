@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket"})
+# Reads whose 404 can only say that the bucket or key is missing: decided on the status alone,
+# before the body arrives (their versioned forms go to the primary only, so no NoSuchVersion).
+_PLAIN_READS = frozenset({"GetObject", "HeadObject", "HeadBucket", "ListObjects", "ListObjectsV2"})
 _CODE = re.compile(rb"<Code>\s*([^<\s]+)\s*</Code>")
 
 
@@ -21,6 +24,11 @@ def error_code(body: bytes) -> str | None:
     """
     match = _CODE.search(body)
     return match[1].decode("ascii", "replace") if match else None
+
+
+def not_found_by_status(method: str, operation: str, status: int) -> bool:
+    """A "not found" that needs no body to tell: any 404 to HEAD or to a plain read."""
+    return status == 404 and (method.upper() == "HEAD" or operation in _PLAIN_READS)
 
 
 def is_not_found(method: str, status: int, body: bytes) -> bool:

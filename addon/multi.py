@@ -137,7 +137,9 @@ class S3Multi:
         exchange = flow.metadata.get(EXCHANGE)
         if exchange is None or flow.response is None:
             return
-        if exchange.may_stream(flow.response):
+        if exchange.falls_back_at_headers(flow):
+            flow.metadata[upstream_control.RESEND] = True  # no response hook for this 404
+        elif exchange.may_stream(flow.response):
             flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -97,14 +97,27 @@ class Exchange:
             return True
         return uploads.stream_callable(self.transducer, lambda e: AbortUpload(self.error(e)))
 
+    def falls_back_at_headers(self, flow: http.HTTPFlow) -> bool:
+        """A "not found" told by the status alone: re-aim now, without waiting for the body."""
+        attempt = self.attempts[-1]
+        attempt.ms = (time.monotonic() - attempt.started) * 1000
+        response = flow.response
+        assert response is not None
+        attempt.status = response.status_code
+        if not (self.operation.route is Route.FALLBACK and self.has_next):
+            return False
+        if not fallback.not_found_by_status(self.method, self.operation.name, attempt.status):
+            return False
+        self.last_miss = response  # its body is still read, into this object
+        self.aim_next(flow.request)
+        return True
+
     def may_stream(self, response: http.Response) -> bool:
-        """Note the time to headers; whether to stream the answer's body to the client.
+        """Whether to stream the answer's body to the client.
 
         Not when the body decides what happens next (a 404 with a backend left, a listing to
         merge), and not when it is small: passing a small body whole costs mitmproxy less.
         """
-        attempt = self.attempts[-1]
-        attempt.ms = (time.monotonic() - attempt.started) * 1000
         if self.operation.route is Route.ALL:
             return False
         if self.operation.route is Route.FALLBACK and response.status_code == 404 and self.has_next:

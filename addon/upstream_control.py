@@ -14,11 +14,12 @@ An S3 gateway needs four things that mitmproxy 12 cannot do through hooks:
 So we wrap three private methods of mitmproxy's `HttpStream`, for flows that opt in with
 `flow.metadata[MANAGED]`:
 
-- `send_response`: after the `response` hook of a response read whole (not streamed), if the
-  addon set `flow.metadata[RESEND]` (having re-targeted `flow.request`), the request is sent
-  again on the same stream instead of the response. The next upstream's answer runs the
-  `responseheaders` and `response` hooks as usual and may stream. Only bodiless requests are
-  resent (a body, if any, was read whole).
+- `send_response`: for a response read whole (not streamed), if the addon set
+  `flow.metadata[RESEND]` (having re-targeted `flow.request`) in the `responseheaders` hook, or
+  in the `response` hook once the body told it, the request is sent again on the same stream
+  instead of the response (and, when decided at the headers, without a `response` hook). The
+  next upstream's answer runs the `responseheaders` and `response` hooks as usual and may
+  stream. Only bodiless requests are resent (a body, if any, was read whole).
 - `make_server_connection`: with `flow.metadata[ANSWER]` set (a Response), no connection is made
   and that response is sent; when the upstream cannot be reached, the `response` hook sees a
   placeholder 502 and `flow.metadata[UNREACHABLE]` (the reason), and may re-target and resend, or
@@ -76,6 +77,8 @@ class AbortUpload(Exception):
 def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
     if already_streamed or not self.flow.metadata.get(MANAGED):
         return (yield from _original_send_response(self, already_streamed))
+    if self.flow.metadata.pop(RESEND, False):  # decided at the response's headers
+        return (yield from _resend(self))
     inner = _original_send_response(self, already_streamed)
     reply = None
     while True:

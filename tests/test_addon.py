@@ -145,14 +145,13 @@ def test_wrong_secret_is_signature_does_not_match(tctx):
     assert b"<Code>SignatureDoesNotMatch</Code>" in answer.content
 
 
-def test_no_such_key_from_the_primary_resends_to_the_next_backend(tctx):
+def test_a_404_to_get_object_falls_back_at_the_headers(tctx):
+    """GetObject's 404 can only be NoSuchKey or NoSuchBucket: no need to wait for its body."""
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
     addon.requestheaders(flow)
-    flow.response = s3_404("NoSuchKey")
+    flow.response = http.Response.make(404)
     addon.responseheaders(flow)
-    assert flow.response.stream is False  # the 404 is read whole, to decide on it
-    addon.response(flow)
 
     assert flow.metadata.pop(upstream_control.RESEND) is True
     assert (flow.request.scheme, flow.request.host, flow.request.port) == (
@@ -161,6 +160,20 @@ def test_no_such_key_from_the_primary_resends_to_the_next_backend(tctx):
         443,
     )
     assert "Credential=AKWARM/" in flow.request.headers["Authorization"]
+
+
+def test_a_sub_resource_read_falls_back_on_no_such_key_once_the_body_says_so(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k?tagging")
+    addon.requestheaders(flow)
+    flow.response = s3_404("NoSuchKey")
+    addon.responseheaders(flow)
+    assert upstream_control.RESEND not in flow.metadata
+    assert flow.response.stream is False  # the 404 is read whole, to decide on it
+    addon.response(flow)
+
+    assert flow.metadata.pop(upstream_control.RESEND) is True
+    assert flow.request.host == "warm.example"
 
 
 def test_a_sub_resource_404_is_answered_without_fallback(tctx):

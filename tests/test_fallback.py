@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from addon import fallback
 from addon.errors import KNOWN, S3Error, new_request_id, render
 from addon.fallback import error_code, is_not_found
 
@@ -157,3 +158,20 @@ def test_new_request_ids_are_16_upper_hex_and_differ() -> None:
     ids = {new_request_id() for _ in range(20)}
     assert len(ids) == 20
     assert all(len(i) == 16 and i == i.upper() and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.parametrize(
+    ("method", "operation", "status", "expected"),
+    [
+        ("GET", "GetObject", 404, True),
+        ("GET", "ListObjectsV2", 404, True),
+        ("HEAD", "HeadBucket", 404, True),
+        ("HEAD", "GetObjectAcl", 404, True),  # a HEAD has no body to wait for
+        ("GET", "GetObjectTagging", 404, False),  # NoSuchKey or NoSuchTagSet: the body says
+        ("GET", "GetBucketPolicy", 404, False),
+        ("GET", "GetObject", 403, False),
+        ("GET", "GetObject", 200, False),
+    ],
+)
+def test_not_found_by_status(method, operation, status, expected):
+    assert fallback.not_found_by_status(method, operation, status) is expected
