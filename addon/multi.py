@@ -131,7 +131,11 @@ class S3Multi:
         flow.metadata[upstream_control.MANAGED] = True
         exchange.aim_next(request)
         if request.method in _BODY_METHODS:
-            request.stream = exchange.body_stream()
+            request.stream = exchange.body_stream(request)
+            if not request.stream:
+                # Read whole: checked (and re-framed) just before it would be sent. Not in a
+                # `request` hook: one more hook on every request costs more than the check.
+                flow.metadata[upstream_control.CHECK_BODY] = exchange.whole_body
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         exchange = flow.metadata.get(EXCHANGE)

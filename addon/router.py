@@ -32,7 +32,7 @@ from addon.upstream_control import AbortUpload
 
 log = logging.getLogger(__name__)
 
-SMALL_BODY = 256 * 1024  # answers up to this size are passed whole, bigger ones streamed
+SMALL_BODY = 256 * 1024  # bodies up to this size are passed whole, bigger ones streamed
 
 
 @dataclass
@@ -91,11 +91,31 @@ class Exchange:
         request.host_header = location.authority
         self.attempts.append(Attempt(backend, time.monotonic()))
 
-    def body_stream(self) -> bool | Callable[[bytes], list[bytes]]:
-        """mitmproxy's `request.stream` for the body to the current backend."""
+    def body_stream(self, request: http.Request) -> bool | Callable[[bytes], list[bytes]]:
+        """mitmproxy's `request.stream` for the body to the current backend.
+
+        False for a small body of known length: read whole, it costs mitmproxy less, and
+        `whole_body` checks it before anything is sent.
+        """
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= SMALL_BODY:
+            return False
         if self.transducer is None:
             return True
         return uploads.stream_callable(self.transducer, lambda e: AbortUpload(self.error(e)))
+
+    def whole_body(self, request: http.Request) -> http.Response | None:
+        """Check and rewrite a body read whole; the answer to send instead when it is refused."""
+        if self.transducer is None:
+            return None
+        try:
+            body = self.transducer.feed(request.raw_content or b"") + self.transducer.finish()
+        except S3Error as e:
+            self.attempts[-1].note = f"refused: {e.code}"
+            return self.error(e)
+        request.raw_content = body
+        request.headers["content-length"] = str(len(body))
+        return None
 
     def falls_back_at_headers(self, flow: http.HTTPFlow) -> bool:
         """A "not found" told by the status alone: re-aim now, without waiting for the body."""

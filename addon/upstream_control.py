@@ -21,9 +21,10 @@ So we wrap three private methods of mitmproxy's `HttpStream`, for flows that opt
   next upstream's answer runs the `responseheaders` and `response` hooks as usual and may
   stream. Only bodiless requests are resent (a body, if any, was read whole).
 - `make_server_connection`: with `flow.metadata[ANSWER]` set (a Response), no connection is made
-  and that response is sent; when the upstream cannot be reached, the `response` hook sees a
-  placeholder 502 and `flow.metadata[UNREACHABLE]` (the reason), and may re-target and resend, or
-  replace the response.
+  and that response is sent; with `flow.metadata[CHECK_BODY]` set, a body read whole is first
+  given to that callable, which may rewrite it or return the Response to send instead; when
+  the upstream cannot be reached, the `response` hook sees a placeholder 502 and
+  `flow.metadata[UNREACHABLE]` (the reason), and may re-target and resend, or replace it.
 - `state_stream_request_body`: a request `stream` callable may raise `AbortUpload(response)`;
   the upstream connection is closed before the body completes and the response is sent.
 
@@ -58,6 +59,7 @@ MANAGED = "s3multi.managed"
 RESEND = "s3multi.resend"
 UNREACHABLE = "s3multi.unreachable"
 ANSWER = "s3multi.answer"
+CHECK_BODY = "s3multi.check_body"
 
 _original_send_response = HttpStream.send_response
 _original_make_server_connection = HttpStream.make_server_connection
@@ -121,6 +123,10 @@ def _make_server_connection(self: HttpStream) -> Commands:
     if not self.flow.metadata.get(MANAGED):
         return (yield from _original_make_server_connection(self))
     if (answer := self.flow.metadata.pop(ANSWER, None)) is not None:
+        yield from _answer(self, answer)
+        return False
+    check = self.flow.metadata.pop(CHECK_BODY, None)
+    if check is not None and (answer := check(self.flow.request)) is not None:
         yield from _answer(self, answer)
         return False
     inner = _original_make_server_connection(self)
