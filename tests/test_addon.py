@@ -243,3 +243,19 @@ def test_error_responses_to_head_have_no_body():
 
     response = error_response(S3Error("AccessDenied"), "HEAD", "/b", "RID")
     assert (response.status_code, response.content) == (403, b"")
+
+
+def test_the_flow_comment_names_every_backend_tried(tctx):
+    """What mitmweb shows for a flow: the backends tried, their answers, the one that answered."""
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    addon.requestheaders(flow)
+    flow.response = http.Response.make(404)
+    addon.responseheaders(flow)
+    assert flow.metadata.pop(upstream_control.RESEND)
+    flow.response = http.Response.make(200, b"found")  # the resent request's answer
+    addon.responseheaders(flow)
+    addon.response(flow)
+    assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
+    assert ", warm 200 " in flow.comment
+    assert flow.comment.endswith("answered by warm")

@@ -101,3 +101,18 @@ def test_verification_failure_of_the_only_https_backend(https_backend, run_proxy
         proxy.client().list_objects_v2(Bucket="anything")
     assert got.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert "certificate" in proxy.log().lower()
+
+
+def test_a_private_ca_is_trusted_without_skipping_verification(
+    https_backend, run_proxy, tmp_path, bucket
+):
+    """The backend's CA given to mitmproxy: verified, and served, with sslSkipVerify false."""
+    config = tmp_path / "c.json"
+    entry = backend_entry(https_backend, https_backend.endpoint, skip_verify=False)
+    config.write_text(json.dumps({"backends": [entry]}))
+    proxy = run_proxy(config, f"ssl_verify_upstream_trusted_ca={https_backend.ca_file}")
+
+    put_direct(https_backend, bucket, "private.txt", b"behind a private CA")
+    assert proxy.client().get_object(Bucket=bucket, Key="private.txt")["Body"].read() == (
+        b"behind a private CA"
+    )
