@@ -192,3 +192,35 @@ def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     peaks = {"PUT": put_peak[0], "GET": get_peak[0], "fallback GET": fallback_peak[0]}
     assert all(mb < RSS_BOUND_MB for mb in peaks.values()), peaks
     assert primary.client().head_object(Bucket=bucket, Key="big")["ContentLength"] == size
+
+
+def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
+    """128 concurrent 8 MiB parts through the proxy; read back whole and compared by hash."""
+    source = tmp_path / "gib.bin"
+    block = os.urandom(MIB)
+    with source.open("wb") as f:
+        for i in range(1024):
+            f.write(i.to_bytes(4, "big") + block[4:])  # no two MiB alike
+    env = child_env(
+        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
+        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+    )
+    aws = [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3"]
+    proxy.client().create_bucket(Bucket=bucket)
+    subprocess.run([*aws, "cp", str(source), f"s3://{bucket}/gib.bin"], env=env, check=True)
+    back = tmp_path / "gib.back"
+    subprocess.run([*aws, "cp", f"s3://{bucket}/gib.bin", str(back)], env=env, check=True)
+    assert backends[0].client().head_object(Bucket=bucket, Key="gib.bin")["ETag"].endswith('-128"')
+    assert file_sha256(back) == file_sha256(source)
+    source.unlink()
+    back.unlink()
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while piece := f.read(MIB):
+            digest.update(piece)
+    return digest.hexdigest()
