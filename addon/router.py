@@ -66,10 +66,6 @@ class Exchange:
     bucket_list: BucketList = field(default_factory=BucketList)
 
     @property
-    def backend(self) -> Backend:
-        return self.candidates[len(self.attempts) - 1]
-
-    @property
     def has_next(self) -> bool:
         return len(self.attempts) < len(self.candidates)
 
@@ -232,12 +228,8 @@ class Exchange:
 
 def error_response(error: S3Error, method: str, resource: str, request_id: str) -> http.Response:
     body = b"" if method.upper() == "HEAD" else render(error, resource, request_id)
-    response = http.Response.make(
-        error.status,
-        body,
-        {"Content-Type": "application/xml", "x-amz-request-id": request_id},
-    )
-    return response
+    headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    return http.Response.make(error.status, body, headers)
 
 
 class Router:
