@@ -38,7 +38,7 @@ tests/test_upstream_control.py fails loudly when the wrapped methods change.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import mitmproxy.version
@@ -76,22 +76,35 @@ class AbortUpload(Exception):
         self.response = response
 
 
-def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
-    if already_streamed or not self.flow.metadata.get(MANAGED):
-        return (yield from _original_send_response(self, already_streamed))
-    if self.flow.metadata.pop(RESEND, False):  # decided at the response's headers
-        return (yield from _resend(self))
-    inner = _original_send_response(self, already_streamed)
+def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
+    """Run mitmproxy's generator `inner`, passing its commands out and the replies back in,
+    until `stop(command, reply)` holds: then `inner` is dropped and (True, reply) returned;
+    else (False, what `inner` returned)."""
     reply = None
     while True:
         try:
             command = inner.send(reply)
         except StopIteration as done:
-            return done.value
+            return False, done.value
         reply = yield command
-        if isinstance(command, HttpResponseHook) and self.flow.metadata.pop(RESEND, False):
-            inner.close()  # the response is dropped: nothing of it was sent to the client
-            return (yield from _resend(self))
+        if stop(command, reply):
+            inner.close()
+            return True, reply
+
+
+def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
+    if already_streamed or not self.flow.metadata.get(MANAGED):
+        return (yield from _original_send_response(self, already_streamed))
+    if self.flow.metadata.pop(RESEND, False):  # decided at the response's headers
+        return (yield from _resend(self))
+    # Decided in the response hook: the response is dropped before any of it is sent.
+    resend, value = yield from _run_until(
+        _original_send_response(self, already_streamed),
+        lambda command, _: (
+            isinstance(command, HttpResponseHook) and self.flow.metadata.pop(RESEND, False)
+        ),
+    )
+    return (yield from _resend(self)) if resend else value
 
 
 def _resend(self: HttpStream) -> Commands:
@@ -129,19 +142,16 @@ def _make_server_connection(self: HttpStream) -> Commands:
     if check is not None and (answer := check(self.flow.request)) is not None:
         yield from _answer(self, answer)
         return False
-    inner = _original_make_server_connection(self)
-    reply = None
-    while True:
-        try:
-            command = inner.send(reply)
-        except StopIteration as done:
-            return done.value
-        reply = yield command
-        if isinstance(command, GetHttpConnection) and reply[1]:
-            inner.close()  # instead of mitmproxy's error path: let the addon decide
-            self.flow.metadata[UNREACHABLE] = reply[1]
-            yield from _answer(self, http.Response.make(502, b"", {"Connection": "close"}))
-            return False
+    # A failed connection leaves mitmproxy's error path (HTML 502) to the addon's response hook.
+    failed, value = yield from _run_until(
+        _original_make_server_connection(self),
+        lambda command, reply: isinstance(command, GetHttpConnection) and bool(reply[1]),
+    )
+    if not failed:
+        return value
+    self.flow.metadata[UNREACHABLE] = value[1]
+    yield from _answer(self, http.Response.make(502, b"", {"Connection": "close"}))
+    return False
 
 
 def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
