@@ -87,6 +87,9 @@ def signature(secret: str, region: str, timestamp: str, canonical: str) -> str:
     return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
+_ALWAYS_SIGNED = frozenset({"host", "x-amz-date", "x-amz-content-sha256"})
+
+
 def compute_signature(
     *,
     secret: str,
@@ -129,15 +132,24 @@ def sign_headers(
     is never signed (X-Amz-Date dates the request).
     """
     timestamp = timestamp or time.strftime(TIMESTAMP_FORMAT, time.gmtime())
-    fixed = {"host": host, "x-amz-date": timestamp, "x-amz-content-sha256": payload_hash}
-    names = sorted(({h.lower() for h in signed_headers} | set(fixed)) - {"date"})
-    pairs = [(n, v) for n, v in headers if n.lower() not in fixed]
-    pairs += list(fixed.items())
-    canonical = canonical_request(method, path, query, pairs, names, payload_hash)
+    names = sorted(({h.lower() for h in signed_headers} | _ALWAYS_SIGNED) - {"date"})
+    dated = [(n, v) for n, v in headers if n.lower() != "x-amz-date"]
+    signed = compute_signature(
+        secret=secret,
+        region=region,
+        timestamp=timestamp,
+        method=method,
+        host=host,
+        path=path,
+        query=query,
+        headers=[*dated, ("x-amz-date", timestamp)],
+        signed_headers=names,
+        payload_hash=payload_hash,
+    )
     scope = f"{timestamp[:8]}/{region}/s3/aws4_request"
     return {
         "X-Amz-Date": timestamp,
         "X-Amz-Content-SHA256": payload_hash,
-        "Authorization": f"{ALGORITHM} Credential={access}/{scope}, SignedHeaders="
-        f"{';'.join(names)}, Signature={signature(secret, region, timestamp, canonical)}",
+        "Authorization": f"{ALGORITHM} Credential={access}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signed}",
     }
