@@ -122,31 +122,22 @@ class Proxy:
         return self.process.returncode
 
 
-def mitmdump_command(config: Path, port: int, confdir: Path) -> list[str]:
-    """The command line the README gives, on a free port."""
-    return [
-        str(VENV_BIN / "mitmdump"),
-        "-s",
-        str(ROOT / "addon" / "multi.py"),
-        "--mode",
-        "reverse:http://127.0.0.1:1",
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(port),
-        "--set",
-        "keep_host_header=true",
-        "--set",
-        "connection_strategy=lazy",
-        "--set",
-        f"confdir={confdir}",
-        "--set",
-        f"s3multi_config={config}",
-        "--set",
-        "s3multi_debug=true",
-        "--flow-detail",
-        "0",
-    ]
+def mitmdump_command(
+    config: Path | None, port: int, confdir: Path, *, sidecar: bool = False
+) -> list[str]:
+    """The command line the README gives, on a free port: the S3 endpoint (reverse mode), or
+    with `sidecar` the HTTPS_PROXY of an application (regular mode)."""
+    if sidecar:
+        mode = ["--set", "connection_strategy=lazy"]
+    else:
+        mode = ["--mode", "reverse:http://127.0.0.1:1", "--set", "keep_host_header=true"]
+        mode += ["--set", "connection_strategy=lazy"]
+    command = [str(VENV_BIN / "mitmdump"), "-s", str(ROOT / "addon" / "multi.py"), *mode]
+    command += ["--listen-host", "127.0.0.1", "--listen-port", str(port)]
+    command += ["--set", f"confdir={confdir}", "--set", "s3multi_debug=true", "--flow-detail", "0"]
+    if config is not None:
+        command += ["--set", f"s3multi_config={config}"]
+    return command
 
 
 def start_proxy(

@@ -169,19 +169,7 @@ def test_bad_config_stops_both_commands_with_one_clear_line(tmp_path, document, 
 
 
 def test_unconfigured_mitmdump_does_not_start(tmp_path):
-    command = [
-        str(VENV_BIN / "mitmdump"),
-        "-s",
-        str(ROOT / "addon" / "multi.py"),
-        "--mode",
-        "reverse:http://127.0.0.1:1",
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(free_port()),
-        "--set",
-        f"confdir={tmp_path}",
-    ]
+    command = mitmdump_command(None, free_port(), tmp_path)
     done = subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=60)
     assert done.returncode != 0
     assert "s3-multi is not configured (set s3multi_config, s3multi_access, s3multi_secret)" in (

@@ -13,11 +13,11 @@ import pytest
 
 from addon.local_backends import free_port
 from tests.conftest import (
-    ROOT,
     ROOT_ACCESS,
     ROOT_SECRET,
     VENV_BIN,
     child_env,
+    mitmdump_command,
     start_proxy,
     write_config,
 )
@@ -33,27 +33,8 @@ def sidecar(backends, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("sidecar")
     config = write_config(workdir / "c.json", backends[:2])
     port, confdir = free_port(), workdir / "mitmproxy"
-    command = [
-        str(VENV_BIN / "mitmdump"),
-        "-s",
-        str(ROOT / "addon" / "multi.py"),
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(port),
-        "--allow-hosts",
-        ALLOW_HOSTS,
-        "--set",
-        "connection_strategy=lazy",
-        "--set",
-        f"confdir={confdir}",
-        "--set",
-        f"s3multi_config={config}",
-        "--set",
-        f"s3multi_domain={S3_DOMAINS}",
-        "--set",
-        "s3multi_debug=true",
-    ]
+    command = mitmdump_command(config, port, confdir, sidecar=True)
+    command += ["--allow-hosts", ALLOW_HOSTS, "--set", f"s3multi_domain={S3_DOMAINS}"]
     env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
     proxy = start_proxy(command, workdir, env, port, confdir)
     yield proxy
