@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
-from tests.test_routing import has_object, put_direct
+from tests.test_routing import has_bucket, has_object, put_direct
 
 MIB = 1024 * 1024
 
@@ -153,3 +153,56 @@ def test_rclone(proxy, backends, bucket, tmp_path):
     assert urllib.request.urlopen(link, timeout=10).read() == b"small via rclone"
     rclone("deletefile", f"gw:{bucket}/tree/small.txt")
     assert not has_object(primary, bucket, "tree/small.txt")
+
+
+def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucket):
+    primary = backends[0].client()
+    primary.create_bucket(Bucket=bucket)
+    keys = [f"many/{i:05d}" for i in range(1100)]
+    for key in keys:
+        primary.put_object(Bucket=bucket, Key=key, Body=b"", ContentType="text/plain")
+
+    pages = list(proxy.client().get_paginator("list_objects_v2").paginate(Bucket=bucket))
+    assert len(pages) == 2 and pages[0]["IsTruncated"]
+    assert [o["Key"] for page in pages for o in page["Contents"]] == keys
+    v1 = list(proxy.client().get_paginator("list_objects").paginate(Bucket=bucket))
+    assert sum(len(page["Contents"]) for page in v1) == 1100
+
+
+def test_aws_cli_sync_rm_and_rb(proxy, backends, bucket, tmp_path):
+    env = child_env(
+        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
+        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+    )
+
+    def aws(*args: str) -> str:
+        done = subprocess.run(
+            [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    local = tmp_path / "site"
+    (local / "css").mkdir(parents=True)
+    (local / "index.html").write_text("<h1>hi</h1>")
+    (local / "css" / "main.css").write_text("h1 {}")
+    aws("mb", f"s3://{bucket}")
+    aws("sync", str(local), f"s3://{bucket}/site")
+    primary = backends[0]
+    assert has_object(primary, bucket, "site/index.html")
+    assert has_object(primary, bucket, "site/css/main.css")
+    (local / "index.html").write_text("<h1>changed</h1>")
+    assert "upload:" in aws("sync", str(local), f"s3://{bucket}/site")  # only what changed
+    assert primary.client().get_object(Bucket=bucket, Key="site/index.html")["Body"].read() == (
+        b"<h1>changed</h1>"
+    )
+    aws("rm", f"s3://{bucket}/site", "--recursive")
+    assert not has_object(primary, bucket, "site/index.html")
+    aws("rb", f"s3://{bucket}")
+    assert not has_bucket(primary, bucket)
