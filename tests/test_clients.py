@@ -10,6 +10,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
 from tests.test_routing import has_bucket, has_object, put_direct
 
@@ -29,6 +31,7 @@ def s3cmd_config(tmp_path: Path, proxy) -> Path:
     return config
 
 
+@pytest.mark.client("s3cmd", "mb, put (multipart), ls, get, sync, signurl, del")
 def test_s3cmd(proxy, backends, bucket, tmp_path):
     primary, secondary, _ = backends
     config = s3cmd_config(tmp_path, proxy)
@@ -77,6 +80,9 @@ def test_s3cmd(proxy, backends, bucket, tmp_path):
     assert has_object(secondary, bucket, "warm.txt")  # deletes never reach a fallback
 
 
+@pytest.mark.client(
+    "minio-py", "make_bucket, fput_object (multipart), list, get, stat, presign, remove"
+)
 def test_minio_py(proxy, backends, bucket, tmp_path):
     from minio import Minio
 
@@ -107,6 +113,9 @@ def test_minio_py(proxy, backends, bucket, tmp_path):
     assert primary.client().get_object(Bucket=bucket, Key="m.bin")["Body"].read() == data
 
 
+@pytest.mark.client(
+    "rclone", "S3 remote: mkdir, copy (multipart), lsf, check, cat, link, deletefile"
+)
 def test_rclone(proxy, backends, bucket, tmp_path):
     primary, secondary, _ = backends
     env = child_env(
@@ -155,6 +164,7 @@ def test_rclone(proxy, backends, bucket, tmp_path):
     assert not has_object(primary, bucket, "tree/small.txt")
 
 
+@pytest.mark.client("boto3", "paginators over 1100 keys")
 def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucket):
     primary = backends[0].client()
     primary.create_bucket(Bucket=bucket)
@@ -169,6 +179,7 @@ def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucke
     assert sum(len(page["Contents"]) for page in v1) == 1100
 
 
+@pytest.mark.client("aws CLI", "sync, rm --recursive, rb")
 def test_aws_cli_sync_rm_and_rb(proxy, backends, bucket, tmp_path):
     env = child_env(
         AWS_ACCESS_KEY_ID=ROOT_ACCESS,

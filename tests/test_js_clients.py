@@ -40,6 +40,10 @@ def large(tmp_path: Path) -> bytes:
     return data
 
 
+@pytest.mark.client(
+    "AWS SDK for JavaScript v3",
+    "PutObject (Buffer, stream), Upload multipart, list, get, presign, delete",
+)
 def test_aws_sdk_for_javascript_v3(proxy, backends, bucket, tmp_path, large):
     primary, secondary, _ = backends
     put_direct(secondary, bucket, "warm.txt", b"warm for the JS SDK")
@@ -55,6 +59,9 @@ def test_aws_sdk_for_javascript_v3(proxy, backends, bucket, tmp_path, large):
     assert not has_object(primary, bucket, "buffer.txt")
 
 
+@pytest.mark.client(
+    "minio-js", "putObject, fPutObject (multipart), list, get, stat, presign, remove"
+)
 def test_minio_javascript_client(proxy, backends, bucket, tmp_path, large):
     primary, secondary, _ = backends
     put_direct(secondary, bucket, "warm.txt", b"warm for minio-js")

@@ -20,6 +20,7 @@ MIB = 1024 * 1024
 RSS_BOUND_MB = 150
 
 
+@pytest.mark.client("boto3", "every multipart step")
 def test_multipart_steps_all_go_to_the_primary(proxy, backends, bucket):
     primary, secondary, _ = backends
     client = proxy.client()
@@ -62,6 +63,7 @@ def test_abort_removes_the_upload(proxy, bucket):
     assert got.value.response["Error"]["Code"] == "NoSuchUpload"  # not a fallback reason
 
 
+@pytest.mark.client("boto3", "CopyObject, UploadPartCopy")
 def test_copy_object_and_upload_part_copy_on_the_primary(proxy, backends, bucket):
     client = proxy.client()
     client.create_bucket(Bucket=bucket)
@@ -105,6 +107,7 @@ def test_copy_of_a_fallback_only_source_is_the_primarys_answer(proxy, backends, 
     assert got.value.response["Error"]["Code"] == "NoSuchKey"
 
 
+@pytest.mark.client("aws CLI", "cp of 100 MiB (concurrent parts)")
 def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     source = tmp_path / "big.bin"
     with source.open("wb") as f:
@@ -194,6 +197,7 @@ def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     assert primary.client().head_object(Bucket=bucket, Key="big")["ContentLength"] == size
 
 
+@pytest.mark.client("aws CLI", "cp of 1 GiB (128 concurrent parts)")
 def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     """128 concurrent 8 MiB parts through the proxy; read back whole and compared by hash."""
     source = tmp_path / "gib.bin"

@@ -85,6 +85,7 @@ def aws(proxy_endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
     return done.stdout
 
 
+@pytest.mark.client("aws CLI", "HTTP: mb, cp, s3api, a fallback read")
 def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, bucket, tmp_path):
     primary, secondary, _ = backends
     aws(proxy.endpoint, "s3", "mb", f"s3://{bucket}")
@@ -105,6 +106,7 @@ def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, buck
     assert [o["Key"] for o in json.loads(listing)["Contents"]] == ["up.bin"]  # the primary's
 
 
+@pytest.mark.client("boto3", "through the s3-multi command")
 def test_s3_multi_command_serves_and_stops_on_ctrl_c(backends, tmp_path, bucket):
     config = write_config(tmp_path / "c.json", backends[:2])
     port = free_port()

@@ -59,6 +59,7 @@ def aws(sidecar, *args: str) -> bytes:
     return done.stdout
 
 
+@pytest.mark.client("aws CLI", "sidecar: HTTPS_PROXY, AWS endpoint")
 def test_s3_calls_to_aws_are_served_by_the_backends(sidecar, backends, bucket, tmp_path):
     primary, secondary, _ = backends
     aws(sidecar, "s3", "mb", f"s3://{bucket}")

@@ -28,6 +28,7 @@ def v2_client(endpoint: str, secret: str = ROOT_SECRET):
     )
 
 
+@pytest.mark.client("boto3", "generate_presigned_url (default: SigV2) GET, PUT")
 def test_default_boto3_presigned_urls_are_sigv2_and_work(proxy, backends, bucket):
     client = proxy.client()
     client.create_bucket(Bucket=bucket)
@@ -52,6 +53,7 @@ def test_default_boto3_presigned_urls_are_sigv2_and_work(proxy, backends, bucket
     )
 
 
+@pytest.mark.client("aws CLI", "s3 presign (default: SigV2)")
 def test_aws_cli_presign_works_unchanged(proxy, bucket):
     client = proxy.client()
     client.create_bucket(Bucket=bucket)
@@ -97,6 +99,7 @@ def test_expired_and_tampered_sigv2_urls_are_refused(proxy, bucket):
     assert tampered.value.code == 403 and b"SignatureDoesNotMatch" in tampered.value.read()
 
 
+@pytest.mark.client("boto3", "signature_version='s3' (SigV2 headers)")
 def test_sigv2_header_auth_reads_and_writes(proxy, backends, bucket):
     client = v2_client(proxy.endpoint)
     client.create_bucket(Bucket=bucket)

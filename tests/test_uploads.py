@@ -109,6 +109,7 @@ def send(port: int, method: str, path: str, headers: dict[str, str], body: bytes
 
 
 @pytest.mark.parametrize("trailer", [False, True], ids=["signed", "signed-trailer"])
+@pytest.mark.client("Java/Go SDK, MinIO client style", "signed aws-chunked uploads (built by hand)")
 def test_signed_chunk_upload_is_stored_without_framing(proxy, backends, bucket, trailer):
     primary = backends[0]
     primary.client().create_bucket(Bucket=bucket)
@@ -151,6 +152,7 @@ def test_a_truncated_chunked_body_stores_nothing(proxy, backends, bucket):
     assert not has_object(primary, bucket, "short")
 
 
+@pytest.mark.client("boto3", "HTTPS: put_object (aws-chunked with CRC32 trailer)")
 def test_boto3_over_https_uses_the_trailer_form_and_reads_back(proxy, backends, bucket):
     client = proxy.client(https=True)
     sent = capture_payload_hashes(client)
@@ -167,6 +169,7 @@ def test_boto3_over_https_uses_the_trailer_form_and_reads_back(proxy, backends, 
     assert stored["ChecksumCRC32"]  # the trailing checksum reached the backend
 
 
+@pytest.mark.client("boto3", "HTTPS: upload_file / download_file, multipart")
 def test_boto3_multipart_upload_over_https(proxy, backends, bucket, tmp_path):
     client = proxy.client(https=True)
     client.create_bucket(Bucket=bucket)
@@ -183,6 +186,7 @@ def test_boto3_multipart_upload_over_https(proxy, backends, bucket, tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
+@pytest.mark.client("aws CLI", "HTTPS: mb, cp (20 MiB multipart), s3api")
 def test_aws_cli_over_https(proxy, backends, bucket, tmp_path):
     env = child_env(
         AWS_ACCESS_KEY_ID=ROOT_ACCESS,
