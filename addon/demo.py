@@ -36,9 +36,12 @@ def _seed(servers: list[MotoServer]) -> None:
 
 def _banner(servers: list[MotoServer], host: str, port: int) -> str:
     endpoint = f"http://{host or '127.0.0.1'}:{port}"
+    # The aws CLI installed beside this command (the dev extra), else the one on PATH.
+    beside = Path(sys.executable).with_name("aws")
+    aws_cli = str(beside) if beside.exists() else "aws"
     aws = (
         f"AWS_ACCESS_KEY_ID={ROOT_ACCESS} AWS_SECRET_ACCESS_KEY={ROOT_SECRET} "
-        f"AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url {endpoint}"
+        f"AWS_DEFAULT_REGION=us-east-1 {aws_cli} --endpoint-url {endpoint}"
     )
     lines = [
         "",
