@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
@@ -177,3 +178,33 @@ def test_unconfigured_mitmdump_does_not_start(tmp_path):
     assert "s3-multi is not configured (set s3multi_config, s3multi_access, s3multi_secret)" in (
         done.stdout + done.stderr
     )
+
+
+@pytest.mark.client("mitmweb", "each flow's comment names the backends tried")
+def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket):
+    """Under mitmweb, a developer sees fallback happen: each flow's comment names the backends."""
+    config = write_config(tmp_path / "c.json", backends[:2])
+    port, web_port = free_port(), free_port()
+    command = mitmdump_command(config, port, tmp_path / "mitmproxy")
+    command[0] = str(VENV_BIN / "mitmweb")
+    command = [arg for arg in command if arg not in ("--flow-detail", "0")]
+    command += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
+    command += ["--set", "web_open_browser=false", "--set", "web_password=watch-the-traffic"]
+    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+    proxy = start_proxy(command, tmp_path, env, port)
+    try:
+        put_direct(backends[1], bucket, "seen.txt", b"watched")
+        assert proxy.client().get_object(Bucket=bucket, Key="seen.txt")["Body"].read() == b"watched"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{web_port}/flows",
+            headers={"Authorization": "Bearer watch-the-traffic"},
+        )
+        flows = json.loads(urllib.request.urlopen(request, timeout=10).read())
+    finally:
+        proxy.stop()
+    comments = [f["comment"] for f in flows if f["request"]["path"].startswith(f"/{bucket}/")]
+    assert any(
+        c.startswith(f"GetObject /{bucket}/seen.txt via [primary 404")
+        and c.endswith("answered by secondary")
+        for c in comments
+    ), comments
