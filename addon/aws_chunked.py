@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from addon import sigv4
 from addon.errors import S3Error
 
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -36,7 +37,6 @@ FORMS = (UNSIGNED_TRAILER, SIGNED, SIGNED_TRAILER)
 MIN_CHUNK = 8192  # every chunk but the last
 MAX_CHUNK = 64 * 1024 * 1024  # what we hold in memory for one signed chunk
 _MAX_LINE = 4096
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class _Crc32:
@@ -101,7 +101,7 @@ class ChunkChain:
 
     def _next(self, kind: str, digest: str) -> str:
         lines = [kind, self.timestamp, self.scope, self.previous]
-        lines += [_EMPTY_SHA256, digest] if kind.endswith("PAYLOAD") else [digest]
+        lines += [sigv4.EMPTY_SHA256, digest] if kind.endswith("PAYLOAD") else [digest]
         self.previous = hmac.new(self.key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
         return self.previous
 

@@ -22,7 +22,6 @@ from addon.errors import S3Error
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 _AUTH_PARTS = re.compile(r"\s*(Credential|SignedHeaders|Signature)\s*=\s*([^,\s]*)\s*")
 PRESIGN_KEYS = (
     "X-Amz-Algorithm",
@@ -261,7 +260,7 @@ class ClientAuth:
         if not sigv2.matches(expected, given):
             raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
         payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
-        if not (_HEX_SHA256.fullmatch(payload_hash) or payload_hash == sigv4.UNSIGNED_PAYLOAD):
+        if not (sigv4.HEX_SHA256.fullmatch(payload_hash) or payload_hash == sigv4.UNSIGNED_PAYLOAD):
             payload_hash = sigv4.UNSIGNED_PAYLOAD  # streaming forms are SigV4 only
         return Verified(
             tuple(sigv2.signed_headers(header_list)),
@@ -318,7 +317,7 @@ class ClientAuth:
         if payload_hash.startswith("STREAMING-AWS4-ECDSA"):
             raise S3Error("NotImplemented", "SigV4a streaming uploads are not supported.")
         if not (
-            _HEX_SHA256.fullmatch(payload_hash)
+            sigv4.HEX_SHA256.fullmatch(payload_hash)
             or payload_hash == sigv4.UNSIGNED_PAYLOAD
             or payload_hash in aws_chunked.FORMS
         ):

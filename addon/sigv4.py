@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote, unquote
@@ -22,6 +23,8 @@ from urllib.parse import quote, unquote
 ALGORITHM = "AWS4-HMAC-SHA256"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+HEX_SHA256 = re.compile(r"[0-9a-f]{64}")  # a payload hash that is the body's own
 
 
 def canonical_path(raw_path: str) -> str:

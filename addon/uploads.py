@@ -18,8 +18,6 @@ from addon.client_auth import HeaderLookup, Verified
 from addon.config import Backend
 from addon.errors import S3Error
 
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
-_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 _SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
 
 
@@ -39,7 +37,11 @@ class BodyPlan:
         """Refuses, as S3 does, the headers that make a body unacceptable."""
         payload_hash = verified.payload_hash
         empty = headers.get("content-length") == "0"
-        if empty and _HEX_SHA256.fullmatch(payload_hash) and payload_hash != _EMPTY_SHA256:
+        if (
+            empty
+            and sigv4.HEX_SHA256.fullmatch(payload_hash)
+            and payload_hash != sigv4.EMPTY_SHA256
+        ):
             raise S3Error("XAmzContentSHA256Mismatch")  # no body will come to find it out
         if payload_hash not in aws_chunked.FORMS:
             return cls(verified)
@@ -85,7 +87,7 @@ class BodyPlan:
     def transducer(self, backend: Backend, signed: dict[str, str]) -> Transducer | None:
         """What checks and rewrites the body for `backend`, once its request is signed."""
         payload_hash = self.verified.payload_hash
-        if _HEX_SHA256.fullmatch(payload_hash):
+        if sigv4.HEX_SHA256.fullmatch(payload_hash):
             return aws_chunked.PayloadHashCheck(payload_hash)
         if not self.chunked:
             return None
