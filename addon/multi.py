@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from urllib.parse import unquote
+from weakref import WeakKeyDictionary
 
 from mitmproxy import ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
@@ -28,7 +29,6 @@ from addon.router import Exchange, Router, error_response
 
 log = logging.getLogger("s3multi")
 
-EXCHANGE = "s3multi.exchange"
 _BODY_METHODS = frozenset({"PUT", "POST"})
 _REQUIRED = ("s3multi_config", "s3multi_access", "s3multi_secret")
 
@@ -41,6 +41,8 @@ class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
         self.missing: list[str] = []
+        # Each flow's journey, beside the flow: flow.metadata is deep-copied when flows are saved.
+        self.exchanges: WeakKeyDictionary[http.HTTPFlow, Exchange] = WeakKeyDictionary()
 
     def load(self, loader) -> None:
         # Refusals and fallback rely on it: installed before any flow, whatever the options.
@@ -127,32 +129,33 @@ class S3Multi:
         except S3Error as e:
             self._refuse(flow, e)
             return
-        flow.metadata[EXCHANGE] = exchange
-        flow.metadata[upstream_control.MANAGED] = True
+        self.exchanges[flow] = exchange
+        control = upstream_control.control(flow)
         exchange.aim_next(request)
         if request.method in _BODY_METHODS:
             request.stream = exchange.body_stream(request)
             if not request.stream:
                 # Read whole: checked (and re-framed) just before it would be sent. Not in a
                 # `request` hook: one more hook on every request costs more than the check.
-                flow.metadata[upstream_control.CHECK_BODY] = exchange.whole_body
+                control.check_body = exchange.whole_body
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = flow.metadata.get(EXCHANGE)
+        exchange = self.exchanges.get(flow)
         if exchange is None or flow.response is None:
             return
         if exchange.falls_back_at_headers(flow):
-            flow.metadata[upstream_control.RESEND] = True  # no response hook for this 404
+            upstream_control.control(flow).resend = True  # no response hook for this 404
         elif exchange.may_stream(flow.response):
             flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
-        exchange: Exchange | None = flow.metadata.get(EXCHANGE)
+        exchange = self.exchanges.get(flow)
         if exchange is None:
             return
-        unreachable = flow.metadata.pop(upstream_control.UNREACHABLE, None)
+        control = upstream_control.control(flow)
+        unreachable, control.unreachable = control.unreachable, None
         if exchange.answered(flow, unreachable):
-            flow.metadata[upstream_control.RESEND] = True
+            control.resend = True
             return
         flow.comment = exchange.summary()
         if ctx.options.s3multi_debug:
@@ -179,8 +182,7 @@ class S3Multi:
         resource = unquote(flow.request.path.partition("?")[0])
         # Sent in place of connecting to a backend, before any body is read (a response set
         # here would make mitmproxy read the whole body first); no 100 Continue invites it.
-        flow.metadata[upstream_control.MANAGED] = True
-        flow.metadata[upstream_control.ANSWER] = error_response(
+        upstream_control.control(flow).answer = error_response(
             error, flow.request.method, resource, request_id
         )
         flow.request.stream = True

@@ -12,19 +12,20 @@ An S3 gateway needs four things that mitmproxy 12 cannot do through hooks:
   has not received the whole body, stores nothing, and the client gets the addon's error.
 
 So we wrap three private methods of mitmproxy's `HttpStream`, for flows that opt in with
-`flow.metadata[MANAGED]`:
+`control(flow)`; the `Control` it returns is how the addon and the wrapped methods talk (kept
+beside the flow, not in `flow.metadata`, which mitmproxy deep-copies when it saves a flow):
 
-- `send_response`: for a response read whole (not streamed), if the addon set
-  `flow.metadata[RESEND]` (having re-targeted `flow.request`) in the `responseheaders` hook, or
-  in the `response` hook once the body told it, the request is sent again on the same stream
-  instead of the response (and, when decided at the headers, without a `response` hook). The
-  next upstream's answer runs the `responseheaders` and `response` hooks as usual and may
-  stream. Only bodiless requests are resent (a body, if any, was read whole).
-- `make_server_connection`: with `flow.metadata[ANSWER]` set (a Response), no connection is made
-  and that response is sent; with `flow.metadata[CHECK_BODY]` set, a body read whole is first
-  given to that callable, which may rewrite it or return the Response to send instead; when
-  the upstream cannot be reached, the `response` hook sees a placeholder 502 and
-  `flow.metadata[UNREACHABLE]` (the reason), and may re-target and resend, or replace it.
+- `send_response`: for a response read whole (not streamed), if the addon set `resend`
+  (having re-targeted `flow.request`) in the `responseheaders` hook, or in the `response` hook
+  once the body told it, the request is sent again on the same stream instead of the response
+  (and, when decided at the headers, without a `response` hook). The next upstream's answer
+  runs the `responseheaders` and `response` hooks as usual and may stream. Only bodiless
+  requests are resent (a body, if any, was read whole).
+- `make_server_connection`: with `answer` set (a Response), no connection is made and that
+  response is sent; with `check_body` set, a body read whole is first given to that callable,
+  which may rewrite it or return the Response to send instead; when the upstream cannot be
+  reached, the `response` hook sees a placeholder 502 and `unreachable` (the reason), and may
+  re-target and resend, or replace it.
 - `state_stream_request_body`: a request `stream` callable may raise `AbortUpload(response)`;
   the upstream connection is closed before the body completes and the response is sent.
 
@@ -39,7 +40,9 @@ tests/test_upstream_control.py fails loudly when the wrapped methods change.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import mitmproxy.version
 from mitmproxy import http
@@ -55,17 +58,34 @@ from mitmproxy.proxy.layers.http import (
 )
 
 SUPPORTED_MITMPROXY = "12.3.1"
-MANAGED = "s3multi.managed"
-RESEND = "s3multi.resend"
-UNREACHABLE = "s3multi.unreachable"
-ANSWER = "s3multi.answer"
-CHECK_BODY = "s3multi.check_body"
 
 _original_send_response = HttpStream.send_response
 _original_make_server_connection = HttpStream.make_server_connection
 _original_state_stream_request_body = HttpStream.state_stream_request_body
 
 Commands = Generator[Any, Any, Any]
+
+
+@dataclass
+class Control:
+    """What the addon asks of one flow's upstream side, and what it is told back."""
+
+    resend: bool = False  # send the (re-targeted) request again instead of this response
+    answer: http.Response | None = None  # send this instead of connecting upstream
+    check_body: Callable[[http.Request], http.Response | None] | None = None
+    unreachable: str | None = None  # set here: why the upstream could not be reached
+
+
+_controls: WeakKeyDictionary[http.HTTPFlow, Control] = WeakKeyDictionary()
+
+
+def control(flow: http.HTTPFlow) -> Control:
+    """The flow's control, created on first use: from then on the flow is managed here."""
+    return _controls.setdefault(flow, Control())
+
+
+def control_of(flow: http.HTTPFlow) -> Control | None:
+    return _controls.get(flow)
 
 
 class AbortUpload(Exception):
@@ -92,17 +112,21 @@ def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
             return True, reply
 
 
+def _take_resend(ctl: Control) -> bool:
+    resend, ctl.resend = ctl.resend, False
+    return resend
+
+
 def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
-    if already_streamed or not self.flow.metadata.get(MANAGED):
+    ctl = _controls.get(self.flow)
+    if already_streamed or ctl is None:
         return (yield from _original_send_response(self, already_streamed))
-    if self.flow.metadata.pop(RESEND, False):  # decided at the response's headers
+    if _take_resend(ctl):  # decided at the response's headers
         return (yield from _resend(self))
     # Decided in the response hook: the response is dropped before any of it is sent.
     resend, value = yield from _run_until(
         _original_send_response(self, already_streamed),
-        lambda command, _: (
-            isinstance(command, HttpResponseHook) and self.flow.metadata.pop(RESEND, False)
-        ),
+        lambda command, _: isinstance(command, HttpResponseHook) and _take_resend(ctl),
     )
     return (yield from _resend(self)) if resend else value
 
@@ -133,13 +157,14 @@ def _answer(self: HttpStream, response: http.Response) -> Commands:
 
 
 def _make_server_connection(self: HttpStream) -> Commands:
-    if not self.flow.metadata.get(MANAGED):
+    ctl = _controls.get(self.flow)
+    if ctl is None:
         return (yield from _original_make_server_connection(self))
-    if (answer := self.flow.metadata.pop(ANSWER, None)) is not None:
-        yield from _answer(self, answer)
-        return False
-    check = self.flow.metadata.pop(CHECK_BODY, None)
-    if check is not None and (answer := check(self.flow.request)) is not None:
+    answer, ctl.answer = ctl.answer, None
+    check, ctl.check_body = ctl.check_body, None
+    if answer is None and check is not None:
+        answer = check(self.flow.request)
+    if answer is not None:
         yield from _answer(self, answer)
         return False
     # A failed connection leaves mitmproxy's error path (HTML 502) to the addon's response hook.
@@ -149,7 +174,7 @@ def _make_server_connection(self: HttpStream) -> Commands:
     )
     if not failed:
         return value
-    self.flow.metadata[UNREACHABLE] = value[1]
+    ctl.unreachable = value[1]
     yield from _answer(self, http.Response.make(502, b"", {"Connection": "close"}))
     return False
 

@@ -91,6 +91,18 @@ def reverse_flow(request: http.Request) -> http.HTTPFlow:
     return flow
 
 
+def control(flow: http.HTTPFlow) -> upstream_control.Control:
+    found = upstream_control.control_of(flow)
+    assert found is not None, "the addon did not take the flow"
+    return found
+
+
+def take_resend(flow: http.HTTPFlow) -> bool:
+    """What the wrapped send_response does: read the resend request, once."""
+    resend, control(flow).resend = control(flow).resend, False
+    return resend
+
+
 def s3_404(code: str) -> http.Response:
     return http.Response.make(
         404, f"<Error><Code>{code}</Code></Error>".encode(), {"Content-Type": "application/xml"}
@@ -115,12 +127,12 @@ def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
     flow = signed_flow("GET", "/bkt/a%20b.txt?x-id=GetObject")
     addon.requestheaders(flow)
 
-    assert flow.response is None and upstream_control.ANSWER not in flow.metadata
+    assert flow.response is None and control(flow).answer is None
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "10.0.0.1", 9000)
     assert flow.request.host_header == "10.0.0.1:9000"
     assert flow.request.path == "/bkt/a%20b.txt?x-id=GetObject"
     assert flow.request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKHOT/")
-    assert flow.metadata[upstream_control.MANAGED]
+    assert upstream_control.control_of(flow) is not None  # managed by the wrapped internals
 
 
 def test_unsigned_request_is_answered_here_and_never_routed(tctx):
@@ -128,7 +140,7 @@ def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     flow = reverse_flow(tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
     addon.requestheaders(flow)
 
-    answer = flow.metadata[upstream_control.ANSWER]  # sent instead of connecting anywhere
+    answer = control(flow).answer  # sent instead of connecting anywhere
     assert answer.status_code == 403
     assert b"<Code>AccessDenied</Code>" in answer.content
     assert flow.response is None  # set here, mitmproxy would read the whole body first
@@ -140,7 +152,7 @@ def test_wrong_secret_is_signature_does_not_match(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k", secret="guess")
     addon.requestheaders(flow)
-    answer = flow.metadata[upstream_control.ANSWER]
+    answer = control(flow).answer
     assert answer.status_code == 403
     assert b"<Code>SignatureDoesNotMatch</Code>" in answer.content
 
@@ -153,7 +165,7 @@ def test_a_404_to_get_object_falls_back_at_the_headers(tctx):
     flow.response = http.Response.make(404)
     addon.responseheaders(flow)
 
-    assert flow.metadata.pop(upstream_control.RESEND) is True
+    assert take_resend(flow)
     assert (flow.request.scheme, flow.request.host, flow.request.port) == (
         "https",
         "warm.example",
@@ -168,11 +180,11 @@ def test_a_sub_resource_read_falls_back_on_no_such_key_once_the_body_says_so(tct
     addon.requestheaders(flow)
     flow.response = s3_404("NoSuchKey")
     addon.responseheaders(flow)
-    assert upstream_control.RESEND not in flow.metadata
+    assert not control(flow).resend
     assert flow.response.stream is False  # the 404 is read whole, to decide on it
     addon.response(flow)
 
-    assert flow.metadata.pop(upstream_control.RESEND) is True
+    assert take_resend(flow)
     assert flow.request.host == "warm.example"
 
 
@@ -184,7 +196,7 @@ def test_a_sub_resource_404_is_answered_without_fallback(tctx):
     addon.responseheaders(flow)
     addon.response(flow)
 
-    assert upstream_control.RESEND not in flow.metadata
+    assert not control(flow).resend
     assert flow.request.host == "10.0.0.1"
     assert "answered by hot" in flow.comment
 
@@ -196,7 +208,7 @@ def test_writes_never_fall_back(tctx):
     flow.response = s3_404("NoSuchKey")
     addon.responseheaders(flow)
     addon.response(flow)
-    assert upstream_control.RESEND not in flow.metadata
+    assert not control(flow).resend
     assert flow.request.host == "10.0.0.1"
 
 
@@ -217,7 +229,7 @@ def test_unreachable_primary_becomes_an_s3_503(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
     addon.requestheaders(flow)
-    flow.metadata[upstream_control.UNREACHABLE] = "Connect call failed"
+    control(flow).unreachable = "Connect call failed"
     flow.response = http.Response.make(502)
     addon.response(flow)
 
@@ -231,11 +243,11 @@ def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
     tctx.configure(addon, s3multi_domain="s3.amazonaws.com")
     other = tflow.tflow(req=tutils.treq(host="example.org", port=80, path=b"/anything"))
     addon.requestheaders(other)
-    assert other.request.host == "example.org" and not other.metadata
+    assert other.request.host == "example.org" and upstream_control.control_of(other) is None
 
     s3 = tflow.tflow(req=tutils.treq(host="bkt.s3.amazonaws.com", port=443, path=b"/k"))
     addon.requestheaders(s3)
-    assert s3.metadata[upstream_control.ANSWER].status_code == 403  # unsigned: refused
+    assert control(s3).answer.status_code == 403  # unsigned: refused
 
 
 def test_error_responses_to_head_have_no_body():
@@ -252,7 +264,7 @@ def test_the_flow_comment_names_every_backend_tried(tctx):
     addon.requestheaders(flow)
     flow.response = http.Response.make(404)
     addon.responseheaders(flow)
-    assert flow.metadata.pop(upstream_control.RESEND)
+    assert take_resend(flow)
     flow.response = http.Response.make(200, b"found")  # the resent request's answer
     addon.responseheaders(flow)
     addon.response(flow)

@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
+from mitmproxy import io
 
 from addon.local_backends import free_port
 from tests.conftest import (
@@ -208,3 +209,28 @@ def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket
         and c.endswith("answered by secondary")
         for c in comments
     ), comments
+
+
+def test_flows_can_be_saved_for_later(backends, tmp_path, bucket):
+    """`mitmdump -w` (and mitmweb's export) deep-copy flow.metadata: the addon keeps its
+    per-flow state beside the flow, so saving works and the comments come along."""
+    config = write_config(tmp_path / "c.json", backends[:2])
+    port, saved = free_port(), tmp_path / "flows.mitm"
+    command = [*mitmdump_command(config, port, tmp_path / "mitmproxy"), "-w", str(saved)]
+    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+    proxy = start_proxy(command, tmp_path, env, port)
+    try:
+        put_direct(backends[1], bucket, "kept.txt", b"kept")
+        backends[0].client().create_bucket(Bucket=bucket)
+        client = proxy.client()
+        client.get_object(Bucket=bucket, Key="kept.txt")
+        client.put_object(Bucket=bucket, Key="new.txt", Body=b"new")
+        with pytest.raises(ClientError):
+            proxy.client(secret="wrong").get_object(Bucket=bucket, Key="kept.txt")
+    finally:
+        assert proxy.stop() == 0
+    assert "Addon error" not in proxy.log()
+    with saved.open("rb") as f:
+        comments = [flow.comment for flow in io.FlowReader(f).stream()]
+    assert any(c.endswith("answered by secondary") for c in comments), comments
+    assert "refused: SignatureDoesNotMatch" in comments
