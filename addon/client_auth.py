@@ -113,6 +113,15 @@ def _parse_http_date(value: str) -> float | None:
         return None
 
 
+def _is_utf8(text: str) -> bool:
+    """False for header bytes that were not UTF-8 (mitmproxy keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _raw(text: str) -> bytes:
     """Bytes for a constant-time compare; mitmproxy keeps undecodable bytes as surrogates."""
     return text.encode("utf-8", "surrogateescape")
@@ -254,6 +263,9 @@ class ClientAuth:
         if not hmac.compare_digest(_raw(access), _raw(self.root.access)):
             raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
         header_list = [(n, v) for n in headers for v in headers.get_all(n)]
+        if not all(_is_utf8(value) for _, value in header_list):
+            # Bytes that are not text cannot be put in the canonical string as the client did.
+            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
         expected = sigv2.signature(
             self.root.secret, method, raw_path, raw_query, header_list, date_line
         )

@@ -29,6 +29,7 @@ KNOWN: dict[str, tuple[int, str]] = {
         "published schema.",
     ),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (
         403,
         "The AWS Access Key Id you provided does not exist in our records.",

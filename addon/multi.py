@@ -129,6 +129,11 @@ class S3Multi:
         except S3Error as e:
             self._refuse(flow, e)
             return
+        except Exception:
+            # A bug of ours must not let the request through unchecked: refuse it, loudly.
+            log.exception("s3-multi failed on %s %s", request.method, request.path.split("?")[0])
+            self._refuse(flow, S3Error("InternalError"))
+            return
         self.exchanges[flow] = exchange
         control = upstream_control.control(flow)
         exchange.aim_next(request)

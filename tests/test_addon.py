@@ -271,3 +271,17 @@ def test_the_flow_comment_names_every_backend_tried(tctx):
     assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
     assert ", warm 200 " in flow.comment
     assert flow.comment.endswith("answered by warm")
+
+
+def test_a_bug_of_ours_refuses_the_request_instead_of_relaying_it(tctx, monkeypatch):
+    tctx, addon = tctx
+
+    def broken(request):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(addon.router, "start", broken)
+    flow = signed_flow("GET", "/bkt/k")
+    addon.requestheaders(flow)
+    answer = control(flow).answer
+    assert answer.status_code == 500 and b"<Code>InternalError</Code>" in answer.content
+    assert flow.request.host == "address"  # never aimed at a backend

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import hashlib
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from unittest import mock
@@ -726,3 +727,18 @@ def test_verified_request_error_renders_as_s3_xml() -> None:
     root = ET.fromstring(render(error, "/bucket/key.txt", "REQ1"))
     assert root.findtext("Code") == "AuthorizationHeaderMalformed"
     assert root.findtext("Region") == REGION
+
+
+def test_sigv2_with_bytes_that_are_not_text_is_a_mismatch_not_a_crash() -> None:
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(SIGNED_AT))
+    headers = Headers(
+        [
+            (b"Host", HOST.encode()),
+            (b"Date", date.encode()),
+            (b"x-amz-meta-a", b"caf\xe9"),
+            (b"Authorization", f"AWS {ACCESS}:c2lnbmF0dXJl".encode()),
+        ]
+    )
+    with pytest.raises(S3Error) as raised:
+        auth().verify("GET", "/bucket/key", "", headers)
+    assert raised.value.code == "SignatureDoesNotMatch"
