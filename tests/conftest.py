@@ -37,6 +37,30 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def aws_cli(*args: str, stdin: bytes | None = None, **env: str) -> bytes:
+    """The venv's aws CLI signing with the root keys, no inherited AWS settings; its stdout.
+
+    `env` adds variables (AWS_CA_BUNDLE, HTTPS_PROXY, AWS_CONFIG_FILE, ...)."""
+    done = subprocess.run(
+        [str(VENV_BIN / "aws"), *args],
+        input=stdin,
+        capture_output=True,
+        timeout=600,
+        env=child_env(
+            **{
+                "AWS_ACCESS_KEY_ID": ROOT_ACCESS,
+                "AWS_SECRET_ACCESS_KEY": ROOT_SECRET,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                **env,
+            }
+        ),
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
 def write_config(path: Path, backends: Sequence[MotoServer | str], **fields) -> Path:
     """A config for these servers in this order; a str is an endpoint where nothing listens."""
     entries = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, aws_cli, child_env
 from tests.test_routing import has_bucket, has_object, put_direct
 
 MIB = 1024 * 1024
@@ -181,23 +181,8 @@ def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucke
 
 @pytest.mark.client("aws CLI", "sync, rm --recursive, rb")
 def test_aws_cli_sync_rm_and_rb(proxy, backends, bucket, tmp_path):
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-    )
-
     def aws(*args: str) -> str:
-        done = subprocess.run(
-            [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return aws_cli("--endpoint-url", proxy.endpoint, "s3", *args).decode()
 
     local = tmp_path / "site"
     (local / "css").mkdir(parents=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, write_config
+from tests.conftest import aws_cli, write_config
 from tests.test_routing import has_bucket, put_direct
 
 MIB = 1024 * 1024
@@ -113,15 +112,8 @@ def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     with source.open("wb") as f:
         for _ in range(100):
             f.write(os.urandom(MIB))
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-    )
-    aws = [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3"]
     proxy.client().create_bucket(Bucket=bucket)
-    subprocess.run([*aws, "cp", str(source), f"s3://{bucket}/big.bin"], env=env, check=True)
+    aws_cli("--endpoint-url", proxy.endpoint, "s3", "cp", str(source), f"s3://{bucket}/big.bin")
     stored = backends[0].client().get_object(Bucket=bucket, Key="big.bin")
     assert stored["ETag"].strip('"').endswith("-13")  # 8 MiB parts, sent concurrently
     digest = hashlib.sha256()
@@ -205,17 +197,11 @@ def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     with source.open("wb") as f:
         for i in range(1024):
             f.write(i.to_bytes(4, "big") + block[4:])  # no two MiB alike
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-    )
-    aws = [str(VENV_BIN / "aws"), "--endpoint-url", proxy.endpoint, "s3"]
+    aws = ("--endpoint-url", proxy.endpoint, "s3", "cp")
     proxy.client().create_bucket(Bucket=bucket)
-    subprocess.run([*aws, "cp", str(source), f"s3://{bucket}/gib.bin"], env=env, check=True)
+    aws_cli(*aws, str(source), f"s3://{bucket}/gib.bin")
     back = tmp_path / "gib.back"
-    subprocess.run([*aws, "cp", f"s3://{bucket}/gib.bin", str(back)], env=env, check=True)
+    aws_cli(*aws, f"s3://{bucket}/gib.bin", str(back))
     assert backends[0].client().head_object(Bucket=bucket, Key="gib.bin")["ETag"].endswith('-128"')
     assert file_sha256(back) == file_sha256(source)
     source.unlink()

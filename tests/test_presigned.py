@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import http.client
 import re
-import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli
 from tests.test_routing import has_bucket, has_object, put_direct
 
 WEEK = 7 * 24 * 3600
@@ -104,31 +103,8 @@ def aws_presign(proxy, tmp_path: Path, uri: str, expires: int) -> str:
     """`aws s3 presign` as a user runs it, with a config that asks for SigV4 (s3v4)."""
     config = tmp_path / "aws-config"
     config.write_text("[default]\ns3 =\n    signature_version = s3v4\n")
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=str(config),
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
-    done = subprocess.run(
-        [
-            str(VENV_BIN / "aws"),
-            "--endpoint-url",
-            proxy.endpoint,
-            "s3",
-            "presign",
-            uri,
-            "--expires-in",
-            str(expires),
-        ],
-        capture_output=True,
-        env=env,
-        timeout=120,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    url = done.stdout.strip()
+    args = ("--endpoint-url", proxy.endpoint, "s3", "presign", uri, "--expires-in", str(expires))
+    url = aws_cli(*args, AWS_CONFIG_FILE=str(config)).decode().strip()
     assert url.startswith(proxy.endpoint) and "X-Amz-Signature=" in url, url
     return url
 

@@ -16,6 +16,7 @@ from tests.conftest import (
     ROOT_ACCESS,
     ROOT_SECRET,
     VENV_BIN,
+    aws_cli,
     child_env,
     dead_endpoint,
     mitmdump_command,
@@ -68,23 +69,8 @@ def test_unreachable_primary_is_an_s3_503_and_listing_shows_the_rest(
     assert not secondary.client().list_objects_v2(Bucket=bucket).get("Contents")
 
 
-def aws(proxy_endpoint: str, *args: str, stdin: bytes | None = None) -> bytes:
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
-    done = subprocess.run(
-        [str(VENV_BIN / "aws"), "--endpoint-url", proxy_endpoint, *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
+def aws(proxy_endpoint: str, *args: str) -> bytes:
+    return aws_cli("--endpoint-url", proxy_endpoint, *args)
 
 
 @pytest.mark.client("aws CLI", "HTTP: mb, cp, s3api, a fallback read")

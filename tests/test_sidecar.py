@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import subprocess
 import threading
 import urllib.request
 
@@ -15,7 +14,7 @@ from addon.local_backends import free_port
 from tests.conftest import (
     ROOT_ACCESS,
     ROOT_SECRET,
-    VENV_BIN,
+    aws_cli,
     child_env,
     mitmdump_command,
     start_proxy,
@@ -44,19 +43,9 @@ def sidecar(backends, tmp_path_factory):
 def aws(sidecar, *args: str) -> bytes:
     """The aws CLI as the application runs it: AWS's endpoint, the proxy in HTTPS_PROXY."""
     proxy_url = f"http://127.0.0.1:{sidecar.port}"
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CA_BUNDLE=sidecar.ca_file,
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        HTTPS_PROXY=proxy_url,
-        HTTP_PROXY=proxy_url,
+    return aws_cli(
+        *args, AWS_CA_BUNDLE=sidecar.ca_file, HTTPS_PROXY=proxy_url, HTTP_PROXY=proxy_url
     )
-    done = subprocess.run([str(VENV_BIN / "aws"), *args], capture_output=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
 
 
 @pytest.mark.client("aws CLI", "sidecar: HTTPS_PROXY, AWS endpoint")

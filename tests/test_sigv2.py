@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli
 from tests.test_routing import put_direct
 
 
@@ -58,27 +57,8 @@ def test_aws_cli_presign_works_unchanged(proxy, bucket):
     client = proxy.client()
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="cli.txt", Body=b"presigned by the CLI")
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE="/dev/null",
-    )
-    url = subprocess.run(
-        [
-            str(VENV_BIN / "aws"),
-            "--endpoint-url",
-            proxy.endpoint,
-            "s3",
-            "presign",
-            f"s3://{bucket}/cli.txt",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
+    url = aws_cli("--endpoint-url", proxy.endpoint, "s3", "presign", f"s3://{bucket}/cli.txt")
+    url = url.decode().strip()
     assert urllib.request.urlopen(url, timeout=10).read() == b"presigned by the CLI"
 
 

@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import threading
 import time
 
@@ -25,7 +24,7 @@ from botocore.exceptions import ClientError
 from addon import sigv4
 from addon.aws_chunked import ChunkChain
 from addon.sigv4 import signing_key
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, write_config
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli, write_config
 from tests.test_routing import has_bucket, has_object
 
 MIB = 1024 * 1024
@@ -188,24 +187,8 @@ def test_boto3_multipart_upload_over_https(proxy, backends, bucket, tmp_path):
 
 @pytest.mark.client("aws CLI", "HTTPS: mb, cp (20 MiB multipart), s3api")
 def test_aws_cli_over_https(proxy, backends, bucket, tmp_path):
-    env = child_env(
-        AWS_ACCESS_KEY_ID=ROOT_ACCESS,
-        AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CA_BUNDLE=proxy.ca_file,
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
-
     def aws(*args: str) -> bytes:
-        done = subprocess.run(
-            [str(VENV_BIN / "aws"), "--endpoint-url", proxy.https_endpoint, *args],
-            capture_output=True,
-            env=env,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout
+        return aws_cli("--endpoint-url", proxy.https_endpoint, *args, AWS_CA_BUNDLE=proxy.ca_file)
 
     source = tmp_path / "cli.bin"
     source.write_bytes(os.urandom(20 * MIB))  # multipart with the CLI's defaults
