@@ -19,6 +19,7 @@ from typing import Protocol
 
 from addon import aws_chunked, sigv2, sigv4
 from addon.errors import S3Error
+from addon.operations import SUBRESOURCES
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
@@ -223,7 +224,15 @@ class ClientAuth:
         headers: HeaderLookup,
         query: dict[str, str] | None,
     ) -> Verified:
-        """SigV2, by header (`AWS AK:signature`) or presigned URL (`query`)."""
+        """SigV2, by header (`AWS AK:signature`) or presigned URL (`query`).
+
+        Refused, as AWS refuses it, for an operation whose sub-resource SigV2 does not sign:
+        otherwise `&legal-hold` added to a presigned upload URL would turn it into another
+        operation under the same signature.
+        """
+        keys = [key for key, _ in sigv4.query_pairs(raw_query)]
+        if sigv2.unsigned_selectors(keys, SUBRESOURCES):
+            raise S3Error("InvalidRequest", sigv2.NOT_SUPPORTED)
         now = self.clock()
         if query is not None:
             access, given, date_line = (

@@ -16,6 +16,13 @@ from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 QUERY_KEYS = frozenset({"AWSAccessKeyId", "Signature", "Expires"})
+# The sub-resources SigV2's canonical resource signs (botocore's list: AWS's own, plus the ones
+# added while SigV2 was current). Any other sub-resource is left out of the signature, so it
+# could be added to a signed request by anyone: AWS refuses SigV2 for those operations.
+SIGNED_SUBRESOURCES = frozenset(HmacV1Auth.QSAOfInterest)
+NOT_SUPPORTED = (
+    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+)
 
 
 class _Verifier(HmacV1Auth):
@@ -60,6 +67,12 @@ def signature(
     split = urlsplit(f"http://host{raw_path}?{raw_query}")
     verifier = _Verifier(secret, date_line)
     return verifier.sign_string(verifier.canonical_string(method, split, selected))
+
+
+def unsigned_selectors(query_keys: Iterable[str], selectors: Iterable[str]) -> list[str]:
+    """The operation-selecting query keys (`selectors`) present that SigV2 does not sign."""
+    present = set(query_keys)
+    return sorted(k for k in set(selectors) if k in present and k not in SIGNED_SUBRESOURCES)
 
 
 def matches(expected: str, given: str) -> bool:

@@ -91,3 +91,21 @@ def test_sigv2_header_auth_reads_and_writes(proxy, backends, bucket):
     with pytest.raises(ClientError) as refused:
         v2_client(proxy.endpoint, secret="wrong").get_object(Bucket=bucket, Key="v2.txt")
     assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+@pytest.mark.parametrize("added", ["legal-hold", "retention", "publicAccessBlock"])
+def test_a_sub_resource_sigv2_does_not_sign_cannot_be_added_to_a_presigned_url(
+    proxy, backends, bucket, added
+):
+    client = proxy.client()
+    client.create_bucket(Bucket=bucket)
+    put = client.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "k.txt"})
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    connection.request("PUT", put.split(str(proxy.port), 1)[1] + f"&{added}", body=b"<x/>")
+    answer = connection.getresponse()
+    body = answer.read()
+    connection.close()
+    assert answer.status == 400 and b"<Code>InvalidRequest</Code>" in body
+    assert b"Please use AWS4-HMAC-SHA256" in body
+    assert "Contents" not in backends[0].client().list_objects_v2(Bucket=bucket)
+    assert f"PUT /{bucket}/k.txt refused: InvalidRequest" in proxy.log()
