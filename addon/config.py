@@ -10,31 +10,41 @@ import difflib
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import yaml
+from addon.config_files import ConfigError, read_document
 
 ENV_PREFIX = "VGW_S3_MULTI_BACKEND_"
 DEFAULT_REGION = "us-east-1"
 
-_STRING_FIELDS = ("name", "access", "secret", "endpoint", "region", "metaBucket")
-_BOOL_FIELDS = ("disableChecksum", "sslSkipVerify", "usePathStyle")
-_FIELDS = _STRING_FIELDS + _BOOL_FIELDS
-_CREDENTIALS = ("access", "secret")
-_ENV_FIELDS = {
-    "NAME": "name",
-    "ACCESS": "access",
-    "SECRET": "secret",
-    "ENDPOINT": "endpoint",
-    "REGION": "region",
-    "META_BUCKET": "metaBucket",
-    "DISABLE_CHECKSUM": "disableChecksum",
-    "SSL_SKIP_VERIFY": "sslSkipVerify",
-    "USE_PATH_STYLE": "usePathStyle",
-}
+
+@dataclass(frozen=True)
+class Field:
+    """One backend field: its name in the file, its type, default and variable suffix."""
+
+    key: str  # as written in the file
+    attr: str  # the Backend attribute
+    kind: type  # str or bool
+    env: str  # VGW_S3_MULTI_BACKEND_<N>_<env>
+    default: object = ""
+    credential: bool = False  # never echoed in a message
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("name", "name", str, "NAME"),
+    Field("access", "access", str, "ACCESS", credential=True),
+    Field("secret", "secret", str, "SECRET", credential=True),
+    Field("endpoint", "endpoint", str, "ENDPOINT"),
+    Field("region", "region", str, "REGION", DEFAULT_REGION),
+    Field("metaBucket", "meta_bucket", str, "META_BUCKET"),
+    Field("disableChecksum", "disable_checksum", bool, "DISABLE_CHECKSUM", False),
+    Field("sslSkipVerify", "ssl_skip_verify", bool, "SSL_SKIP_VERIFY", False),
+    Field("usePathStyle", "use_path_style", bool, "USE_PATH_STYLE", False),
+)
+_BY_KEY = {f.key: f for f in FIELDS}
+_BY_ENV = {f.env: f for f in FIELDS}
 _ENV_BOOLS = {
     "true": True, "1": True, "yes": True, "on": True,
     "false": False, "0": False, "no": False, "off": False,
@@ -42,10 +52,6 @@ _ENV_BOOLS = {
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 _REGION = re.compile(r"[a-z0-9-]+")
 _HOST = re.compile(r"[a-z0-9._-]+")
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, worded for the user on one line."""
 
 
 @dataclass(frozen=True)
@@ -67,19 +73,7 @@ def load_config(
 ) -> tuple[Backend, ...]:
     """Read, decode and validate the backends file; environ defaults to os.environ."""
     source = os.fspath(path)
-    try:
-        # utf-8-sig: tolerate the BOM some Windows editors write.
-        with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
-    data = (
-        _decode_json(text, source)
-        if source.lower().endswith(".json")
-        else _decode_yaml(text, source)
-    )
+    data = read_document(source)
     return parse_config(data, source, os.environ if environ is None else environ)
 
 
@@ -93,68 +87,6 @@ def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple
         for credential in _credentials(data, environ):
             message = message.replace(credential, "***")
         raise ConfigError(message) from None
-
-
-# --- decoding ---------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML with only true/false as booleans and no duplicate keys.
-
-    PyYAML follows YAML 1.1, where yes/no/on/off are booleans too ("region: no" would become
-    False); here they stay strings, so a boolean field holding one is reported, not guessed.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep)
-
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _decode_yaml(text: str, source: str) -> object:
-    try:
-        return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        # Built from problem and position only: str(e) quotes the offending line (maybe a secret).
-        mark = e.problem_mark or e.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = ": ".join(str(p) for p in (e.context, e.problem) if p) or "syntax error"
-        problem = " ".join(problem.split())
-        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{source}: invalid YAML") from None
-
-
-def _decode_json(text: str, source: str) -> object:
-    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        counts = Counter(key for key, _ in pairs)
-        duplicates = [key for key, n in counts.items() if n > 1]
-        if duplicates:
-            raise ConfigError(f"{source}: invalid JSON: duplicate key {duplicates[0]!r}")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-        ) from None
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -189,9 +121,9 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backe
             raise _error(source, index, {}, "", f"must be a mapping of fields, got {_kind(entry)}")
         raw: _Raw = {key: (value, source, False) for key, value in entry.items()}
         for key in entry:
-            if key not in _FIELDS:
+            if key not in _BY_KEY:
                 raise _error(
-                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _FIELDS)}"
+                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _BY_KEY)}"
                 )
         raws.append(raw)
     _apply_environment(raws, source, environ)
@@ -221,13 +153,13 @@ def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]
                 f"{var}: backends[{index}]: no such backend, {source} has {count}; "
                 "add the backend to the file first"
             )
-        key = _ENV_FIELDS.get(env_field)
-        if key is None:
-            known = ", ".join(_ENV_FIELDS)
-            suggestion = _suggest(env_field.upper(), _ENV_FIELDS)
+        found = _BY_ENV.get(env_field)
+        if found is None:
+            known = ", ".join(_BY_ENV)
+            suggestion = _suggest(env_field.upper(), _BY_ENV)
             problem = f"unknown field {env_field!r} (known: {known}){suggestion}"
             raise _error(var, index, raws[index], "", problem)
-        raws[index][key] = (value, var, True)
+        raws[index][found.key] = (value, var, True)
 
 
 def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
@@ -235,41 +167,35 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
         where = raw[key][1] if key in raw else file_source
         return _error(where, index, raw, key, problem)
 
-    def string(key: str) -> str:
-        value = raw.get(key, (None, "", False))[0]
-        if value is None:
-            return ""  # null in the file means "not set" for string fields
-        if not isinstance(value, str):
-            got = _kind(value) if key in _CREDENTIALS else _show(value)
-            raise fail(key, f"must be a string (quote it in the file), got {got}")
-        return value
-
-    def boolean(key: str) -> bool:
-        if key not in raw:
-            return False
-        value, _, from_env = raw[key]
-        if from_env:
+    def read(f: Field) -> object:
+        if f.key not in raw or (raw[f.key][0] is None and f.kind is str):
+            return f.default  # null in the file means "not set" for string fields
+        value, _, from_env = raw[f.key]
+        if f.kind is bool and from_env:
             parsed = _ENV_BOOLS.get(str(value).lower())
             if parsed is None:
-                raise fail(key, f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
+                raise fail(f.key, f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
             return parsed
-        if not isinstance(value, bool):
-            raise fail(key, f"must be true or false, unquoted, got {_show(value)}")
+        if f.kind is bool and not isinstance(value, bool):
+            raise fail(f.key, f"must be true or false, unquoted, got {_show(value)}")
+        if f.kind is str and not isinstance(value, str):
+            got = _kind(value) if f.credential else _show(value)
+            raise fail(f.key, f"must be a string (quote it in the file), got {got}")
         return value
 
-    access, secret = string("access"), string("secret")
-    for key, value in (("access", access), ("secret", secret)):
+    values = {f.attr: read(f) for f in FIELDS}
+    for key in ("access", "secret"):
+        value = values[key]
         if not value:
-            variable = f"{ENV_PREFIX}{index}_{key.upper()}"
+            variable = f"{ENV_PREFIX}{index}_{_BY_KEY[key].env}"
             raise fail(key, f"is required, set it in the file or with {variable}")
-        if value != value.strip():
+        if value != str(value).strip():
             raise fail(key, "has leading or trailing whitespace")
 
-    region = string("region") or DEFAULT_REGION
+    region = str(values["region"] or DEFAULT_REGION)
     if not _REGION.fullmatch(region):
         raise fail("region", f"must be lowercase letters, digits and '-', got {region!r}")
-
-    endpoint = string("endpoint")
+    endpoint = str(values["endpoint"])
     if endpoint:
         try:
             endpoint = _normalise_endpoint(endpoint)
@@ -279,19 +205,8 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
             raise fail("endpoint", f"{e}{shown}") from None
     else:
         endpoint = _aws_endpoint(region)
-
-    return Backend(
-        index=index,
-        name=string("name") or f"backend-{index}",
-        access=access,
-        secret=secret,
-        endpoint=endpoint,
-        region=region,
-        meta_bucket=string("metaBucket"),
-        disable_checksum=boolean("disableChecksum"),
-        ssl_skip_verify=boolean("sslSkipVerify"),
-        use_path_style=boolean("usePathStyle"),
-    )
+    values.update(region=region, endpoint=endpoint, name=values["name"] or f"backend-{index}")
+    return Backend(index=index, **values)  # type: ignore[arg-type]
 
 
 def _aws_endpoint(region: str) -> str:
@@ -389,6 +304,7 @@ def _credentials(data: object, environ: Mapping[str, str]) -> set[str]:
     ]
     backends = data.get("backends") if isinstance(data, dict) else None
     if isinstance(backends, list):
-        values += [b.get(k) for b in backends if isinstance(b, dict) for k in _CREDENTIALS]
+        keys = [f.key for f in FIELDS if f.credential]
+        values += [b.get(k) for b in backends if isinstance(b, dict) for k in keys]
     # Very short values would mangle ordinary words; real keys are much longer.
     return {v for v in values if isinstance(v, str) and len(v) >= 4}
