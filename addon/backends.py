@@ -92,23 +92,21 @@ def sign(
     headers: Sequence[tuple[str, str]],
     client_signed: Iterable[str],
     payload_hash: str,
-) -> dict[str, str]:
-    """Authorization, X-Amz-Date and X-Amz-Content-SHA256 for this request on `backend`.
+) -> sigv4.Signed:
+    """This request signed for `backend` (its headers: Authorization, X-Amz-Date, ...).
 
     What the client signed and we forward is signed again, so a backend rejects the same
     tampering that we would.
     """
     forwarded = {name.lower() for name, _ in headers}
     path, _, query = location.path.partition("?")
-    return sigv4.sign_headers(
-        access=backend.access,
-        secret=backend.secret,
-        region=backend.region,
-        method=method,
-        host=location.authority,
-        path=path,
-        query=query,
-        headers=headers,
-        signed_headers=[h for h in client_signed if h in forwarded],
-        payload_hash=payload_hash,
+    parts = sigv4.RequestParts(
+        method,
+        location.authority,
+        path,
+        query,
+        headers,
+        [h for h in client_signed if h in forwarded],
+        payload_hash,
     )
+    return sigv4.sign(backend.access, backend.secret, backend.region, parts)

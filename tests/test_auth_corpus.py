@@ -48,6 +48,10 @@ SENTINEL = b"the sentinel object: no refused request may change or delete it\n"
 # --- the requests ---------------------------------------------------------------------------
 
 
+def _tmp_sign_headers(access, secret, region, timestamp=None, **kw):
+    return sigv4.sign(access, secret, region, sigv4.RequestParts(**kw), timestamp).headers
+
+
 @dataclass(frozen=True)
 class Raw:
     """One HTTP/1.1 request exactly as it goes on the wire (header order and duplicates kept)."""
@@ -146,7 +150,7 @@ def signed(
     """
     path = path or t.path
     payload_hash = payload_hash or hashlib.sha256(body).hexdigest()
-    signature = sigv4.sign_headers(
+    signature = _tmp_sign_headers(
         access=access,
         secret=secret,
         region=region,
@@ -297,7 +301,7 @@ def chunked(
     chain = None
     if signed_form:
         date = raw.header("X-Amz-Date")
-        chain = aws_chunked.ChunkChain(
+        chain = sigv4.ChunkChain(
             key=sigv4.signing_key(ROOT_SECRET, date[:8], REGION),
             timestamp=date,
             scope=f"{date[:8]}/{REGION}/s3/aws4_request",

@@ -16,12 +16,11 @@ from addon.aws_chunked import (
     SIGNED_TRAILER,
     UNSIGNED_TRAILER,
     AwsChunkedUpload,
-    ChunkChain,
     PayloadHashCheck,
     decoded_headers,
 )
 from addon.errors import S3Error
-from addon.sigv4 import signing_key
+from addon.sigv4 import ChunkChain, signing_key
 from addon.uploads import stream_callable
 
 TIMESTAMP, SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"

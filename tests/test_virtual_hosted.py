@@ -15,6 +15,10 @@ DOMAIN = "s3.test"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
+def _tmp_sign_headers(access, secret, region, timestamp=None, **kw):
+    return sigv4.sign(access, secret, region, sigv4.RequestParts(**kw), timestamp).headers
+
+
 @pytest.fixture(scope="module")
 def virtual_proxy(backends, run_proxy, tmp_path_factory):
     config = write_config(tmp_path_factory.mktemp("virtual") / "c.json", backends[:2])
@@ -27,7 +31,7 @@ def request(proxy, method: str, bucket: str, path: str, body: bytes = b"", query
     payload_hash = hashlib.sha256(body).hexdigest()
     headers = {"Content-Type": "text/plain"} if body else {}
     headers.update(
-        sigv4.sign_headers(
+        _tmp_sign_headers(
             access=ROOT_ACCESS,
             secret=ROOT_SECRET,
             region="us-east-1",
@@ -75,7 +79,7 @@ def test_unknown_domains_are_path_style(virtual_proxy, backends, bucket):
     backends[0].client().create_bucket(Bucket=bucket)
     put_direct(backends[0], bucket, "p.txt", b"path style")
     host = f"127.0.0.1:{virtual_proxy.port}"
-    headers = sigv4.sign_headers(
+    headers = _tmp_sign_headers(
         access=ROOT_ACCESS,
         secret=ROOT_SECRET,
         region="us-east-1",
