@@ -1,4 +1,5 @@
-"""The backends file (YAML or JSON) and its VGW_S3_MULTI_BACKEND_<N>_<FIELD> overrides.
+"""The config file (YAML or JSON): its backends, their VGW_S3_MULTI_BACKEND_<N>_<FIELD>
+overrides, and the proxy-wide settings beside them (VGW_S3_MULTI_<SETTING> overrides).
 
 Everything is checked once, at load time, so a mistake stops the proxy with one line that names
 the file or variable, the backend and the field. Error messages never contain a credential.
@@ -17,17 +18,18 @@ from urllib.parse import urlsplit
 from addon.config_files import ConfigError, read_document
 
 ENV_PREFIX = "VGW_S3_MULTI_BACKEND_"
+SETTINGS_PREFIX = "VGW_S3_MULTI_"
 DEFAULT_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
 class Field:
-    """One backend field: its name in the file, its type, default and variable suffix."""
+    """One field: its name in the file, its type, default and variable suffix."""
 
     key: str  # as written in the file
-    attr: str  # the Backend attribute
-    kind: type  # str or bool
-    env: str  # VGW_S3_MULTI_BACKEND_<N>_<env>
+    attr: str  # the Backend (or Config) attribute
+    kind: type  # str, bool or float (seconds, more than 0)
+    env: str  # VGW_S3_MULTI_BACKEND_<N>_<env> (settings: VGW_S3_MULTI_<env>)
     default: object = ""
     credential: bool = False  # never echoed in a message
 
@@ -42,9 +44,18 @@ FIELDS: tuple[Field, ...] = (
     Field("disableChecksum", "disable_checksum", bool, "DISABLE_CHECKSUM", False),
     Field("sslSkipVerify", "ssl_skip_verify", bool, "SSL_SKIP_VERIFY", False),
     Field("usePathStyle", "use_path_style", bool, "USE_PATH_STYLE", False),
+    Field("connectTimeout", "connect_timeout", float, "CONNECT_TIMEOUT", 5.0),
+    Field("responseTimeout", "response_timeout", float, "RESPONSE_TIMEOUT", 30.0),
+    Field("idleTimeout", "idle_timeout", float, "IDLE_TIMEOUT", 30.0),
+)
+# Proxy-wide, at the top level beside `backends`.
+SETTINGS: tuple[Field, ...] = (
+    Field("clientTimeout", "client_timeout", float, "CLIENT_TIMEOUT", 20.0),
+    Field("fallbackOn5xx", "fallback_on_5xx", bool, "FALLBACK_ON_5XX", False),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
+_TOP_LEVEL = {"backends": None, **{f.key: f for f in SETTINGS}}
 _ENV_BOOLS = {
     "true": True, "1": True, "yes": True, "on": True,
     "false": False, "0": False, "no": False, "off": False,
@@ -66,18 +77,26 @@ class Backend:
     disable_checksum: bool = False
     ssl_skip_verify: bool = False
     use_path_style: bool = False
+    connect_timeout: float = 5.0  # seconds to have a TCP connection
+    response_timeout: float = 30.0  # from the request sent to the answer's headers
+    idle_timeout: float = 30.0  # longest pause within an answer's body
 
 
-def load_config(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-) -> tuple[Backend, ...]:
+@dataclass(frozen=True)
+class Config:
+    backends: tuple[Backend, ...]  # the first is the primary
+    client_timeout: float = 20.0  # a client's longest pause within its request
+    fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, decode and validate the backends file; environ defaults to os.environ."""
     source = os.fspath(path)
     data = read_document(source)
     return parse_config(data, source, os.environ if environ is None else environ)
 
 
-def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+def parse_config(data: object, source: str, environ: Mapping[str, str]) -> Config:
     """Validate an already-decoded document plus the environment overrides."""
     try:
         return _parse(data, source, environ)
@@ -95,7 +114,7 @@ def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple
 _Raw = dict[str, tuple[object, str, bool]]
 
 
-def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+def _parse(data: object, source: str, environ: Mapping[str, str]) -> Config:
     if data is None:
         raise ConfigError(
             f"{source}: the config is empty, expected a mapping with a 'backends' list"
@@ -105,10 +124,8 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backe
             f"{source}: the top level must be a mapping with a 'backends' list, got {_kind(data)}"
         )
     for key in data:
-        if key != "backends":
-            raise ConfigError(
-                f"{source}: unknown top-level key {key!r}{_suggest(key, ['backends'])}"
-            )
+        if key not in _TOP_LEVEL:
+            raise ConfigError(f"{source}: unknown top-level key {key!r}{_suggest(key, _TOP_LEVEL)}")
     backends = data.get("backends")
     if not isinstance(backends, list) or not backends:
         raise ConfigError(
@@ -127,7 +144,58 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backe
                 )
         raws.append(raw)
     _apply_environment(raws, source, environ)
-    return tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+    backend_list = tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+    return Config(backend_list, **_settings(data, source, environ))  # type: ignore[arg-type]
+
+
+def _settings(data: dict, source: str, environ: Mapping[str, str]) -> dict[str, object]:
+    values = {}
+    for f in SETTINGS:
+        variable = SETTINGS_PREFIX + f.env
+        if environ.get(variable):
+            where, value, from_env = variable, environ[variable], True
+        elif f.key in data:
+            where, value, from_env = source, data[f.key], False
+        else:
+            values[f.attr] = f.default
+            continue
+        try:
+            values[f.attr] = _typed(f, value, from_env)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {f.key}: {e}") from None
+    return values
+
+
+def _typed(f: Field, value: object, from_env: bool) -> object:
+    """`value` as field `f` takes it; ValueError says what is wrong (never quoting a
+    credential)."""
+    if f.kind is bool and from_env:
+        parsed = _ENV_BOOLS.get(str(value).lower())
+        if parsed is None:
+            raise ValueError(f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
+        return parsed
+    if f.kind is bool and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, unquoted, got {_show(value)}")
+    if f.kind is float:
+        return _seconds(value, from_env)
+    if f.kind is str and not isinstance(value, str):
+        got = _kind(value) if f.credential else _show(value)
+        raise ValueError(f"must be a string (quote it in the file), got {got}")
+    return value
+
+
+def _seconds(value: object, from_env: bool) -> float:
+    number: object = value
+    if from_env:
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise ValueError(f"must be a number of seconds, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ValueError(f"must be a number of seconds, unquoted, got {_show(value)}")
+    if not 0 < number <= 86400:
+        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {number}")
+    return float(number)
 
 
 def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]) -> None:
@@ -171,17 +239,10 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
         if f.key not in raw or (raw[f.key][0] is None and f.kind is str):
             return f.default  # null in the file means "not set" for string fields
         value, _, from_env = raw[f.key]
-        if f.kind is bool and from_env:
-            parsed = _ENV_BOOLS.get(str(value).lower())
-            if parsed is None:
-                raise fail(f.key, f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
-            return parsed
-        if f.kind is bool and not isinstance(value, bool):
-            raise fail(f.key, f"must be true or false, unquoted, got {_show(value)}")
-        if f.kind is str and not isinstance(value, str):
-            got = _kind(value) if f.credential else _show(value)
-            raise fail(f.key, f"must be a string (quote it in the file), got {got}")
-        return value
+        try:
+            return _typed(f, value, from_env)
+        except ValueError as e:
+            raise fail(f.key, str(e)) from None
 
     values = {f.attr: read(f) for f in FIELDS}
     for key in ("access", "secret"):

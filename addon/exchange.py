@@ -14,9 +14,18 @@ from dataclasses import dataclass, field
 from mitmproxy import http
 
 from addon import retarget, uploads
+from addon.deadlines import Deadline
 from addon.errors import S3Error, error_response
 from addon.journey import Answer, AskNext, Journey, ReadBody, Replace, Verdict
-from addon.upstream_control import PASS, RETRY, AbortUpload, Pass, Retry
+from addon.upstream_control import (
+    ANSWER,
+    CLIENT_BODY,
+    PASS,
+    RETRY,
+    AbortUpload,
+    Pass,
+    Retry,
+)
 from addon.upstream_control import ReadBody as ReadAnswerBody
 
 log = logging.getLogger(__name__)
@@ -28,17 +37,31 @@ class Exchange:
     resource: str  # /bucket/key, as S3 names it in errors
     plan: retarget.Plan
     journey: Journey
+    deadline: Deadline
+    client_timeout: float
     transducer: uploads.Transducer | None = field(default=None, repr=False)
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
-    def start(self, request: http.Request) -> bool:
-        """Aim the request at the first backend; True when its body is to be read whole and
-        given to `check_whole_body` (the `request` hook) before it is sent."""
+    def start(self, request: http.Request) -> None:
+        """Aim the request at the first backend and set how its body goes (a small body is
+        read whole and given to `check_whole_body` in the `request` hook)."""
         self.transducer = retarget.aim(request, self.journey.begin(), self.plan)
-        if request.method not in ("PUT", "POST"):
-            return False
-        return retarget.stream_body(request, self.transducer, self._abort)
+        if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
+            retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
+            self.deadline.start(CLIENT_BODY, self.client_timeout)
+
+    def sent(self) -> None:
+        """The whole request is on its way (the `request` hook): the backend's turn."""
+        self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
+
+    def relay(self, data: bytes) -> bytes:
+        """The answer's `stream` callable: passes the body on, noting that it moves."""
+        self.deadline.touch()
+        return data
+
+    def finished(self) -> None:
+        self.deadline.stop()
 
     def check_whole_body(self, request: http.Request) -> http.Response | None:
         """The answer to send instead when a body read whole is refused."""
@@ -95,12 +118,25 @@ class Exchange:
         log.warning("backend %s broke: %s", self.journey.current.backend.name, reason)
         return self._carry_out(flow, self.journey.broken(reason))  # type: ignore[return-value]
 
+    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response:
+        if phase == CLIENT_BODY:
+            self.journey.refused("RequestTimeout")
+            return self.error(S3Error("RequestTimeout"))
+        backend = self.journey.current.backend
+        if phase == ANSWER:
+            reason = f"no answer within {backend.response_timeout:g}s"
+        else:
+            reason = f"its answer stalled for {backend.idle_timeout:g}s"
+        log.warning("backend %s timed out: %s", backend.name, reason)
+        return self._carry_out(flow, self.journey.timed_out(reason))  # type: ignore[return-value]
+
     def _carry_out(self, flow: http.HTTPFlow, verdict: Verdict) -> Pass | Retry | http.Response:
         match verdict:
             case Answer():
                 return PASS
             case AskNext(backend):
                 retarget.aim(flow.request, backend, self.plan)
+                self.deadline.start(ANSWER, backend.response_timeout)
                 return RETRY
             case Replace(error):
                 return self.error(error)

@@ -101,6 +101,7 @@ class Journey:
     method: str
     target: Target
     candidates: tuple[Backend, ...]
+    fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend (config)
     clock: Callable[[], float] = time.monotonic
     attempts: list[Attempt] = field(default_factory=list)
     miss_codes: list[str | None] = field(default_factory=list)
@@ -132,6 +133,8 @@ class Journey:
         attempt.status, attempt.ms = status, self._elapsed(attempt)
         if not 100 <= status <= 599:
             return self.broken(f"invalid status {status}")
+        if self.reads and status >= 500 and self.fallback_on_5xx and self.has_next:
+            return ReadBody()  # then the next backend (its body is not wanted)
         if not (self.reads and status == 404) or delete_marker:
             # A delete marker is S3's own tombstone on a versioned bucket: the key was deleted
             # there, so it is the answer, headers and all.
@@ -141,7 +144,9 @@ class Journey:
         return ReadBody()
 
     def body(self, body: bytes) -> Verdict:
-        """The whole body of the 404 that `headers` asked to read."""
+        """The whole body of the answer that `headers` asked to read."""
+        if (self.current.status or 0) >= 500:
+            return AskNext(self.begin())
         code = error_code(body)
         if self.operation.miss_by_status or code in NOT_FOUND_CODES:
             return self._missed(code)
@@ -154,6 +159,11 @@ class Journey:
         """The backend's answer is unusable (garbage, an invalid status, an oversized error)."""
         name = self.current.backend.name
         return self._failed(f"broken: {reason}", f"Backend {name} sent an invalid answer.")
+
+    def timed_out(self, reason: str) -> AskNext | Replace:
+        """The backend did not answer, or stalled in its answer, within its timeout."""
+        name = self.current.backend.name
+        return self._failed(f"timed out: {reason}", f"Backend {name} did not answer in time.")
 
     def refused(self, code: str) -> None:
         """The proxy refused the request on its way (a bad chunk signature, a wrong hash)."""

@@ -13,12 +13,14 @@ request while the addon is not configured, are refused here with an S3 error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from weakref import WeakKeyDictionary
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
 from addon import backends, retarget, upstream_control
@@ -27,6 +29,7 @@ from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import DEFAULT_REGION, load_config
 from addon.config_files import ConfigError
+from addon.deadlines import ConnectTimeouts
 from addon.errors import S3Error, error_response, new_request_id
 from addon.exchange import Exchange
 from addon.journey import printable
@@ -54,6 +57,7 @@ class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
         self.client: BackendClient | None = None
+        self.connect_timeouts = ConnectTimeouts(())
         self.missing: list[str] = []
         self.debug = False
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
@@ -118,7 +122,7 @@ class S3Multi:
         if self.missing:
             return
         try:
-            backend_list = load_config(settings["s3multi_config"])
+            config = load_config(settings["s3multi_config"])
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
         root = RootKeys(settings["s3multi_access"], settings["s3multi_secret"])
@@ -126,10 +130,11 @@ class S3Multi:
         domains = tuple(
             d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
         )
-        self.router = Router(backend_list, auth, domains)
+        self.router = Router(config, auth, _inject, domains)
         self.client = BackendClient(ca_file=ctx.options.ssl_verify_upstream_trusted_ca or None)
-        names = ", ".join(f"{b.name} ({b.endpoint})" for b in backend_list)
-        log.info("s3-multi: %d backends, primary first: %s", len(backend_list), names)
+        self.connect_timeouts = ConnectTimeouts(config.backends)
+        names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
+        log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
 
     def running(self) -> None:
         if self.router is None:
@@ -150,7 +155,7 @@ class S3Multi:
         try:
             if self.router is None:
                 raise S3Error("ServiceUnavailable", "s3-multi is not configured.")
-            started = self.router.start(request)
+            started = self.router.start(flow)
         except S3Error as e:
             self._refuse(flow, e)
             return
@@ -174,11 +179,13 @@ class S3Multi:
             refusal = started.check_whole_body(flow.request)
             if refusal is not None:
                 flow.response = refusal
+            else:
+                started.sent()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
         if isinstance(started, Exchange) and flow.response is not None:
-            flow.response.stream = started.may_stream(flow.response)
+            flow.response.stream = started.may_stream(flow.response) and started.relay
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._report(flow)
@@ -186,10 +193,21 @@ class S3Multi:
     def error(self, flow: http.HTTPFlow) -> None:
         self._report(flow)
 
+    def server_connect(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.connecting(data)
+
+    def server_connected(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.done(data)
+
+    def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.done(data)
+
     def _report(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
         if started is None:
             return
+        if isinstance(started, Exchange):
+            started.finished()
         flow.comment = started.summary()
         if flow.error is not None:
             flow.comment += f"; failed: {printable(flow.error.msg)}"
@@ -227,6 +245,14 @@ class S3Multi:
         flow.comment = f"refused: {error.code}"
         if self.debug:
             log.info("%s %s refused: %s", flow.request.method, printable(where), error)
+
+
+def _inject(flow: http.HTTPFlow, phase: str) -> None:
+    """An expired deadline, into the flow's connection, where its policy acts on it."""
+    with contextlib.suppress(ValueError):  # the client has gone: nothing to act on
+        ctx.master.addons.get("proxyserver").inject_event(
+            upstream_control.DeadlinePassed(flow, phase)
+        )
 
 
 addons = [S3Multi()]

@@ -54,6 +54,7 @@ def stream_body(
     request: http.Request,
     transducer: uploads.Transducer | None,
     on_error: Callable[[S3Error], Exception],
+    on_data: Callable[[], None],
 ) -> bool:
     """Set how the body goes upstream; True when it is read whole first (a small body of known
     length: cheaper for mitmproxy, and checked before anything is sent)."""
@@ -61,7 +62,7 @@ def stream_body(
     if length.isdigit() and int(length) <= SMALL_BODY:
         request.stream = False
         return True
-    request.stream = True if transducer is None else uploads.stream_callable(transducer, on_error)
+    request.stream = uploads.stream_callable(transducer or uploads.Passthrough(), on_error, on_data)
     return False
 
 

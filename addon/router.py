@@ -12,7 +12,8 @@ from mitmproxy import http
 
 from addon import sigv4, uploads
 from addon.client_auth import ClientAuth
-from addon.config import Backend
+from addon.config import Config
+from addon.deadlines import Deadline, Injector
 from addon.errors import S3Error, new_request_id
 from addon.exchange import Exchange
 from addon.journey import Journey
@@ -25,10 +26,16 @@ class Router:
     """Turns client requests into exchanges, given the backends and the root keys' verifier."""
 
     def __init__(
-        self, backend_list: tuple[Backend, ...], auth: ClientAuth, domains: tuple[str, ...] = ()
+        self,
+        config: Config,
+        auth: ClientAuth,
+        inject: Injector,
+        domains: tuple[str, ...] = (),
     ) -> None:
-        self.backends = backend_list
+        self.config = config
+        self.backends = config.backends
         self.auth = auth
+        self.inject = inject  # how a flow's expired deadline reaches it
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
 
     def serves(self, host: str) -> bool:
@@ -43,8 +50,9 @@ class Router:
         bucket = virtual_bucket(request.host_header or "", self.domains)
         return parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
 
-    def start(self, request: http.Request) -> Exchange | BucketsMerge:
+    def start(self, flow: http.HTTPFlow) -> Exchange | BucketsMerge:
         """Authenticate and classify; raises S3Error for what must be refused."""
+        request = flow.request
         raw_path, _, raw_query = request.path.partition("?")
         host = request.host_header or ""
         bucket = virtual_bucket(host, self.domains)
@@ -86,8 +94,13 @@ class Router:
             body=body,
         )
         candidates = self.backends if operation.route is Route.FALLBACK else self.backends[:1]
-        journey = Journey(operation, request.method.upper(), target, candidates)
-        return Exchange(new_request_id(), resource(target), plan, journey)
+        journey = Journey(
+            operation, request.method.upper(), target, candidates, self.config.fallback_on_5xx
+        )
+        deadline = Deadline(flow, self.inject)
+        return Exchange(
+            new_request_id(), resource(target), plan, journey, deadline, self.config.client_timeout
+        )
 
 
 def resource(target: Target) -> str:

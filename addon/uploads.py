@@ -103,16 +103,30 @@ class BodyPlan:
         )
 
 
+class Passthrough:
+    """A body that goes as it is."""
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+
 def stream_callable(
-    transducer: Transducer, on_error: Callable[[S3Error], Exception]
+    transducer: Transducer,
+    on_error: Callable[[S3Error], Exception],
+    on_data: Callable[[], None],
 ) -> Callable[[bytes], list[bytes]]:
     """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end.
 
-    Returns a list: mitmproxy sends a returned b"" as a data event of its own, which on a
-    `Transfer-Encoding: chunked` upstream is the zero-size chunk that ends the body.
+    `on_data` is told of every piece (the client is still sending). Returns a list: mitmproxy
+    sends a returned b"" as a data event of its own, which on a `Transfer-Encoding: chunked`
+    upstream is the zero-size chunk that ends the body.
     """
 
     def stream(data: bytes) -> list[bytes]:
+        on_data()
         try:
             out = transducer.feed(data) if data else transducer.finish()
         except S3Error as e:

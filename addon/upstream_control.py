@@ -50,9 +50,11 @@ from weakref import WeakKeyDictionary
 import mitmproxy.version
 from mitmproxy import http
 from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
+from mitmproxy.proxy.events import MessageInjected
 from mitmproxy.proxy.layers.http import (
     ErrorCode,
     GetHttpConnection,
+    HttpLayer,
     HttpResponseHeadersHook,
     HttpStream,
     RequestEndOfMessage,
@@ -62,6 +64,7 @@ from mitmproxy.proxy.layers.http import (
     ResponseProtocolError,
     SendHttp,
 )
+from mitmproxy.proxy.layers.http._http1 import Http1Client
 
 SUPPORTED_MITMPROXY = "12.3.1"
 
@@ -77,6 +80,17 @@ class Retry:
 
 
 PASS, RETRY = Pass(), Retry()
+
+# The deadlines a timer of the addon can report (`DeadlinePassed.message`).
+CLIENT_BODY = "the client stopped sending its body"
+ANSWER = "no answer in time"
+ANSWER_BODY = "the answer's body stalled"
+
+
+@dataclass
+class DeadlinePassed(MessageInjected[str]):
+    """Injected into the flow's connection by the addon (mitmproxy's proxyserver.inject_event)
+    when one of its timers expires: `message` is CLIENT_BODY, ANSWER or ANSWER_BODY."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class Policy(Protocol):
     def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response: ...
     def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response: ...
     def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
+    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response: ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class AnswerInstead:
         raise AssertionError("a flow answered instead of connecting has no upstream")
 
     connect_failed = response_headers = response_body = response_broken = _never
+    deadline_passed = _never
 
 
 class AbortUpload(Exception):
@@ -135,6 +151,7 @@ _original_make_server_connection = HttpStream.make_server_connection
 _original_state_wait_for_response_headers = HttpStream.state_wait_for_response_headers
 _original_handle_protocol_error = HttpStream.handle_protocol_error
 _original_state_stream_request_body = HttpStream.state_stream_request_body
+_original_handle_event = HttpStream._handle_event
 
 
 def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
@@ -220,7 +237,7 @@ def _act(self: HttpStream, decision: Any, body_pending: bool) -> Commands:
     """Carry out a Retry or a replacing Response for an answer the client has not seen."""
     if body_pending:
         # The rest of this answer is not wanted: drop its connection rather than read it.
-        yield CloseConnection(self.context.server)
+        yield from _detach_upstream(self)
     if isinstance(decision, Retry):
         yield from _resend(self)
     else:
@@ -253,15 +270,69 @@ def _resend(self: HttpStream) -> Commands:
 
 def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
     policy = _policies.get(self.flow) if hasattr(self, "flow") else None
-    unseen_by_client = self.server_state not in (
-        self.state_stream_response_body,
-        self.state_done,
-        self.state_errored,
-    )
-    if policy is None or not isinstance(event, ResponseProtocolError) or not unseen_by_client:
+    if (
+        policy is None
+        or not isinstance(event, ResponseProtocolError)
+        or _answer_reached_client(self)
+    ):
         return (yield from _original_handle_protocol_error(self, event))
+    yield from _detach_upstream(self)  # it would report its own close as one more error
     decision = policy.response_broken(self.flow, event.message)
     yield from _act(self, decision, body_pending=False)
+
+
+def _detach_upstream(self: HttpStream) -> Commands:
+    """Close this stream's upstream connection and hear no more from it.
+
+    Its HTTP/1 client layer would report the close (or the rest of a broken answer) as an error
+    of this stream, which by then may be waiting for another upstream. mitmproxy's own
+    MessageInjected routing finds that layer the same way (HttpLayer._handle_event).
+    """
+    server = self.context.server
+    parent = self.context.layers[self.context.layers.index(self) - 1]
+    assert isinstance(parent, HttpLayer)
+    stack = parent.connections.get(server)
+    client = stack.context.layers[-1] if stack is not None else None
+    if isinstance(client, Http1Client) and client.stream_id == self.stream_id:
+        client.stream_id = None
+        client.state = client.done
+    yield CloseConnection(server)
+
+
+def _handle_event(self: HttpStream, event: Any) -> Commands:
+    if isinstance(event, DeadlinePassed):
+        return (yield from _deadline_passed(self, event))
+    return (yield from _original_handle_event(self, event))
+
+
+def _deadline_passed(self: HttpStream, event: DeadlinePassed) -> Commands:
+    """A timer of the addon expired: act on it if the flow is still where the timer was for."""
+    flow = event.flow
+    policy = _policies.get(flow) if isinstance(flow, http.HTTPFlow) else None
+    if policy is None or getattr(self, "flow", None) is not flow:
+        return  # the stream moved on to another request of the connection
+    phase = event.message
+    receiving = (self.state_stream_request_body, self.state_consume_request_body)
+    if phase == CLIENT_BODY and self.client_state in receiving:
+        if self.client_state == self.state_stream_request_body:
+            yield from _detach_upstream(self)  # it has part of a body: it must store nothing
+        answer = policy.deadline_passed(self.flow, phase)
+        assert isinstance(answer, http.Response), "a stalled client is answered, not re-aimed"
+        yield from _answer(self, answer)
+    elif phase == ANSWER_BODY and self.server_state == self.state_stream_response_body:
+        # The client has the headers and part of the body: break its transfer.
+        yield from _detach_upstream(self)
+        error = ResponseProtocolError(self.stream_id, phase, ErrorCode.GENERIC_SERVER_ERROR)
+        yield from _original_handle_protocol_error(self, error)
+    elif phase != CLIENT_BODY and not _answer_reached_client(self):
+        yield from _detach_upstream(self)
+        yield from _act(self, policy.deadline_passed(self.flow, phase), body_pending=False)
+
+
+def _answer_reached_client(self: HttpStream) -> bool:
+    """Whether the client has (part of) an answer, or the stream is over: too late to re-aim."""
+    over = (self.state_stream_response_body, self.state_done, self.state_errored)
+    return self.server_state in over
 
 
 def _answer(self: HttpStream, response: http.Response) -> Commands:
@@ -294,12 +365,14 @@ def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
 
 
 WRAPPED = {
+    "_handle_event": _handle_event,
     "make_server_connection": _make_server_connection,
     "state_wait_for_response_headers": _state_wait_for_response_headers,
     "handle_protocol_error": _handle_protocol_error,
     "state_stream_request_body": _state_stream_request_body,
 }
 ORIGINALS = {
+    "_handle_event": _original_handle_event,
     "make_server_connection": _original_make_server_connection,
     "state_wait_for_response_headers": _original_state_wait_for_response_headers,
     "handle_protocol_error": _original_handle_protocol_error,

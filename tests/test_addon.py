@@ -4,6 +4,8 @@ end (test_routing.py, test_running.py); here, what the decisions are."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 from pathlib import Path
 from unittest import mock
@@ -41,6 +43,20 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"backends": backends}))
     return path
+
+
+_LOOP = asyncio.new_event_loop()
+
+
+def run(hook, *args):
+    """Call a hook or policy method as mitmproxy does: on the event loop (deadlines are
+    asyncio timers), awaiting it if it is a coroutine."""
+
+    async def call():
+        result = hook(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    return _LOOP.run_until_complete(call())
 
 
 def load_addon():
@@ -96,7 +112,7 @@ def refusal(flow: http.HTTPFlow) -> http.Response:
 def answer(flow: http.HTTPFlow, status: int, body: bytes = b"", **headers: str):
     """The upstream's answer arriving for `flow`: what the policy decides at its headers."""
     flow.response = http.Response.make(status, body, headers)
-    return exchange(flow).response_headers(flow)
+    return run(exchange(flow).response_headers, flow)
 
 
 def s3_404(code: str) -> bytes:
@@ -125,16 +141,16 @@ def test_the_secret_from_the_environment_is_never_an_option_value(config: Path):
         assert tctx.options.s3multi_secret == "" and tctx.options.s3multi_access == ""
         assert all("root-secret" not in str(o.default) for o in tctx.options._options.values())
         flow = signed_flow("GET", "/bkt/k")
-        addon.requestheaders(flow)
+        run(addon.requestheaders, flow)
         assert exchange(flow)
 
 
 def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/a%20b.txt?x-id=GetObject")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
 
-    assert exchange(flow).before_connect(flow) is None
+    assert run(exchange(flow).before_connect, flow) is None
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "10.0.0.1", 9000)
     assert flow.request.host_header == "10.0.0.1:9000"
     assert flow.request.path == "/bkt/a%20b.txt?x-id=GetObject"
@@ -144,7 +160,7 @@ def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
 def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     tctx, addon = tctx
     flow = reverse_flow(tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
 
     answer = refusal(flow)  # sent instead of connecting anywhere
     assert answer.status_code == 403
@@ -160,14 +176,14 @@ def test_a_refused_virtual_hosted_request_names_bucket_and_key(tctx):
     tctx, addon = tctx
     tctx.configure(addon, s3multi_domain="s3.example.com")
     flow = signed_flow("GET", "/some/key.txt", secret="guess", host="bkt.s3.example.com")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert b"<Resource>/bkt/some/key.txt</Resource>" in refusal(flow).content
 
 
 def test_wrong_secret_is_signature_does_not_match(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k", secret="guess")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert refusal(flow).status_code == 403
     assert b"<Code>SignatureDoesNotMatch</Code>" in refusal(flow).content
 
@@ -175,22 +191,22 @@ def test_wrong_secret_is_signature_does_not_match(tctx):
 def test_a_small_body_that_does_not_match_its_hash_is_refused_in_the_request_hook(tctx):
     tctx, addon = tctx
     flow = signed_flow("PUT", "/bkt/k", body=b"signed body")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert flow.request.stream is False  # small: read whole, then checked
     flow.request.content = b"other body!"
-    tctx.master.event_loop.run_until_complete(addon.request(flow))
+    run(addon.request, flow)
     assert flow.response is not None and flow.response.status_code == 400
     assert b"<Code>XAmzContentSHA256Mismatch</Code>" in flow.response.content
-    addon.response(flow)
+    run(addon.response, flow)
     assert "hot refused: XAmzContentSHA256Mismatch" in flow.comment
 
 
 def test_a_404_to_get_object_asks_for_its_body_then_the_next_backend(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert isinstance(answer(flow, 404), ReadBody)
-    assert exchange(flow).response_body(flow, s3_404("NoSuchKey")) is RETRY
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
     assert (flow.request.scheme, flow.request.host, flow.request.port) == (
         "https",
         "warm.example",
@@ -202,7 +218,7 @@ def test_a_404_to_get_object_asks_for_its_body_then_the_next_backend(tctx):
 def test_a_head_404_asks_the_next_backend_at_once(tctx):
     tctx, addon = tctx
     flow = signed_flow("HEAD", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert answer(flow, 404) is RETRY
     assert flow.request.host == "warm.example"
 
@@ -210,10 +226,10 @@ def test_a_head_404_asks_the_next_backend_at_once(tctx):
 def test_a_sub_resource_404_is_answered_without_fallback(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt?tagging")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert isinstance(answer(flow, 404), ReadBody)
-    assert exchange(flow).response_body(flow, s3_404("NoSuchTagSet")) is PASS
-    addon.response(flow)
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchTagSet")) is PASS
+    run(addon.response, flow)
     assert flow.request.host == "10.0.0.1"
     assert flow.comment.endswith("answered by hot")
 
@@ -221,7 +237,7 @@ def test_a_sub_resource_404_is_answered_without_fallback(tctx):
 def test_writes_never_fall_back(tctx):
     tctx, addon = tctx
     flow = signed_flow("DELETE", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     assert answer(flow, 404, s3_404("NoSuchKey")) is PASS
     assert flow.request.host == "10.0.0.1"
 
@@ -229,21 +245,22 @@ def test_writes_never_fall_back(tctx):
 def test_large_answers_stream_and_small_ones_pass_whole(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     flow.response = http.Response.make(200)
     flow.response.headers["Content-Length"] = str(10 * 1024 * 1024)  # headers only, as they come
-    addon.responseheaders(flow)
-    assert flow.response.stream is True
+    run(addon.responseheaders, flow)
+    relay = flow.response.stream
+    assert callable(relay) and relay(b"piece") == b"piece"  # streamed, its progress watched
     flow.response = http.Response.make(200, b"small", {})
-    addon.responseheaders(flow)
+    run(addon.responseheaders, flow)
     assert flow.response.stream is False
 
 
 def test_unreachable_primary_becomes_an_s3_503(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
-    response = exchange(flow).connect_failed(flow, "Connect call failed")
+    run(addon.requestheaders, flow)
+    response = run(exchange(flow).connect_failed, flow, "Connect call failed")
     assert isinstance(response, http.Response)
     assert response.status_code == 503
     assert b"<Code>ServiceUnavailable</Code>" in response.content
@@ -254,10 +271,10 @@ def test_unreachable_primary_becomes_an_s3_503(tctx):
 def test_an_unreachable_fallback_is_skipped(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     answer(flow, 404)
-    exchange(flow).response_body(flow, s3_404("NoSuchKey"))
-    response = exchange(flow).connect_failed(flow, "refused")
+    run(exchange(flow).response_body, flow, s3_404("NoSuchKey"))
+    response = run(exchange(flow).connect_failed, flow, "refused")
     assert isinstance(response, http.Response)  # the last one: not found anywhere
     assert response.status_code == 404 and b"<Code>NoSuchKey</Code>" in response.content
 
@@ -266,11 +283,11 @@ def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
     tctx, addon = tctx
     tctx.configure(addon, s3multi_domain="s3.amazonaws.com")
     other = tflow.tflow(req=tutils.treq(host="example.org", port=80, path=b"/anything"))
-    addon.requestheaders(other)
+    run(addon.requestheaders, other)
     assert other.request.host == "example.org" and upstream_control.policy_of(other) is None
 
     s3 = tflow.tflow(req=tutils.treq(host="bkt.s3.amazonaws.com", port=443, path=b"/k"))
-    addon.requestheaders(s3)
+    run(addon.requestheaders, s3)
     assert refusal(s3).status_code == 403  # unsigned: refused
 
 
@@ -278,11 +295,11 @@ def test_the_flow_comment_names_every_backend_tried(tctx):
     """What mitmweb shows for a flow: the backends tried, their answers, the one that answered."""
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     answer(flow, 404)
-    assert exchange(flow).response_body(flow, s3_404("NoSuchKey")) is RETRY
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
     assert answer(flow, 200, b"found") is PASS
-    addon.response(flow)
+    run(addon.response, flow)
     assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
     assert ", warm 200 " in flow.comment
     assert flow.comment.endswith("answered by warm")
@@ -291,10 +308,10 @@ def test_the_flow_comment_names_every_backend_tried(tctx):
 def test_a_failed_flow_still_gets_its_comment(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     answer(flow, 200)
     flow.error = Error("peer closed connection")
-    addon.error(flow)
+    run(addon.error, flow)
     assert flow.comment.endswith("answered by hot; failed: peer closed connection")
 
 
@@ -306,7 +323,7 @@ def test_a_bug_of_ours_refuses_the_request_instead_of_relaying_it(tctx, monkeypa
 
     monkeypatch.setattr(addon.router, "start", broken)
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     response = refusal(flow)
     assert response.status_code == 500 and b"<Code>InternalError</Code>" in response.content
     assert flow.request.host == "address"  # never aimed at a backend

@@ -293,7 +293,11 @@ def test_the_stream_callable_never_hands_mitmproxy_an_empty_piece():
     """An empty piece would go upstream as the zero-size chunk that ends a chunked body."""
     data = os.urandom(20_000)
     body = signed_body(split(data, [10_000, 10_000]))
-    stream = stream_callable(new_upload(SIGNED, len(data)), on_error=lambda e: e)
+    seen = []
+    stream = stream_callable(
+        new_upload(SIGNED, len(data)), on_error=lambda e: e, on_data=lambda: seen.append(1)
+    )
     pieces = [stream(body[i : i + 100]) for i in range(0, len(body), 100)] + [stream(b"")]
     assert all(piece for out in pieces for piece in out)
+    assert len(seen) == len(pieces)  # every piece counts as the client still sending
     assert b"".join(piece for out in pieces for piece in out).count(b";chunk-signature=") == 3

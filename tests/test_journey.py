@@ -36,12 +36,14 @@ def s3_error(code: str, xmlns: bool = False, pretty: bool = False) -> bytes:
     ).encode()
 
 
-def journey(method: str = "GET", path: str = "/bkt/k", query: tuple[str, ...] = ()) -> Journey:
+def journey(
+    method: str = "GET", path: str = "/bkt/k", query: tuple[str, ...] = (), on_5xx: bool = False
+) -> Journey:
     target = parse_path(path)
     operation = classify(method, target, list(query))
     assert operation is not None
     backends = (HOT, WARM, COLD) if operation.route is Route.FALLBACK else (HOT,)
-    trip = Journey(operation, method, target, backends, clock=lambda: 0.0)
+    trip = Journey(operation, method, target, backends, on_5xx, clock=lambda: 0.0)
     assert trip.begin() is HOT
     return trip
 
@@ -249,6 +251,37 @@ def test_a_refusal_on_the_way_says_so():
     assert trip.summary("/bkt/k") == (
         "PutObject /bkt/k via [hot refused: SignatureDoesNotMatch 0ms] answered by proxy"
     )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_5xx_is_the_answer_unless_configured_to_ask_the_next(status):
+    assert journey().headers(status) == Answer()
+    trip = journey(on_5xx=True)
+    assert trip.headers(status) == ReadBody()
+    assert trip.body(b"<Error><Code>SlowDown</Code></Error>") == AskNext(WARM)
+    assert trip.headers(200) == Answer()
+    assert trip.answered_by == "warm"
+
+
+def test_a_5xx_from_the_last_backend_is_its_answer():
+    trip = journey(on_5xx=True)
+    miss(trip)
+    miss(trip)
+    assert trip.headers(503) == Answer()
+
+
+def test_a_write_answered_5xx_never_goes_elsewhere():
+    assert journey("PUT", on_5xx=True).headers(503) == Answer()
+
+
+def test_a_timed_out_fallback_is_skipped_and_a_timed_out_primary_is_a_503():
+    trip = journey()
+    miss(trip)
+    assert trip.timed_out("no answer within 30s") == AskNext(COLD)
+    assert "warm timed out: no answer within 30s" in trip.summary("/bkt/k")
+    verdict = journey().timed_out("no answer within 30s")
+    assert isinstance(verdict, Replace) and verdict.error.status == 503
+    assert verdict.error.message == "Backend hot did not answer in time."
 
 
 # --- helpers -------------------------------------------------------------------------------------
