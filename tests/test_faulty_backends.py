@@ -1,20 +1,24 @@
-"""The test equipment itself: each fake backend does what its name says.
+"""The test equipment itself: each fake backend and misbehaving client does what its name says.
 
-Talked to directly with raw sockets, no proxy.
+Talked to directly with raw sockets, no proxy (the stalled upload's signature is checked
+against a real moto server).
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 import tracemalloc
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support import faulty_backends as fb
+from tests.support import faulty_clients as fc
 
 QUIET = 0.5  # seconds of silence that count as "nothing more comes"
 
@@ -255,3 +259,98 @@ def test_a_stopped_fake_refuses_connections_and_counts_each_one() -> None:
     assert (fake.connections, len(fake.requests)) == (3, 3)
     with pytest.raises(ConnectionRefusedError):
         connect(fake)
+
+
+# --- misbehaving clients ----------------------------------------------------------------------
+
+
+class HeadSink:
+    """Accepts one connection, reads one request head without keeping it, answers 200."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.head_bytes = 0
+        self.first_line_bytes = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn, self.listener:
+            tail, line_open = b"", True
+            while not tail.endswith(b"\r\n\r\n"):
+                data = conn.recv(65536)
+                if line_open and b"\r\n" in data:
+                    self.first_line_bytes += data.index(b"\r\n")
+                    line_open = False
+                elif line_open:
+                    self.first_line_bytes += len(data)
+                self.head_bytes += len(data)
+                tail = (tail + data)[-4:]
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_huge_header_sends_one_header_of_that_many_mebibytes() -> None:
+    sink = HeadSink()
+    outcome = fc.huge_header(sink.port, 3)
+    sink.thread.join(timeout=10)
+    assert (outcome.status, outcome.body_start) == (200, b"ok")
+    assert outcome.sent == sink.head_bytes > 3 * fb.MIB
+    assert sink.head_bytes - 3 * fb.MIB < 100  # request line, Host, the header's name
+
+
+def test_huge_url_sends_a_request_line_of_that_many_mebibytes() -> None:
+    sink = HeadSink()
+    outcome = fc.huge_url(sink.port, 2)
+    sink.thread.join(timeout=10)
+    assert outcome.status == 200 and outcome.sent == sink.head_bytes
+    assert 2 * fb.MIB < sink.first_line_bytes < 2 * fb.MIB + 30
+
+
+def test_a_huge_request_stops_when_the_server_closes_without_reading_it() -> None:
+    # The fake reads at most 1 MiB of head, then closes: the client stops, it does not hang.
+    with fb.InvalidStatus() as fake:
+        outcome = fc.huge_header(fake.port, 64, timeout=10)
+    assert outcome.closed and not outcome.answered
+    assert outcome.sent < 64 * fb.MIB and outcome.seconds < 10
+
+
+def test_stalled_upload_sends_part_of_a_body_then_waits_with_the_connection_open() -> None:
+    with fb.Hang() as fake:
+        outcome = fc.stalled_upload(fake.port, "b", "k", "AK", "SK", 100_000, 30_000, timeout=1)
+        (put,) = fake.requests
+        assert (put.method, put.target, put.headers["content-length"]) == ("PUT", "/b/k", "100000")
+        assert (put.body_bytes, put.complete) == (30_000, False)
+    assert not outcome.answered and not outcome.closed and outcome.seconds >= 1
+
+
+def test_stalled_upload_is_signed_so_that_s3_stores_it_when_it_is_sent_whole(backends) -> None:
+    server = backends[0]
+    bucket, key, length = f"t-{uuid.uuid4().hex[:12]}", "whole.bin", 300_000
+    server.client().create_bucket(Bucket=bucket)
+    outcome = fc.stalled_upload(
+        server.port, bucket, key, server.access, server.secret, length, length
+    )
+    assert outcome.status == 200, outcome.head
+    stored = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == b"".join(fc.upload_body(length))
+
+
+def test_slowloris_drips_an_endless_head_on_each_connection() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, fc.Slowloris(listener.getsockname()[1], connections=3, interval=0.05) as attack:
+        accepted = [listener.accept()[0] for _ in range(3)]
+        time.sleep(0.5)
+        head = f"GET /bucket/key HTTP/1.1\r\nHost: 127.0.0.1:{attack.port}\r\nX-Drip-0: a\r\n"
+        for conn in accepted:
+            conn.setblocking(False)
+            received = conn.recv(65536)  # about one byte per 0.05 s: 10 in 0.5 s
+            assert 2 <= len(received) <= 12 and head.encode().startswith(received)
+        accepted[0].sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        accepted[0].close()
+        wait_for(lambda: attack.open == 2)
+        assert attack.drips[0].answer.startswith(b"HTTP/1.1 408")
+        for conn in accepted[1:]:
+            conn.close()
+        wait_for(lambda: attack.open == 0)
