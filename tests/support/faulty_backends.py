@@ -262,10 +262,10 @@ class Hang(FakeBackend):
         return False
 
 
-class StallAfterHeaders(FakeBackend):
-    """Answers the head (`status`, Content-Length `length`), `sent` bytes of body, then stalls."""
+class _PartialBody(FakeBackend):
+    """Answers the head (`status`, Content-Length `length`) and only `sent` bytes of the body."""
 
-    name = "stall"
+    stalls = False  # then keep the connection open; else close it
 
     def __init__(
         self, status: str = "200 OK", length: int = MIB, sent: int = _PIECE, **kwargs
@@ -276,9 +276,23 @@ class StallAfterHeaders(FakeBackend):
     def misbehave(self, conn: socket.socket, request: Received) -> bool:
         conn.sendall(head(self.status, {"Content-Length": self.length}))
         if request.method != "HEAD":
-            conn.sendall(b"s" * self.sent)
-        self.hold()
+            conn.sendall(b"b" * self.sent)
+        if self.stalls:
+            self.hold()
         return False
+
+
+class StallAfterHeaders(_PartialBody):
+    """Answers the head and part of the body, then stalls: nothing more, the connection open."""
+
+    name = "stall"
+    stalls = True
+
+
+class ShortBody(_PartialBody):
+    """Answers the head and part of the body, then closes: shorter than its Content-Length."""
+
+    name = "short-body"
 
 
 class Garbage(FakeBackend):
@@ -308,24 +322,6 @@ class InvalidStatus(FakeBackend):
         headers = {"Content-Type": "text/plain", "Content-Length": len(self.body)}
         conn.sendall(head(self.status, headers) + (b"" if request.method == "HEAD" else self.body))
         return True
-
-
-class ShortBody(FakeBackend):
-    """Answers Content-Length `length` but sends `sent` bytes of body, then closes."""
-
-    name = "short-body"
-
-    def __init__(
-        self, status: str = "200 OK", length: int = MIB, sent: int = MIB // 2, **kwargs
-    ) -> None:
-        super().__init__(**kwargs)
-        self.status, self.length, self.sent = status, length, sent
-
-    def misbehave(self, conn: socket.socket, request: Received) -> bool:
-        conn.sendall(head(self.status, {"Content-Length": self.length}))
-        if request.method != "HEAD":
-            conn.sendall(b"b" * self.sent)
-        return False
 
 
 class Reset(FakeBackend):
