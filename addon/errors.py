@@ -47,6 +47,11 @@ KNOWN: dict[str, tuple[int, str]] = {
         403,
         "The difference between the request time and the current time is too large.",
     ),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+    ),
     "RequestTimeout": (
         400,
         "Your socket connection to the server was not read from or written to within the "
@@ -83,7 +88,12 @@ def new_request_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+MAX_RESOURCE = 1100  # a bucket and a key of S3's longest (1024 bytes): longer is cut short
+
+
 def render(error: S3Error, resource: str, request_id: str) -> bytes:
+    if len(resource) > MAX_RESOURCE:
+        resource = resource[:MAX_RESOURCE] + "..."
     parts = [f"<Code>{escape(error.code)}</Code>", f"<Message>{escape(error.message)}</Message>"]
     parts += [f"<{k}>{escape(v)}</{k}>" for k, v in error.extra.items()]
     parts += [f"<Resource>{escape(resource)}</Resource>", f"<RequestId>{request_id}</RequestId>"]

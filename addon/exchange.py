@@ -19,6 +19,7 @@ from addon.errors import S3Error, error_response
 from addon.journey import Answer, AskNext, Journey, ReadBody, Replace, Verdict
 from addon.upstream_control import (
     ANSWER,
+    ANSWER_BODY,
     CLIENT_BODY,
     PASS,
     RETRY,
@@ -107,6 +108,8 @@ class Exchange:
         assert response is not None
         marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
         verdict = self.journey.headers(response.status_code, delete_marker=marker)
+        if isinstance(verdict, ReadBody | Answer):
+            self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
         if isinstance(verdict, ReadBody):
             return ReadAnswerBody(verdict.limit)
         return self._carry_out(flow, verdict)

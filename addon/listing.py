@@ -22,7 +22,7 @@ from addon.errors import S3Error, error_response
 from addon.journey import Attempt
 
 log = logging.getLogger(__name__)
-MAX_LISTING = 16 * 1024 * 1024  # 10,000 buckets (AWS's most) are about 1.5 MB
+MAX_LISTING = 4 * 1024 * 1024  # 10,000 buckets (AWS's most per page) are under 3 MB
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 

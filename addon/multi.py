@@ -133,6 +133,9 @@ class S3Multi:
         self.router = Router(config, auth, _inject, domains)
         self.client = BackendClient(ca_file=ctx.options.ssl_verify_upstream_trusted_ca or None)
         self.connect_timeouts = ConnectTimeouts(config.backends)
+        upstream_control.head_limits = upstream_control.HeadLimits(
+            seconds=config.client_timeout, refuse=self._refuse_head
+        )
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
         log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
 
@@ -234,6 +237,18 @@ class S3Multi:
         if isinstance(flow.client_conn.proxy_mode, ReverseMode):
             return True
         return self.router is not None and self.router.serves(flow.request.host)
+
+    def _refuse_head(self, reason: str, peer: object) -> http.Response:
+        """The answer to a request head that is too large or too slow to arrive."""
+        if reason == upstream_control.TOO_LARGE:
+            limit = str(upstream_control.head_limits.max_bytes)
+            error = S3Error("RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": limit})
+        else:
+            error = S3Error("RequestTimeout")
+        answer = error_response(error, "GET", "/", new_request_id())
+        answer.headers["Connection"] = "close"
+        log.warning("client %s refused: %s (its request head is %s)", peer, error.code, reason)
+        return answer
 
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
         named = self.router.target(flow.request) if self.router else None

@@ -53,6 +53,7 @@ class Router:
     def start(self, flow: http.HTTPFlow) -> Exchange | BucketsMerge:
         """Authenticate and classify; raises S3Error for what must be refused."""
         request = flow.request
+        check_size(request)
         raw_path, _, raw_query = request.path.partition("?")
         host = request.host_header or ""
         bucket = virtual_bucket(host, self.domains)
@@ -69,6 +70,12 @@ class Router:
         # A presigned URL's signature is the root's: backends get header auth of their own.
         pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
         target = parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
+        key_bytes = len((target.key or "").encode("utf-8", "surrogateescape"))
+        if key_bytes > MAX_KEY_BYTES:
+            raise S3Error(
+                "KeyTooLongError",
+                extra={"Size": str(key_bytes), "MaxSizeAllowed": str(MAX_KEY_BYTES)},
+            )
         operation = classify(
             request.method, target, [k for k, _ in pairs], "x-amz-copy-source" in request.headers
         )
@@ -100,6 +107,20 @@ class Router:
         deadline = Deadline(flow, self.inject)
         return Exchange(
             new_request_id(), resource(target), plan, journey, deadline, self.config.client_timeout
+        )
+
+
+MAX_HEADER_SECTION = 8192  # S3's: the header fields and the query together
+MAX_KEY_BYTES = 1024
+
+
+def check_size(request: http.Request) -> None:
+    """S3's limit on a request's header section, before anything else is looked at."""
+    size = len(request.path.partition("?")[2])
+    size += sum(len(k) + len(v) + 4 for k, v in request.headers.items(multi=True))
+    if size > MAX_HEADER_SECTION:
+        raise S3Error(
+            "RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": str(MAX_HEADER_SECTION)}
         )
 
 

@@ -15,7 +15,9 @@ from collections.abc import Callable
 import mitmproxy.version
 import pytest
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
-from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
+from mitmproxy.proxy.server import ConnectionHandler
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
 
 from addon import upstream_control
@@ -81,19 +83,67 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "closes the client connection on a ResponseProtocolError after the answer",
         "cc218a1337c0f5cf",
     ),
+    "Http1Server.read_headers": (
+        "is wrapped: reads a request head from the buffer, or waits for more",
+        "3fe0945216bcf7bc",
+    ),
+    "Http1Client.read_headers": (
+        "reports a close while it waits for an answer as an error of its stream_id (detach)",
+        "415454c5fa8b5981",
+    ),
+    "Http1Connection.read_body": (
+        "reports a close within an answer's body as an error of its stream_id (detach)",
+        "aece271029af36e4",
+    ),
+    "Http1Connection._handle_event": (
+        "passes connection events to `state`, so state = done silences a detached client",
+        "2ac8db3e43ae743f",
+    ),
+    "HttpLayer._handle_event": (
+        "routes an injected event (DeadlinePassed) to the stream of the flow's connection",
+        "6ba31883cc7a06b3",
+    ),
+    "ConnectionHandler.open_connection": (
+        "runs the server_connect hook in the task that connects, sets timestamp_start just "
+        "before connecting, and turns a cancellation while connecting into a failed connection",
+        "5e0b3cbaf7a4030a",
+    ),
+    "ConnectionHandler.handle_connection": (
+        "is what a connect-timeout cancel must never interrupt (it is not: the timer ends at "
+        "server_connected)",
+        "95c3f93e9824e527",
+    ),
+    "Proxyserver.inject_event": (
+        "hands an injected event to the flow's live connection, or raises ValueError",
+        "2c18850a10b55b72",
+    ),
     "Http2Connection._handle_event": (
         "resets only that stream on a ResponseProtocolError after the answer",
         "7fc814a8a507f234",
     ),
 }
 
-_CLASSES = {c.__name__: c for c in (HttpStream, HttpLayer, Http1Server, Http2Connection)}
+_CLASSES = {
+    c.__name__: c
+    for c in (
+        HttpStream,
+        HttpLayer,
+        Http1Server,
+        Http1Client,
+        Http1Connection,
+        Http2Connection,
+        ConnectionHandler,
+        Proxyserver,
+    )
+}
 
 
 def _original(qualified: str) -> Callable:
     class_name, name = qualified.split(".")
     if class_name == "HttpStream" and name in upstream_control.ORIGINALS:
         return upstream_control.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
+    if qualified == "Http1Server.read_headers":
+        return upstream_control._original_read_headers
     return getattr(_CLASSES[class_name], name)
 
 
@@ -126,6 +176,7 @@ def test_install_wraps_every_method():
     upstream_control.install()
     for name, wrapper in upstream_control.WRAPPED.items():
         assert getattr(HttpStream, name) is wrapper, name
+    assert Http1Server.read_headers is upstream_control._read_headers
 
 
 def test_install_refuses_another_mitmproxy(monkeypatch):
