@@ -1,0 +1,1 @@
+"""Helpers the test modules share: processes, the proxy, clients, raw HTTP, signing."""
