@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from addon.local_backends import start_moto_servers
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
 
 
 def self_signed(directory: Path) -> tuple[str, str]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
-from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import aws_cli, write_config
-from tests.test_routing import has_bucket, put_direct
+from tests.support.direct import has_bucket, put_direct
+from tests.support.processes import aws_cli
+from tests.support.proxy import peak_rss, write_config
 
 MIB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -120,26 +118,6 @@ def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     for piece in stored["Body"].iter_chunks(MIB):
         digest.update(piece)
     assert digest.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
-
-
-@contextmanager
-def peak_rss(proxy):
-    """Samples the proxy's RSS every 20 ms while the block runs; yields a list holding the peak."""
-    peak = [proxy.rss_mb()]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], proxy.rss_mb())
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        stop.set()
-        sampler.join()
 
 
 class Zeros:

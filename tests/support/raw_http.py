@@ -115,6 +115,13 @@ class Connection:
         """Half-close: the server sees the end of what this client sends."""
         self._sock.shutdown(socket.SHUT_WR)
 
+    def read_until_closed(self) -> bytes:
+        """Whatever the server sends until it closes the connection."""
+        data = b""
+        while more := self._sock.recv(65536):
+            data += more
+        return data
+
     def exchange(self, request: Request) -> Answer:
         """Send `request` (its body right after its headers, unless `expect_continue`), read
         its answer."""
