@@ -39,6 +39,8 @@ from tests.support.direct import has_bucket, has_object
 from tests.support.raw_http import Answer, Connection, Request, content_length, send
 from tests.support.root_keys import REGION, ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 MINUTE = 60
 OCTETS = ("Content-Type", "application/octet-stream")
 SENTINEL = b"the sentinel object: no refused request may change or delete it\n"

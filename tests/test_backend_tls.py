@@ -17,6 +17,8 @@ from cryptography.x509.oid import NameOID
 from addon.local_backends import start_moto_servers
 from tests.support.direct import put_direct
 
+pytestmark = pytest.mark.e2e
+
 
 def self_signed(directory: Path) -> tuple[str, str]:
     """A certificate for localhost and 127.0.0.1 that no CA vouches for."""

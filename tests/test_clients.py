@@ -16,6 +16,8 @@ from tests.support.processes import VENV_BIN, aws_cli, child_env
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 MIB = 1024 * 1024
 
 
@@ -168,6 +170,7 @@ def test_rclone(proxy, backends, bucket, tmp_path):
     assert not has_object(primary, bucket, "tree/small.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.client("boto3", "paginators over 1100 keys")
 def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucket):
     primary = backends[0].client()

@@ -15,6 +15,8 @@ from tests.support.direct import has_object, put_direct
 from tests.support.processes import child_env
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 JS = Path(__file__).resolve().parent / "js"
 MIB = 1024 * 1024
 

@@ -13,6 +13,8 @@ from tests.support.direct import has_bucket, put_direct
 from tests.support.processes import aws_cli
 from tests.support.proxy import peak_rss, write_config
 
+pytestmark = pytest.mark.e2e
+
 MIB = 1024 * 1024
 RSS_BOUND_MB = 150
 
@@ -104,6 +106,7 @@ def test_copy_of_a_fallback_only_source_is_the_primarys_answer(proxy, backends, 
     assert got.value.response["Error"]["Code"] == "NoSuchKey"
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 100 MiB (concurrent parts)")
 def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     source = tmp_path / "big.bin"
@@ -139,6 +142,7 @@ class Zeros:
         return self.position
 
 
+@pytest.mark.slow
 def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     backends, run_proxy, tmp_path, bucket
 ):
@@ -167,6 +171,7 @@ def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     assert primary.client().head_object(Bucket=bucket, Key="big")["ContentLength"] == size
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 1 GiB (128 concurrent parts)")
 def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     """128 concurrent 8 MiB parts through the proxy; read back whole and compared by hash."""

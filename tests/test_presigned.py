@@ -13,12 +13,16 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from tests.support.clients import s3_client
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.processes import aws_cli
 from tests.support.raw_http import Answer, fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 from tests.support.signing import clock
+
+pytestmark = pytest.mark.e2e
 
 WEEK = 7 * 24 * 3600
 EXPIRED = "Request has expired."
@@ -177,6 +181,7 @@ def test_a_tampered_key_path_is_signature_does_not_match(proxy, backends, bucket
     assert not any(has_object(server, bucket, "allowed.txt") for server in backends)
 
 
+@pytest.mark.slow
 def test_aws_cli_presign_reads_from_primary_and_fallback(proxy, backends, bucket, tmp_path):
     put_direct(backends[0], bucket, "hot.txt", b"on the primary\n")
     put_direct(backends[1], bucket, "warm.txt", b"on the secondary\n")

@@ -16,6 +16,8 @@ from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 
 def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
     return excinfo.value.response["Error"]["Code"]

@@ -16,6 +16,8 @@ from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 
 def test_unreachable_fallback_is_skipped(backends, run_proxy, tmp_path, bucket):
     primary, secondary, _ = backends
@@ -64,6 +66,7 @@ def aws(proxy_endpoint: str, *args: str) -> bytes:
     return aws_cli("--endpoint-url", proxy_endpoint, *args)
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "HTTP: mb, cp, s3api, a fallback read")
 def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, bucket, tmp_path):
     primary, secondary, _ = backends

@@ -15,6 +15,8 @@ from tests.support.processes import aws_cli
 from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
 from tests.support.raw_http import Request, send
 
+pytestmark = pytest.mark.e2e
+
 S3_DOMAINS = "s3.amazonaws.com,s3.us-east-1.amazonaws.com"
 # TLS to other hosts is tunnelled, not intercepted.
 ALLOW_HOSTS = r"(^|\.)s3(\.us-east-1)?\.amazonaws\.com(:\d+)?$"

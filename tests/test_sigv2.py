@@ -13,6 +13,8 @@ from tests.support.processes import aws_cli
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
+pytestmark = pytest.mark.e2e
+
 
 def v2_client(endpoint: str, secret: str = ROOT_SECRET):
     return s3_client(endpoint, ROOT_ACCESS, secret, signature_version="s3")

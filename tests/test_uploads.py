@@ -25,6 +25,8 @@ from tests.support.raw_http import Connection, Request, fetch, send
 from tests.support.root_keys import REGION
 from tests.support.signing import sigv4
 
+pytestmark = pytest.mark.e2e
+
 MIB = 1024 * 1024
 
 
@@ -144,6 +146,7 @@ def test_boto3_multipart_upload_over_https(proxy, backends, bucket, tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "HTTPS: mb, cp (20 MiB multipart), s3api")
 def test_aws_cli_over_https(proxy, backends, bucket, tmp_path):
     def aws(*args: str) -> bytes:
@@ -192,6 +195,7 @@ def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(proxy, backen
     assert not has_object(primary, bucket, "tampered")
 
 
+@pytest.mark.slow
 def test_a_refused_1_gib_upload_is_not_read_into_memory(backends, run_proxy, tmp_path, bucket):
     proxy = run_proxy(write_config(tmp_path / "c.json", backends[:1]))
     before = proxy.rss_mb()

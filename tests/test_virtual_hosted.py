@@ -9,6 +9,8 @@ from tests.support.proxy import write_config
 from tests.support.raw_http import Answer, Request, send
 from tests.support.signing import sigv4
 
+pytestmark = pytest.mark.e2e
+
 DOMAIN = "s3.test"
 
 
