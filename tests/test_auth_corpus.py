@@ -36,8 +36,8 @@ from tests.support.aws_chunked_reference import (
     encode,
 )
 from tests.support.direct import has_bucket, has_object
-from tests.support.raw_http import Answer, Connection, Request, content_length, send
-from tests.support.root_keys import REGION, ROOT_ACCESS, ROOT_SECRET
+from tests.support.raw_http import Answer, Connection, Request, send
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -69,48 +69,26 @@ def signed(
     query: str = "",
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
-    payload_hash: str | None = None,
-    access: str = ROOT_ACCESS,
-    secret: str = ROOT_SECRET,
-    region: str = REGION,
-    shift: float = 0,
+    **signing_options,
 ) -> Request:
     """Header SigV4 with every given header signed (plus host, x-amz-date, x-amz-content-sha256);
-    Content-Length is sent unsigned.
+    Content-Length is sent unsigned. `signing_options`: payload_hash, access, secret, region,
+    shift, as `signing.sigv4` takes them.
 
     `query` must be encoded: it is what is signed and what is sent.
     """
     unsigned = Request(method, path or t.path, query, (("Host", t.host), *headers), body)
-    raw = signing.sigv4(
-        unsigned,
-        payload_hash=payload_hash,
-        access=access,
-        secret=secret,
-        region=region,
-        shift=shift,
-    )
-    return replace(raw, headers=(*raw.headers, *content_length(method, body)))
+    return signing.sigv4(unsigned, **signing_options).with_length()
 
 
 def presigned(
-    t: Target,
-    method: str,
-    *,
-    path: str | None = None,
-    expires: int = 3600,
-    access: str = ROOT_ACCESS,
-    secret: str = ROOT_SECRET,
-    region: str = REGION,
-    shift: float = 0,
-    body: bytes = b"",
+    t: Target, method: str, *, path: str | None = None, body: bytes = b"", **signing_options
 ) -> Request:
-    """A presigned URL made by botocore, fetched with nothing but Host (and a body's headers)."""
+    """A presigned URL made by botocore (`signing_options`: expires, access, secret, region,
+    shift), fetched with nothing but Host (and a body's headers)."""
     extra = [OCTETS] if method == "PUT" else []
-    fields = (("Host", t.host), *extra, *content_length(method, body))
-    raw = Request(method, path or t.path, "", fields, body)
-    return signing.presigned_v4(
-        raw, expires=expires, access=access, secret=secret, region=region, shift=shift
-    )
+    raw = Request(method, path or t.path, "", (("Host", t.host), *extra), body)
+    return signing.presigned_v4(raw, **signing_options).with_length()
 
 
 def sigv2(
@@ -119,32 +97,20 @@ def sigv2(
     *,
     headers: tuple[tuple[str, str], ...] = (),
     body: bytes = b"",
-    access: str = ROOT_ACCESS,
-    secret: str = ROOT_SECRET,
+    **signing_options,
 ) -> Request:
-    """SigV2 by header (`Authorization: AWS AK:signature`, with a Date), signed by botocore."""
-    raw = signing.sigv2(
-        Request(method, t.path, "", (("Host", t.host), *headers), body),
-        access=access,
-        secret=secret,
-    )
-    return replace(raw, headers=(*raw.headers, *content_length(method, body)))
+    """SigV2 by header (`Authorization: AWS AK:signature`, with a Date), signed by botocore
+    (`signing_options`: access, secret)."""
+    raw = Request(method, t.path, "", (("Host", t.host), *headers), body)
+    return signing.sigv2(raw, **signing_options).with_length()
 
 
-def sigv2_presigned(
-    t: Target,
-    method: str,
-    *,
-    expires: int = 3600,
-    body: bytes = b"",
-    access: str = ROOT_ACCESS,
-    secret: str = ROOT_SECRET,
-) -> Request:
-    """A SigV2 presigned URL (AWSAccessKeyId, Signature, Expires), made by botocore."""
+def sigv2_presigned(t: Target, method: str, *, body: bytes = b"", **signing_options) -> Request:
+    """A SigV2 presigned URL (AWSAccessKeyId, Signature, Expires), made by botocore
+    (`signing_options`: expires, access, secret)."""
     headers = (OCTETS,) if method == "PUT" else ()
     raw = Request(method, t.path, "", (("Host", t.host), *headers), body)
-    raw = signing.presigned_v2(raw, expires=expires, access=access, secret=secret)
-    return replace(raw, headers=(*raw.headers, *content_length(method, body)))
+    return signing.presigned_v2(raw, **signing_options).with_length()
 
 
 def part(name: str, value: str) -> Callable[[str], str]:
@@ -282,9 +248,7 @@ def put_body(t: Target, body: bytes = b"forged body", **kw) -> Request:
 
 def unsigned(t: Target, method: str, body: bytes = b"") -> Request:
     extra = [OCTETS] if method == "PUT" else []
-    return Request(
-        method, t.path, "", (("Host", t.host), *extra, *content_length(method, body)), body
-    )
+    return Request(method, t.path, "", (("Host", t.host), *extra), body).with_length()
 
 
 def presign_missing(name: str) -> Case:

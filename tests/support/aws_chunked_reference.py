@@ -38,7 +38,7 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
-def signing_key(secret: str, date: str, region: str) -> bytes:
+def _signing_key(secret: str, date: str, region: str) -> bytes:
     """SigV4's key: HMAC chain over the date, region, service and terminal."""
     key = f"AWS4{secret}".encode()
     for part in (date, region, "s3", "aws4_request"):
@@ -75,7 +75,7 @@ class ChunkSigner:
         date = self.timestamp[:8]
         scope = f"{date}/{self.region}/s3/aws4_request"
         text = "\n".join([algorithm, self.timestamp, scope, self.previous, *hashes])
-        key = signing_key(self.secret, date, self.region)
+        key = _signing_key(self.secret, date, self.region)
         self.previous = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
         return self.previous
 

@@ -64,15 +64,17 @@ class Request:
         pairs = [(k, v) for k, _, v in (p.partition("=") for p in self.query.split("&") if p)]
         return replace(self, query="&".join(f"{k}={v}" for k, v in change(pairs)))
 
+    def with_length(self) -> Request:
+        """Content-Length appended as http.client sends it: for a body, and for PUT and POST
+        even when empty."""
+        if not self.body and self.method not in ("PUT", "POST"):
+            return self
+        return self.add("Content-Length", str(len(self.body)))
+
     def head(self) -> bytes:
         """The request line and the headers, up to the empty line that ends them."""
         lines = [f"{self.method} {self.target} HTTP/1.1", *(f"{k}: {v}" for k, v in self.headers)]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def content_length(method: str, body: bytes) -> Fields:
-    """Content-Length as http.client sends it: for a body, and for PUT and POST even when empty."""
-    return (("Content-Length", str(len(body))),) if body or method in ("PUT", "POST") else ()
 
 
 @dataclass
@@ -162,5 +164,5 @@ def fetch(url: str, method: str = "GET", body: bytes = b"", headers: Fields = ()
     """What curl does with a URL (a presigned one, say): Host, `headers`, the body's length."""
     split = urlsplit(url)
     assert split.scheme == "http" and split.hostname == "127.0.0.1", url
-    fields = (("Host", split.netloc), *headers, *content_length(method, body))
-    return send(split.port, Request(method, split.path, split.query, fields, body))
+    request = Request(method, split.path, split.query, (("Host", split.netloc), *headers), body)
+    return send(split.port, request.with_length())
