@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
+from mitmproxy import http
+
 # code -> (status, S3's own message); a raise may pass a more specific message.
 KNOWN: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
@@ -29,6 +31,8 @@ KNOWN: dict[str, tuple[int, str]] = {
         "published schema.",
     ),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (
         403,
@@ -42,6 +46,11 @@ KNOWN: dict[str, tuple[int, str]] = {
     "RequestTimeTooSkewed": (
         403,
         "The difference between the request time and the current time is too large.",
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the "
+        "timeout period. Idle connections will be closed.",
     ),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
@@ -81,3 +90,10 @@ def render(error: S3Error, resource: str, request_id: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>"
     ).encode()
+
+
+def error_response(error: S3Error, method: str, resource: str, request_id: str) -> http.Response:
+    """The error as an HTTP answer; a HEAD answer carries no body, as S3's."""
+    body = b"" if method.upper() == "HEAD" else render(error, resource, request_id)
+    headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    return http.Response.make(error.status, body, headers)

@@ -17,12 +17,11 @@ from addon.aws_chunked import (
     SIGNED_TRAILER,
     UNSIGNED_TRAILER,
     AwsChunkedUpload,
-    ChunkChain,
     PayloadHashCheck,
     decoded_headers,
 )
 from addon.errors import S3Error
-from addon.sigv4 import signing_key
+from addon.sigv4 import ChunkChain, signing_key
 from addon.uploads import stream_callable
 from tests.support import aws_chunked_reference as reference
 from tests.support.raw_http import Request
@@ -315,7 +314,11 @@ def test_the_stream_callable_never_hands_mitmproxy_an_empty_piece():
     """An empty piece would go upstream as the zero-size chunk that ends a chunked body."""
     data = os.urandom(20_000)
     body = signed_body(split(data, [10_000, 10_000]))
-    stream = stream_callable(new_upload(SIGNED, len(data)), on_error=lambda e: e)
+    seen = []
+    stream = stream_callable(
+        new_upload(SIGNED, len(data)), on_error=lambda e: e, on_data=lambda: seen.append(1)
+    )
     pieces = [stream(body[i : i + 100]) for i in range(0, len(body), 100)] + [stream(b"")]
     assert all(piece for out in pieces for piece in out)
+    assert len(seen) == len(pieces)  # every piece counts as the client still sending
     assert b"".join(piece for out in pieces for piece in out).count(b";chunk-signature=") == 3

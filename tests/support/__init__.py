@@ -1,1 +1,1 @@
-"""Helpers the test modules share: processes, the proxy, clients, raw HTTP, signing."""
+"""Test equipment the test modules share: processes, proxy, clients, raw HTTP, signing, fakes."""
