@@ -15,8 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from addon.local_backends import free_port, start_moto_servers
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, start_proxy
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
+from tests.support.processes import VENV_BIN
+from tests.support.proxy import proxy_env, start_proxy
+
+pytestmark = pytest.mark.e2e
 
 
 def self_signed(directory: Path) -> tuple[str, str]:
@@ -125,9 +128,8 @@ def test_skip_verify_works_under_the_s3_multi_command(https_backend, tmp_path, b
     entry = backend_entry(https_backend, https_backend.endpoint, skip_verify=True)
     config.write_text(json.dumps({"backends": [entry]}))
     port = free_port()
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
     command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--port", f"127.0.0.1:{port}"]
-    proxy = start_proxy([*command, "--debug"], tmp_path, env, port)
+    proxy = start_proxy([*command, "--debug"], tmp_path, proxy_env(), port)
     try:
         put_direct(https_backend, bucket, "cmd.txt", b"self-signed, skipped")
         got = proxy.client().get_object(Bucket=bucket, Key="cmd.txt")["Body"].read()

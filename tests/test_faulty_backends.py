@@ -325,6 +325,7 @@ def test_stalled_upload_sends_part_of_a_body_then_waits_with_the_connection_open
     assert not outcome.answered and not outcome.closed and outcome.seconds >= 1
 
 
+@pytest.mark.e2e  # a moto server checks the signature
 def test_stalled_upload_is_signed_so_that_s3_stores_it_when_it_is_sent_whole(backends) -> None:
     server = backends[0]
     bucket, key, length = f"t-{uuid.uuid4().hex[:12]}", "whole.bin", 300_000

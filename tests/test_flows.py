@@ -4,36 +4,27 @@ with the answer the client got; a refusal said as one, and a connection closed a
 
 from __future__ import annotations
 
-import http.client
 import subprocess
+from dataclasses import replace
 
 import pytest
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from mitmproxy import io
 
 from addon.local_backends import free_port
-from tests.conftest import (
-    ROOT_ACCESS,
-    ROOT_SECRET,
-    child_env,
-    mitmdump_command,
-    start_proxy,
-    write_config,
-)
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
+from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
+from tests.support.raw_http import Connection, Request, send
+from tests.support.root_keys import ROOT_SECRET
+from tests.support.signing import sigv4
 
 pytestmark = pytest.mark.e2e
 
 
-def signed(method: str, port: int, path: str, body: bytes, secret: str = ROOT_SECRET) -> dict:
-    """Headers of a request signed by botocore for `body` (hashed: x-amz-content-sha256)."""
-    request = AWSRequest(method=method, url=f"http://127.0.0.1:{port}{path}", data=body)
-    request.headers["Content-Type"] = "application/octet-stream"
-    S3SigV4Auth(Credentials(ROOT_ACCESS, secret), "s3", "us-east-1").add_auth(request)
-    return {**dict(request.headers.items()), "Content-Length": str(len(body))}
+def signed(method: str, port: int, path: str, body: bytes, secret: str = ROOT_SECRET) -> Request:
+    """A request signed by botocore for `body` (hashed: x-amz-content-sha256)."""
+    headers = (("Host", f"127.0.0.1:{port}"), ("Content-Type", "application/octet-stream"))
+    return sigv4(Request(method, path, headers=headers, body=body), secret=secret).with_length()
 
 
 def test_one_saved_flow_per_client_request_with_the_answer_it_got(backends, tmp_path, bucket):
@@ -42,8 +33,7 @@ def test_one_saved_flow_per_client_request_with_the_answer_it_got(backends, tmp_
     config = write_config(tmp_path / "c.json", backends)
     port, saved = free_port(), tmp_path / "flows.mitm"
     command = [*mitmdump_command(config, port, tmp_path / "mitmproxy"), "-w", str(saved)]
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    proxy = start_proxy(command, tmp_path, env, port)
+    proxy = start_proxy(command, tmp_path, proxy_env(), port)
     try:
         backends[0].client().create_bucket(Bucket=bucket)
         put_direct(backends[2], bucket, "cold.txt", b"from the tertiary")
@@ -76,12 +66,9 @@ def test_an_upload_refused_while_streaming_is_summarised_as_refused(proxy, backe
     backends[0].client().create_bucket(Bucket=bucket)
     signed_body = b"what was signed" * 40_000  # over 256 KiB: streamed, checked on its way
     sent_body = signed_body[:-7] + b"changed"
-    headers = signed("PUT", proxy.port, f"/{bucket}/big.bin", signed_body)
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
-    connection.request("PUT", f"/{bucket}/big.bin", body=sent_body, headers=headers)
-    answer = connection.getresponse()
-    assert answer.status == 400 and b"XAmzContentSHA256Mismatch" in answer.read()
-    connection.close()
+    tampered = replace(signed("PUT", proxy.port, f"/{bucket}/big.bin", signed_body), body=sent_body)
+    answer = send(proxy.port, tampered)
+    assert (answer.status, answer.error()["Code"]) == (400, "XAmzContentSHA256Mismatch")
     assert f"PutObject /{bucket}/big.bin via [primary refused: XAmzContentSHA256Mismatch" in (
         proxy.log()
     )
@@ -94,25 +81,20 @@ def test_a_connection_closed_after_a_refusal_says_so_and_the_next_request_works(
     """A keep-alive client must learn from the answer that the connection ends with it."""
     backends[0].client().create_bucket(Bucket=bucket)
     body = b"x" * (1024 * 1024)
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
     bad = signed("PUT", proxy.port, f"/{bucket}/k", body, secret="not-the-root-secret")
-    connection.request("PUT", f"/{bucket}/k", body=body, headers=bad)
-    refused = connection.getresponse()
-    assert refused.status == 403 and b"SignatureDoesNotMatch" in refused.read()
-    assert refused.getheader("Connection") == "close"
-    # http.client reconnects because it was told; reusing the closed connection would fail.
-    good = signed("PUT", proxy.port, f"/{bucket}/k", b"second try")
-    connection.request("PUT", f"/{bucket}/k", body=b"second try", headers=good)
-    assert connection.getresponse().status == 200
-    connection.close()
+    with Connection(proxy.port, timeout=30) as connection:
+        refused = connection.exchange(bad)
+    assert (refused.status, refused.error()["Code"]) == (403, "SignatureDoesNotMatch")
+    assert refused.headers["Connection"] == "close"
+    # The client reconnects because it was told; reusing the closed connection would fail.
+    assert send(proxy.port, signed("PUT", proxy.port, f"/{bucket}/k", b"second try")).status == 200
     assert backends[0].client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"second try"
 
 
 def test_the_root_secret_from_the_environment_is_not_in_the_option_listing(tmp_path):
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
     command = mitmdump_command(None, free_port(), tmp_path)[:3]  # mitmdump -s addon/multi.py
     done = subprocess.run(
-        [*command, "--options"], capture_output=True, text=True, env=env, timeout=60
+        [*command, "--options"], capture_output=True, text=True, env=proxy_env(), timeout=60
     )
     assert "s3multi_secret" in done.stdout
     assert ROOT_SECRET not in done.stdout + done.stderr

@@ -10,12 +10,11 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
+from tests.support.raw_http import Request
+from tests.support.root_keys import ROOT_SECRET
+from tests.support.signing import sigv4
 
 pytestmark = pytest.mark.e2e
 
@@ -39,14 +38,13 @@ class H2Client:
 
     def start(self, method: str, path: str, body: bytes, secret: str, send: int) -> int:
         """A request signed by botocore for `body`; only its first `send` bytes are sent."""
-        url = f"https://{self.authority}{path}"
-        request = AWSRequest(method=method, url=url, data=body)
-        request.headers["Host"] = self.authority
-        S3SigV4Auth(Credentials(ROOT_ACCESS, secret), "s3", "us-east-1").add_auth(request)
+        request = sigv4(
+            Request(method, path, headers=(("Host", self.authority),), body=body), secret=secret
+        )
         stream = self.conn.get_next_available_stream_id()
         headers = [(":method", method), (":scheme", "https"), (":authority", self.authority)]
         headers += [(":path", path), ("content-length", str(len(body)))]
-        headers += [(k.lower(), v) for k, v in request.headers.items() if k.lower() != "host"]
+        headers += [(k.lower(), v) for k, v in request.headers if k.lower() != "host"]
         self.conn.send_headers(stream, headers, end_stream=not body)
         if body:
             self.conn.send_data(stream, body[:send], end_stream=send >= len(body))

@@ -1,1 +1,1 @@
-"""Test equipment shared by the end-to-end tests: servers and clients that are not S3 libraries."""
+"""Test equipment the test modules share: processes, proxy, clients, raw HTTP, signing, fakes."""

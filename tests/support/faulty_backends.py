@@ -10,7 +10,7 @@ Every request is read whole first (head, then the body by Content-Length or chun
 answered. A path given in `answers` is answered like S3 would for GET and HEAD (200 with the
 bytes, or 404 NoSuchKey for None), so a fake can sit in a chain of backends and serve some keys
 normally; everything else gets the fake's fault. A fake has the `name`, `access`, `secret` and
-`endpoint` that tests/conftest.py `write_config` takes from a backend.
+`endpoint` that tests/support/proxy.py `write_config` takes from a backend.
 
 `Blackhole` is different: it never accepts; connecting to it hangs (SYNs dropped) until the
 client gives up. See its docstring for why that works on loopback.
