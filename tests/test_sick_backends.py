@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET
 from tests.support import faulty_clients
+from tests.support.direct import put_direct
 from tests.support.faulty_backends import (
     MIB,
     Blackhole,
@@ -29,7 +29,7 @@ from tests.support.faulty_backends import (
     ShortBody,
     StallAfterHeaders,
 )
-from tests.test_routing import put_direct
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
 pytestmark = pytest.mark.e2e
 TIMEOUTS = {"connectTimeout": 1, "responseTimeout": 2, "idleTimeout": 2}

@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import mitmproxy.version
 import pytest
-from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
-from mitmproxy.proxy.server import ConnectionHandler
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
+from mitmproxy.proxy.server import ConnectionHandler
 
 from addon import upstream_control
 
