@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import os
 import random
+import re
 import zlib
+from functools import partial
 
 import pytest
 
@@ -23,22 +25,28 @@ from addon.aws_chunked import (
 from addon.errors import S3Error
 from addon.sigv4 import signing_key
 from addon.uploads import stream_callable
+from tests.conftest import ROOT_SECRET
 
 TIMESTAMP, SCOPE = "20130524T000000Z", "20130524/us-east-1/s3/aws4_request"
 CLIENT_SECRET, BACKEND_SECRET = "client-secret", "backend-secret"
 CLIENT_SEED, BACKEND_SEED = "a" * 64, "b" * 64
 
 
-def chain(secret: str, seed: str) -> ChunkChain:
-    return ChunkChain(signing_key(secret, "20130524", "us-east-1"), TIMESTAMP, SCOPE, seed)
+def chain(secret: str, seed: str, timestamp: str = TIMESTAMP) -> ChunkChain:
+    date = timestamp[:8]
+    scope = f"{date}/us-east-1/s3/aws4_request"
+    return ChunkChain(signing_key(secret, date, "us-east-1"), timestamp, scope, seed)
 
 
-def reference_signature(secret: str, previous: str, data: bytes, kind: str = "PAYLOAD") -> str:
+def reference_signature(
+    secret: str, previous: str, data: bytes, kind: str = "PAYLOAD", timestamp: str = TIMESTAMP
+) -> str:
     """The chunk signature as the AWS documentation defines it, written out independently."""
     key = f"AWS4{secret}".encode()
-    for part in ("20130524", "us-east-1", "s3", "aws4_request"):
+    for part in (timestamp[:8], "us-east-1", "s3", "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    lines = [f"AWS4-HMAC-SHA256-{kind}", TIMESTAMP, SCOPE, previous]
+    scope = f"{timestamp[:8]}/us-east-1/s3/aws4_request"
+    lines = [f"AWS4-HMAC-SHA256-{kind}", timestamp, scope, previous]
     if kind == "PAYLOAD":
         lines.append(hashlib.sha256(b"").hexdigest())
     lines.append(hashlib.sha256(data).hexdigest())
@@ -164,6 +172,51 @@ def test_unsigned_trailer_passes_through_unchanged():
         split(data, [16384, 16384, 17232]), f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode()
     )
     assert feed(new_upload(UNSIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"]), body) == body
+
+
+# What minio-go 7.0.46 (Debian's) sends with `TrailingHeaders: true`: the last part (16 bytes) of
+# an FPutObject multipart upload, captured off the wire from a recording server; signed with
+# tests.conftest's root keys over HTTP, unsigned over HTTPS. Its trailer lines end in "\n\r\n".
+MINIO_GO_TIMESTAMP = "20261201T202157Z"
+MINIO_GO_SEED = "be9d7f9d99f0f2dd0eeaa97904a773d6f3e94a0f14e5788b1ef013710a42baec"  # its Signature=
+MINIO_GO_SIGNED = (
+    b"10;chunk-signature=5db10e7b51577e20653a6005756e65d115a509f391542e2e4436ab00b86a5f59\r\n"
+    b"minio-go trailer\r\n"
+    b"0;chunk-signature=68709fbbfcf3d9353aa37378f8563de67387f9ff45da7847c87030101ff38244\r\n"
+    b"x-amz-checksum-crc32c:b9M91Q==\n\r\n"
+    b"x-amz-trailer-signature:b768481225520e8f7f85a6cf5093fa44bd0a74daccdbaf20a91ed67976b8308e\r\n"
+    b"\r\n"
+)
+MINIO_GO_UNSIGNED = b"10\r\nminio-go trailer\r\n0\r\nx-amz-checksum-crc32c:b9M91Q==\n\r\n\r\n"
+SIGNATURE = re.compile(rb"(?<=chunk-signature=)[0-9a-f]{64}|(?<=trailer-signature:)[0-9a-f]{64}")
+
+
+def test_minio_go_signed_trailer_is_re_signed_at_its_own_length():
+    """The client's Content-Length is forwarded: one byte less and the backend waits for ever."""
+    upload = AwsChunkedUpload(
+        SIGNED_TRAILER,
+        16,
+        ("x-amz-checksum-crc32c",),
+        client=chain(ROOT_SECRET, MINIO_GO_SEED, MINIO_GO_TIMESTAMP),
+        backend=chain(BACKEND_SECRET, BACKEND_SEED, MINIO_GO_TIMESTAMP),
+        decode=False,
+    )
+    out = feed(upload, MINIO_GO_SIGNED)
+
+    assert len(out) == len(MINIO_GO_SIGNED) == 312  # minio-go's Content-Length
+    assert SIGNATURE.sub(b"*", out) == SIGNATURE.sub(b"*", MINIO_GO_SIGNED)  # framing as sent
+    (data, first), (_, final) = parse_signed(out)[0]
+    assert data == b"minio-go trailer"
+    sign = partial(reference_signature, BACKEND_SECRET, timestamp=MINIO_GO_TIMESTAMP)
+    assert first == sign(BACKEND_SEED, b"minio-go trailer")
+    assert final == sign(first, b"")
+    trailer = SIGNATURE.findall(out)[-1].decode()
+    assert trailer == sign(final, b"x-amz-checksum-crc32c:b9M91Q==\n", "TRAILER")
+
+
+def test_minio_go_unsigned_trailer_passes_through_unchanged():
+    upload = new_upload(UNSIGNED_TRAILER, 16, ["x-amz-checksum-crc32c"])
+    assert feed(upload, MINIO_GO_UNSIGNED) == MINIO_GO_UNSIGNED
 
 
 @pytest.mark.parametrize("form", [UNSIGNED_TRAILER, SIGNED_TRAILER])
