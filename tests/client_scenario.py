@@ -18,6 +18,7 @@ import ssl
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tests.conftest import ROOT_ACCESS, ROOT_SECRET, Proxy
 from tests.test_multipart import file_sha256
@@ -97,3 +98,36 @@ class Scenario:
         listing = secondary.client().list_objects_v2(Bucket=self.bucket)
         assert [o["Key"] for o in listing["Contents"]] == ["warm.txt"]  # no write reached it
         assert not has_bucket(tertiary, self.bucket)
+
+
+class StoryClient(Protocol):
+    """A client driven in this process (pyarrow, obstore): the steps of the story."""
+
+    def create_bucket(self) -> None: ...
+    def put(self, key: str, body: bytes) -> None: ...
+    def upload(self, key: str, path: Path) -> None: ...  # multipart
+    def get(self, key: str) -> bytes: ...
+    def download(self, key: str, path: Path) -> None: ...
+    def list(self) -> list[str]: ...
+    def size(self, key: str) -> int: ...  # HEAD
+    def presign(self, key: str) -> str | None: ...  # None: the client cannot
+    def delete(self, key: str) -> None: ...
+
+
+def tell(client: StoryClient, scenario: Scenario) -> dict:
+    """The story, told by a client in this process; its report. The secondary gets its object
+    once the client has made the bucket (see test_sdk_clients: pyarrow checks first)."""
+    workdir = scenario.workdir
+    client.create_bucket()
+    scenario.place_warm()
+    client.put("small.txt", SMALL.encode())
+    client.put("gone.txt", b"to be deleted")
+    client.upload("large.bin", workdir / "large.bin")
+    report: dict = {"small": client.get("small.txt").decode()}
+    client.download("large.bin", workdir / "large.back")
+    report["listed"] = sorted(client.list())
+    report["size"] = client.size("small.txt")
+    report["warm"] = client.get("warm.txt").decode()
+    report["presigned"] = client.presign("small.txt")
+    client.delete("gone.txt")
+    return report

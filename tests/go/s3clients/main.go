@@ -2,8 +2,8 @@
 //
 //	s3clients aws-sdk-go-v2 | minio-go | minio-go-trailing
 //
-// Settings come from the environment (ENDPOINT, ACCESS, SECRET, BUCKET, WORKDIR, CA_FILE for
-// HTTPS); the report is one line of JSON on stdout. Built offline from Debian's Go packages.
+// Settings come from the environment (ENDPOINT, ACCESS, SECRET, BUCKET, WORKDIR, SMALL, CA_FILE
+// for HTTPS); the report is one line of JSON on stdout. Built offline from Debian's Go packages.
 package main
 
 import (
