@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,6 +17,7 @@ from tests.conftest import (
     ROOT_ACCESS,
     ROOT_SECRET,
     VENV_BIN,
+    Proxy,
     aws_cli,
     child_env,
     dead_endpoint,
@@ -167,24 +169,34 @@ def test_unconfigured_mitmdump_does_not_start(tmp_path):
     )
 
 
-@pytest.mark.client("mitmweb", "each flow's comment names the backends tried")
-def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket):
-    """Under mitmweb, a developer sees fallback happen: each flow's comment names the backends."""
-    config = write_config(tmp_path / "c.json", backends[:2])
+WEB_PASSWORD = "watch-the-traffic"
+
+
+def start_mitmweb(backends, workdir: Path, *options: str) -> tuple[Proxy, int]:
+    """mitmweb with the addon in front of `backends` (the README's mitmdump line, with mitmweb):
+    the proxy, and the port of its web interface (password WEB_PASSWORD)."""
+    config = write_config(workdir / "c.json", backends)
     port, web_port = free_port(), free_port()
-    command = mitmdump_command(config, port, tmp_path / "mitmproxy")
+    command = mitmdump_command(config, port, workdir / "mitmproxy")
     command[0] = str(VENV_BIN / "mitmweb")
     command = [arg for arg in command if arg not in ("--flow-detail", "0")]
     command += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
-    command += ["--set", "web_open_browser=false", "--set", "web_password=watch-the-traffic"]
+    command += ["--set", "web_open_browser=false", "--set", f"web_password={WEB_PASSWORD}"]
+    command += [arg for option in options for arg in ("--set", option)]
     env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    proxy = start_proxy(command, tmp_path, env, port)
+    return start_proxy(command, workdir, env, port), web_port
+
+
+@pytest.mark.client("mitmweb", "each flow's comment names the backends tried")
+def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket):
+    """Under mitmweb, a developer sees fallback happen: each flow's comment names the backends."""
+    proxy, web_port = start_mitmweb(backends[:2], tmp_path)
     try:
         put_direct(backends[1], bucket, "seen.txt", b"watched")
         assert proxy.client().get_object(Bucket=bucket, Key="seen.txt")["Body"].read() == b"watched"
         request = urllib.request.Request(
             f"http://127.0.0.1:{web_port}/flows",
-            headers={"Authorization": "Bearer watch-the-traffic"},
+            headers={"Authorization": f"Bearer {WEB_PASSWORD}"},
         )
         flows = json.loads(urllib.request.urlopen(request, timeout=10).read())
     finally:
