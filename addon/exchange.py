@@ -16,7 +16,17 @@ from mitmproxy import http
 from addon import retarget, uploads
 from addon.deadlines import Deadline
 from addon.errors import S3Error, error_response
-from addon.journey import Answer, AskNext, Journey, ReadBody, Replace, Verdict
+from addon.journey import (
+    Answer,
+    AskNext,
+    Consult,
+    Journey,
+    ReadBody,
+    Replace,
+    Verdict,
+    printable,
+)
+from addon.tombstones import AfterWrite
 from addon.upstream_control import (
     ANSWER,
     ANSWER_BODY,
@@ -40,6 +50,10 @@ class Exchange:
     journey: Journey
     deadline: Deadline
     client_timeout: float
+    tombstone: retarget.Plan | None = None  # the GET of this key's tombstone, if any can be
+    settle: AfterWrite | None = None  # what the answer does to tombstones before it is sent
+    settled: str = ""
+    whole_body: bool = False  # read the body whole whatever its size (settle needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
 
     # --- the addon's hooks -----------------------------------------------------------------------
@@ -49,7 +63,8 @@ class Exchange:
         read whole and given to `check_whole_body` in the `request` hook)."""
         self.transducer = retarget.aim(request, self.journey.begin(), self.plan)
         if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
-            retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
+            if not self.whole_body:
+                retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
             self.deadline.start(CLIENT_BODY, self.client_timeout)
 
     def sent(self) -> None:
@@ -78,11 +93,19 @@ class Exchange:
     def may_stream(self, response: http.Response) -> bool:
         """Stream the answer's body to the client unless it is small: passing a small body
         whole costs mitmproxy less."""
+        if self.settle is not None:
+            return False  # settling may replace it, so it is not sent before
         length = response.headers.get("content-length", "")
         return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
 
+    async def settled_answer(self, flow: http.HTTPFlow) -> None:
+        """The `response` hook: tombstones settled before the client hears (see tombstones)."""
+        if self.settle is not None:
+            self.settled = await self.settle(flow)
+
     def summary(self) -> str:
-        return self.journey.summary(self.resource)
+        line = self.journey.summary(self.resource)
+        return f"{line}; {self.settled}" if self.settled else line
 
     def error(self, error: S3Error) -> http.Response:
         return error_response(error, self.plan.method, self.resource, self.request_id)
@@ -107,7 +130,8 @@ class Exchange:
         response = flow.response
         assert response is not None
         marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
-        verdict = self.journey.headers(response.status_code, delete_marker=marker)
+        etag = response.headers.get("etag")
+        verdict = self.journey.headers(response.status_code, delete_marker=marker, etag=etag)
         if isinstance(verdict, ReadBody | Answer):
             self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
         if isinstance(verdict, ReadBody):
@@ -118,7 +142,8 @@ class Exchange:
         return self._carry_out(flow, self.journey.body(body))  # type: ignore[return-value]
 
     def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
-        log.warning("backend %s broke: %s", self.journey.current.backend.name, reason)
+        name = self.journey.current.backend.name
+        log.warning("backend %s broke: %s", name, printable(reason[:200]))
         return self._carry_out(flow, self.journey.broken(reason))  # type: ignore[return-value]
 
     def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response:
@@ -140,6 +165,12 @@ class Exchange:
             case AskNext(backend):
                 retarget.aim(flow.request, backend, self.plan)
                 self.deadline.start(ANSWER, backend.response_timeout)
+                return RETRY
+            case Consult():
+                assert self.tombstone is not None
+                primary = self.journey.current.backend
+                retarget.aim(flow.request, primary, self.tombstone)
+                self.deadline.start(ANSWER, primary.response_timeout)
                 return RETRY
             case Replace(error):
                 return self.error(error)

@@ -18,6 +18,7 @@ bucket, NoSuchBucket only when none has it.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -50,6 +51,11 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
+def _short(reason: str, most: int = 120) -> str:
+    """A reason for one log line: mitmproxy quotes a garbage answer's bytes in its message."""
+    return reason if len(reason) <= most else reason[:most] + "..."
+
+
 # --- what to do next ---------------------------------------------------------------------------
 
 
@@ -79,7 +85,13 @@ class Replace:
     error: S3Error
 
 
-Verdict = Answer | ReadBody | AskNext | Replace
+@dataclass(frozen=True)
+class Consult:
+    """Before asking a fallback: read the key's tombstone on the primary (a GET, its answer
+    given to `headers` and `body` like any other)."""
+
+
+Verdict = Answer | ReadBody | AskNext | Replace | Consult
 
 
 @dataclass
@@ -89,10 +101,14 @@ class Attempt:
     status: int | None = None
     ms: float | None = None
     note: str = ""  # what went wrong, when the backend gave no usable answer
+    candidate: int = 0  # its place among the candidates (0: the primary)
+    what: str = ""  # "tombstone": the lookup of the key's tombstone, not the request itself
+    missed: bool = False  # it did not have the key (or the bucket)
 
     def __str__(self) -> str:
         result = self.note or str(self.status)
-        return f"{self.backend.name} {result} {self.ms or 0:.0f}ms"
+        name = f"{self.backend.name} {self.what}" if self.what else self.backend.name
+        return f"{name} {result} {self.ms or 0:.0f}ms"
 
 
 @dataclass
@@ -102,15 +118,19 @@ class Journey:
     target: Target
     candidates: tuple[Backend, ...]
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend (config)
+    tombstones: bool = False  # deletes leave tombstones on the primary (metaBucket is set)
     clock: Callable[[], float] = time.monotonic
     attempts: list[Attempt] = field(default_factory=list)
     miss_codes: list[str | None] = field(default_factory=list)
     refusal: str = ""  # set when the proxy refused the request after it was sent on
+    hides: dict[str, str] = field(default_factory=dict)  # fallback name -> ETag its tombstone hides
+    position: int = 0  # the next candidate
 
     def begin(self) -> Backend:
         """The next backend to send the request to (the primary first)."""
-        backend = self.candidates[len(self.attempts)]
-        self.attempts.append(Attempt(backend, self.clock()))
+        backend = self.candidates[self.position]
+        self.attempts.append(Attempt(backend, self.clock(), candidate=self.position))
+        self.position += 1
         return backend
 
     @property
@@ -119,7 +139,7 @@ class Journey:
 
     @property
     def has_next(self) -> bool:
-        return len(self.attempts) < len(self.candidates)
+        return self.position < len(self.candidates)
 
     @property
     def reads(self) -> bool:
@@ -127,12 +147,18 @@ class Journey:
 
     # --- events ----------------------------------------------------------------------------------
 
-    def headers(self, status: int, delete_marker: bool = False) -> Verdict:
+    def headers(self, status: int, delete_marker: bool = False, etag: str | None = None) -> Verdict:
         """The backend answered with `status` (its headers are in, its body may follow)."""
         attempt = self.current
         attempt.status, attempt.ms = status, self._elapsed(attempt)
         if not 100 <= status <= 599:
             return self.broken(f"invalid status {status}")
+        if attempt.what == "tombstone":
+            return ReadBody() if status == 200 else self._consulted(status, b"")
+        if attempt.candidate > 0 and status < 400 and self._hidden(attempt.backend, etag):
+            attempt.note = "deleted (tombstone)"
+            verdict = self._missed("NoSuchKey")  # never this answer: it is the deleted copy
+            return Replace(self._not_found()) if isinstance(verdict, Answer) else verdict
         if self.reads and status >= 500 and self.fallback_on_5xx and self.has_next:
             return ReadBody()  # then the next backend (its body is not wanted)
         if not (self.reads and status == 404) or delete_marker:
@@ -145,6 +171,8 @@ class Journey:
 
     def body(self, body: bytes) -> Verdict:
         """The whole body of the answer that `headers` asked to read."""
+        if self.current.what == "tombstone":
+            return self._consulted(self.current.status or 0, body)
         if (self.current.status or 0) >= 500:
             return AskNext(self.begin())
         code = error_code(body)
@@ -158,7 +186,7 @@ class Journey:
     def broken(self, reason: str) -> AskNext | Replace:
         """The backend's answer is unusable (garbage, an invalid status, an oversized error)."""
         name = self.current.backend.name
-        return self._failed(f"broken: {reason}", f"Backend {name} sent an invalid answer.")
+        return self._failed(f"broken: {_short(reason)}", f"Backend {name} sent an invalid answer.")
 
     def timed_out(self, reason: str) -> AskNext | Replace:
         """The backend did not answer, or stalled in its answer, within its timeout."""
@@ -175,6 +203,11 @@ class Journey:
 
     def _missed(self, code: str | None) -> Verdict:
         self.miss_codes.append(code)
+        self.current.missed = True
+        if self.has_next and self.current.candidate == 0 and self._consults:
+            primary = self.current.backend
+            self.attempts.append(Attempt(primary, self.clock(), what="tombstone"))
+            return Consult()
         if self.has_next:
             return AskNext(self.begin())
         most_specific = self._not_found()
@@ -183,10 +216,36 @@ class Journey:
             return Answer()
         return Replace(most_specific)
 
+    @property
+    def _consults(self) -> bool:
+        """A tombstone may hide this key's fallback copies."""
+        return self.tombstones and self.target.key is not None
+
+    def _consulted(self, status: int, body: bytes) -> Verdict:
+        """The tombstone lookup's answer: none (404), or the copies it hides (200)."""
+        if status == 404:
+            return AskNext(self.begin())
+        try:
+            hides = json.loads(body)["hides"] if status == 200 else None
+        except (ValueError, KeyError, TypeError):
+            hides = None
+        if not isinstance(hides, dict):
+            # Unreadable: the key may have been deleted, so no fallback copy can be served.
+            self.current.note = f"unreadable ({status})"
+            return Replace(S3Error("ServiceUnavailable", "The key's tombstone cannot be read."))
+        self.hides = {str(k): str(v) for k, v in hides.items()}
+        return AskNext(self.begin())
+
+    def _hidden(self, backend: Backend, etag: str | None) -> bool:
+        """Whether this fallback answer is the copy a tombstone hides: the same ETag (an answer
+        that has none, a sub-resource's, is hidden too); a copy written there since shows."""
+        recorded = self.hides.get(backend.name)
+        return recorded is not None and (etag is None or etag == recorded)
+
     def _failed(self, note: str, message: str) -> AskNext | Replace:
         attempt = self.current
         attempt.note, attempt.ms = note, self._elapsed(attempt)
-        if not (self.reads and len(self.attempts) > 1):
+        if not (self.reads and attempt.candidate > 0):
             # The primary's answer is the only one a write may have, and a read served by a
             # fallback while the primary is down could be stale: the client is told.
             return Replace(S3Error("ServiceUnavailable", message))
@@ -217,6 +276,6 @@ class Journey:
         last = self.attempts[-1] if self.attempts else None
         if last is None or last.note:
             return "proxy"
-        if self.miss_codes and last.status == 404 and len(self.miss_codes) == len(self.attempts):
+        if last.missed:
             return last.backend.name + " (not found anywhere)"
         return last.backend.name

@@ -69,6 +69,7 @@ class BucketsMerge:
     request_id: str
     query: str  # canonical
     backends: tuple[Backend, ...]
+    hidden: str = ""  # the proxy's own bucket (metaBucket): never listed
     attempts: list[Attempt] = field(default_factory=list)
 
     async def answer(self, client: BackendClient) -> http.Response:
@@ -85,6 +86,7 @@ class BucketsMerge:
                 log.warning(
                     "backend %s: ListBuckets answer unreadable: %s", attempt.backend.name, e
                 )
+        merged.buckets.pop(self.hidden, None)
         if all(a.note or a.status != 200 for a in self.attempts):
             error = S3Error("ServiceUnavailable", "No backend could list its buckets.")
             return error_response(error, "GET", "/", self.request_id)

@@ -36,6 +36,7 @@ from addon.journey import printable
 from addon.listing import BucketsMerge
 from addon.object_listing import ListingMerge
 from addon.router import Router, resource
+from addon.tombstones import Tombstones
 
 log = logging.getLogger("s3multi")
 ProxyAnswer = BucketsMerge | ListingMerge  # requests the proxy answers itself
@@ -132,8 +133,18 @@ class S3Multi:
         domains = tuple(
             d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
         )
-        self.router = Router(config, auth, _inject, domains)
         self.client = BackendClient(ca_file=ctx.options.ssl_verify_upstream_trusted_ca or None)
+        primary, *fallbacks = config.backends
+        tombstones = None
+        if primary.meta_bucket:
+            tombstones = Tombstones(primary, tuple(fallbacks), self.client)
+        elif fallbacks:
+            log.warning(
+                "s3-multi: no metaBucket on the primary (%s): a delete of a key that a fallback "
+                "still has will not stick (the fallback's copy is served again)",
+                primary.name,
+            )
+        self.router = Router(config, auth, _inject, domains, tombstones)
         self.connect_timeouts = ConnectTimeouts(config.backends)
         upstream_control.head_limits = upstream_control.HeadLimits(
             seconds=config.client_timeout, refuse=self._refuse_head
@@ -192,7 +203,10 @@ class S3Multi:
         if isinstance(started, Exchange) and flow.response is not None:
             flow.response.stream = started.may_stream(flow.response) and started.relay
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
+        started = self.requests.get(flow)
+        if isinstance(started, Exchange):
+            await started.settled_answer(flow)
         self._report(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:

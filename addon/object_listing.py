@@ -32,6 +32,7 @@ from addon.config import Backend
 from addon.errors import S3Error, error_response
 from addon.journey import Attempt, error_code, printable
 from addon.listing_merge import MAX_KEYS, Entry, Merge, Page
+from addon.tombstones import TombstoneError, Tombstones
 
 MAX_PAGE = 8 * 1024 * 1024  # 1,000 keys of 1,024 bytes, with their fields, are about 2 MB
 _FIELDS = ("LastModified", "ETag", "ChecksumAlgorithm", "ChecksumType", "Size", "StorageClass")
@@ -154,10 +155,16 @@ def parse_page(backend: int, body: bytes) -> Page:
             if owner is not None:
                 fields += [("Owner.ID", s3_xml.text(owner, "ID"))]
                 fields += [("Owner.DisplayName", s3_xml.text(owner, "DisplayName"))]
-            key = decode(s3_xml.text(element, "Key"))
+            key = decode(s3_xml.text(element, "Key", strip=False))
             entries.append(Entry(key, False, backend, tuple(fields)))
         elif kind == "CommonPrefixes":
-            entries.append(Entry(decode(s3_xml.text(element, "Prefix")), True, backend))
+            prefix = decode(s3_xml.text(element, "Prefix", strip=False))
+            entries.append(Entry(prefix, True, backend))
+    for kind in (False, True):
+        names = [e.name for e in entries if e.prefix is kind]
+        if names != sorted(names):
+            # A merge relies on S3's order; SeaweedFS, for one, lists in directory order.
+            raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
     entries.sort(key=lambda e: e.name)
     return Page(entries, s3_xml.text(document, "IsTruncated").lower() == "true")
 
@@ -170,6 +177,7 @@ class ListingMerge:
     request: ListingRequest
     backends: tuple[Backend, ...]
     tokens: Tokens
+    tombstones: Tombstones | None = None  # what deletes through the proxy hide
     attempts: list[Attempt] = field(default_factory=list)
 
     async def answer(self, client: BackendClient) -> http.Response:
@@ -193,10 +201,13 @@ class ListingMerge:
                         merge.absent(i)
                     else:
                         found[i] = True
-                        merge.add(i, page)
+                        merge.add(i, await self._without_deleted(client, i, page))
                 merge.advance()
         except S3Error as e:
             return self.error(e)
+        except TombstoneError as e:
+            message = f"The tombstones of deleted keys cannot be read: {e}"
+            return self.error(S3Error("ServiceUnavailable", message))
         if not any(found):
             return self.error(S3Error("NoSuchBucket", extra={"BucketName": self.request.bucket}))
         return http.Response.make(
@@ -222,13 +233,57 @@ class ListingMerge:
                 return None
             if reply.status != 200:
                 raise ValueError(f"{reply.status} {error_code(body) or ''}".strip())
-            return parse_page(index, body)
+            page = parse_page(index, body)
+            if start_after is not None and any(
+                not e.prefix and e.name <= start_after for e in page.entries
+            ):
+                raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
+            return page
         except (BackendError, ValueError) as e:
             attempt.note = f"failed: {e}"
             message = f"Backend {attempt.backend.name} cannot be listed."
             raise S3Error("ServiceUnavailable", message) from None
         finally:
             attempt.ms = (time.monotonic() - attempt.started) * 1000
+
+    async def _without_deleted(self, client: BackendClient, index: int, page: Page) -> Page:
+        """A fallback's page without the copies tombstones hide (a copy written since, another
+        ETag, shows), and without the common prefixes that then hold nothing."""
+        if self.tombstones is None or index == 0:
+            return page
+        keys = [e.name for e in page.entries if not e.prefix]
+        hides = await self.tombstones.hiding(self.request.bucket, keys)
+        kept = []
+        for entry in page.entries:
+            if entry.prefix:
+                if await self._holds_something(client, index, entry.name):
+                    kept.append(entry)
+            elif _shows(entry, hides, self.backends[index].name):
+                kept.append(entry)
+        return Page(kept, page.truncated)
+
+    async def _holds_something(self, client: BackendClient, index: int, prefix: str) -> bool:
+        """Whether a fallback's common prefix has a key that no tombstone hides (its keys are
+        looked at only if tombstones are under it)."""
+        assert self.tombstones is not None
+        bucket, backend = self.request.bucket, self.backends[index]
+        if not await self.tombstones.any_under(bucket, prefix):
+            return True
+        inner = ListingRequest(True, bucket, prefix=prefix, max_keys=MAX_KEYS)
+        start: str | None = None
+        while True:
+            query = inner.backend_query(start, MAX_KEYS)
+            async with client.request(backend, "GET", bucket, query=query) as reply:
+                body = await reply.read(MAX_PAGE)
+            if reply.status != 200:
+                raise TombstoneError(f"{backend.name} answered {reply.status}")
+            page = parse_page(index, body)
+            hides = await self.tombstones.hiding(bucket, [e.name for e in page.entries])
+            if any(_shows(e, hides, backend.name) for e in page.entries):
+                return True
+            if not page.truncated or not page.entries:
+                return False
+            start = page.entries[-1].name
 
     def error(self, error: S3Error) -> http.Response:
         return error_response(error, "GET", f"/{self.request.bucket}", self.request_id)
@@ -237,6 +292,11 @@ class ListingMerge:
         tried = ", ".join(str(a) for a in self.attempts)
         name = "ListObjectsV2" if self.request.v2 else "ListObjects"
         return f"{name} /{printable(self.request.bucket)} via [{tried}] answered by all"
+
+
+def _shows(entry: Entry, hides: dict[str, dict[str, str]], backend: str) -> bool:
+    """A fallback's key shows unless a tombstone hides that very copy (its ETag)."""
+    return hides.get(entry.name, {}).get(backend) != dict(entry.fields).get("ETag")
 
 
 def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:

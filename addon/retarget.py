@@ -42,6 +42,7 @@ def aim(request: http.Request, backend: Backend, plan: Plan) -> uploads.Transduc
     signed = backends.sign(
         backend, plan.method, location, headers, plan.verified.signed_headers, payload_hash
     )
+    request.method = plan.method
     request.scheme, request.host, request.port = location.scheme, location.host, location.port
     request.path = location.path
     request.headers = http.Headers([(k.encode(), v.encode()) for k, v in headers])

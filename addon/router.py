@@ -21,6 +21,7 @@ from addon.listing import BucketsMerge
 from addon.object_listing import ListingMerge, ListingRequest, Tokens
 from addon.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
 from addon.retarget import Plan
+from addon.tombstones import BURIES, CLEARS, AfterWrite, Tombstones, lookup
 
 
 class Router:
@@ -32,12 +33,14 @@ class Router:
         auth: ClientAuth,
         inject: Injector,
         domains: tuple[str, ...] = (),
+        tombstones: Tombstones | None = None,
     ) -> None:
         self.config = config
         self.backends = config.backends
         self.auth = auth
         self.inject = inject  # how a flow's expired deadline reaches it
         self.tokens = Tokens(auth.root.secret)  # any instance with these root keys takes them
+        self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
 
     def serves(self, host: str) -> bool:
@@ -72,6 +75,8 @@ class Router:
         # A presigned URL's signature is the root's: backends get header auth of their own.
         pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
         target = parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
+        if self.tombstones is not None and target.bucket == self.tombstones.meta_bucket:
+            raise S3Error("AccessDenied")  # the proxy's own store
         key_bytes = len((target.key or "").encode("utf-8", "surrogateescape"))
         if key_bytes > MAX_KEY_BYTES:
             raise S3Error(
@@ -85,13 +90,16 @@ class Router:
             raise S3Error("MethodNotAllowed")
         query = sigv4.canonical_query(pairs)
         if operation.route is Route.ALL:
-            return BucketsMerge(new_request_id(), query, self.backends)
+            hidden = self.tombstones.meta_bucket if self.tombstones else ""
+            return BucketsMerge(new_request_id(), query, self.backends, hidden)
         if operation.name in _LISTINGS and self.config.listing == "merged":
             assert target.bucket is not None
             listing = ListingRequest.parse(
                 operation.name == "ListObjectsV2", target.bucket, pairs, self.tokens
             )
-            return ListingMerge(new_request_id(), listing, self.backends, self.tokens)
+            return ListingMerge(
+                new_request_id(), listing, self.backends, self.tokens, self.tombstones
+            )
         path = sigv4.canonical_path(raw_path)
         if bucket is not None:
             key_path = path[1:]
@@ -108,14 +116,33 @@ class Router:
             verified=verified,
             body=body,
         )
-        candidates = self.backends if operation.route is Route.FALLBACK else self.backends[:1]
+        reads = operation.route is Route.FALLBACK
+        candidates = self.backends if reads else self.backends[:1]
+        tombstones = self.tombstones
         journey = Journey(
-            operation, request.method.upper(), target, candidates, self.config.fallback_on_5xx
+            operation,
+            request.method.upper(),
+            target,
+            candidates,
+            self.config.fallback_on_5xx,
+            tombstones=tombstones is not None and reads,
         )
-        deadline = Deadline(flow, self.inject)
-        return Exchange(
-            new_request_id(), resource(target), plan, journey, deadline, self.config.client_timeout
+        exchange = Exchange(
+            new_request_id(),
+            resource(target),
+            plan,
+            journey,
+            Deadline(flow, self.inject),
+            self.config.client_timeout,
         )
+        if tombstones is not None and target.bucket is not None:
+            if reads and target.key is not None:
+                exchange.tombstone = lookup(tombstones.meta_bucket, target.bucket, target.key)
+            versioned = "versionId" in dict(pairs)
+            if operation.name in CLEARS | BURIES and not versioned:
+                exchange.settle = AfterWrite(tombstones, operation.name, target.bucket, target.key)
+                exchange.whole_body = operation.name == "DeleteObjects"
+        return exchange
 
 
 _LISTINGS = ("ListObjects", "ListObjectsV2")

@@ -16,9 +16,11 @@ def child(element: ET.Element, name: str) -> ET.Element | None:
     return next((c for c in element if local(c.tag) == name), None)
 
 
-def text(element: ET.Element, name: str) -> str:
+def text(element: ET.Element, name: str, strip: bool = True) -> str:
+    """The child's text; `strip=False` for keys and prefixes, whose spaces are theirs."""
     found = child(element, name)
-    return (found.text or "").strip() if found is not None else ""
+    value = (found.text or "") if found is not None else ""
+    return value.strip() if strip else value
 
 
 def root(body: bytes, expected: str) -> ET.Element:

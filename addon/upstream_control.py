@@ -211,11 +211,23 @@ def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
     if isinstance(decision, Pass):
         return (yield from _original_state_wait_for_response_headers(self, event))
     if isinstance(decision, ReadBody):
-        if event.end_stream:
-            return (yield from _decide_on_body(self, policy, b""))
         self.server_state = _body_reader(self, policy, decision.limit)
-        return None
-    return (yield from _act(self, decision, body_pending=not event.end_stream))
+    elif event.end_stream:
+        # Its end of message still comes (at once): act then, the connection stays reusable.
+        self.server_state = _at_end(self, decision)
+    else:
+        yield from _act(self, decision, body_pending=True)
+    return None
+
+
+def _at_end(self: HttpStream, decision: Any) -> Callable[[Any], Commands]:
+    """A server state that waits for the end of an answer that has no body, then acts."""
+
+    def state_end_of_answer(event: Any) -> Commands:
+        if isinstance(event, ResponseEndOfMessage):
+            yield from _act(self, decision, body_pending=False)
+
+    return state_end_of_answer
 
 
 def _body_reader(self: HttpStream, policy: Policy, limit: int) -> Callable[[Any], Commands]:
@@ -273,6 +285,11 @@ def _resend(self: HttpStream) -> Commands:
         "only a bodiless request that has been received whole is sent again"
     )
     self.flow.response = None
+    server = self.context.server
+    if server.connected and server.address == (request.host, request.port):
+        # The same upstream again (a tombstone lookup on the primary): its connection is still
+        # finishing the last answer, so it must not be handed this request; a new one is.
+        yield from _detach_upstream(self)
     if not (yield from self.make_server_connection()):
         return
     yield SendHttp(RequestHeaders(self.stream_id, request, True), self.context.server)
@@ -293,6 +310,9 @@ def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
     yield from _act(self, decision, body_pending=False)
 
 
+_DETACHED = -1  # HTTP/1 and HTTP/2 stream ids are positive
+
+
 def _detach_upstream(self: HttpStream) -> Commands:
     """Close this stream's upstream connection and hear no more from it.
 
@@ -306,8 +326,9 @@ def _detach_upstream(self: HttpStream) -> Commands:
     stack = parent.connections.get(server)
     client = stack.context.layers[-1] if stack is not None else None
     if isinstance(client, Http1Client) and client.stream_id == self.stream_id:
-        client.stream_id = None
-        client.state = client.done
+        # No stream has this id: what the layer still reports (it may be in the middle of
+        # reading this very answer) is dropped by HttpLayer, which finds no stream for it.
+        client.stream_id = _DETACHED
     yield CloseConnection(server)
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from addon.local_backends import MotoServer, free_port, start_moto_servers
-from tests.support.proxy import Proxy, mitmdump_command, proxy_env, start_proxy, write_config
+from tests.support.proxy import (
+    STARTED,
+    Proxy,
+    crash_lines,
+    mitmdump_command,
+    proxy_env,
+    start_proxy,
+    write_config,
+)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +55,16 @@ def proxy(backends, run_proxy, tmp_path_factory) -> Proxy:
     """The proxy in front of primary, secondary and tertiary."""
     config = write_config(tmp_path_factory.mktemp("config") / "three.json", backends)
     return run_proxy(config)
+
+
+@pytest.fixture(autouse=True)
+def no_crash_in_a_proxy():
+    """Fail the test during which a proxy logged a crash (mitmproxy logs, and goes on)."""
+    offsets = {id(p): len(p.log()) for p in STARTED}
+    yield
+    for proxy in STARTED:
+        found, _ = crash_lines(proxy, offsets.get(id(proxy), 0))
+        assert not found, f"proxy on port {proxy.port} logged:\n" + "\n".join(found)
 
 
 @pytest.fixture

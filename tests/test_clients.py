@@ -106,7 +106,8 @@ def test_minio_py(proxy, backends, bucket, tmp_path):
     client.put_object(bucket, "small.txt", io.BytesIO(b"minio"), 5)
     put_direct(secondary, bucket, "warm.txt", b"warm from minio's view")
 
-    assert sorted(o.object_name for o in client.list_objects(bucket)) == ["m.bin", "small.txt"]
+    listed = sorted(o.object_name for o in client.list_objects(bucket))
+    assert listed == ["m.bin", "small.txt", "warm.txt"]
     assert client.get_object(bucket, "m.bin").read() == data
     assert client.get_object(bucket, "warm.txt").read() == b"warm from minio's view"
     assert client.stat_object(bucket, "warm.txt").size == len(b"warm from minio's view")

@@ -52,7 +52,8 @@ def test_aws_sdk_for_javascript_v3(proxy, backends, bucket, tmp_path, large):
     put_direct(secondary, bucket, "warm.txt", b"warm for the JS SDK")
     report = run_script("aws-sdk-v3.mjs", tmp_path, ENDPOINT=proxy.endpoint, BUCKET=bucket)
 
-    assert report["listed"] == ["buffer.txt", "multipart.bin", "stream.bin"]  # the primary's
+    # Listed: every backend's keys, the secondary's warm.txt too.
+    assert report["listed"] == ["buffer.txt", "multipart.bin", "stream.bin", "warm.txt"]
     assert (report["warm"], report["warmLength"]) == ("warm for the JS SDK", 19)
     assert report["presigned"] == "from a Buffer"
     assert (tmp_path / "multipart.back").read_bytes() == large
@@ -70,7 +71,7 @@ def test_minio_javascript_client(proxy, backends, bucket, tmp_path, large):
     put_direct(secondary, bucket, "warm.txt", b"warm for minio-js")
     report = run_script("minio.mjs", tmp_path, PROXY_PORT=str(proxy.port), BUCKET=bucket)
 
-    assert report["listed"] == ["large.bin", "small.txt"]
+    assert report["listed"] == ["large.bin", "small.txt", "warm.txt"]
     assert (report["warm"], report["warmLength"]) == ("warm for minio-js", 17)
     assert report["presigned"] == "from minio-js"
     assert (tmp_path / "large.back").read_bytes() == large

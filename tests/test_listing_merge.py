@@ -226,3 +226,14 @@ def test_a_page_starts_after_a_common_prefix_only_where_one_can_be(
     query = [("prefix", prefix), ("delimiter", delimiter), ("start-after", start)]
     request = ListingRequest.parse(True, "b", query, TOKENS)
     assert request.starts_after_prefix is expected
+
+
+def test_a_backend_listing_out_of_s3s_order_is_refused():
+    """SeaweedFS lists in directory order (a, a/b, a+b): merging that would skip or repeat."""
+    body = (
+        b"<ListBucketResult><IsTruncated>false</IsTruncated>"
+        b"<Contents><Key>a</Key></Contents><Contents><Key>a/b</Key></Contents>"
+        b"<Contents><Key>a+b</Key></Contents></ListBucketResult>"
+    )
+    with pytest.raises(ValueError, match="out of S3's order"):
+        parse_page(1, body)

@@ -96,8 +96,12 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "aece271029af36e4",
     ),
     "Http1Connection._handle_event": (
-        "passes connection events to `state`, so state = done silences a detached client",
+        "passes connection events to `state`, which reports them under its stream_id",
         "2ac8db3e43ae743f",
+    ),
+    "HttpLayer.event_to_child": (
+        "drops what a connection reports for a stream id it does not know (a detached one)",
+        "1095f6e1581d1780",
     ),
     "HttpLayer._handle_event": (
         "routes an injected event (DeadlinePassed) to the stream of the flow's connection",

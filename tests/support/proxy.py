@@ -124,6 +124,28 @@ def mitmdump_command(
     return command
 
 
+# Every proxy a test started: each test's end checks their logs for crashes (crash_lines).
+STARTED: list[Proxy] = []
+_CRASHES = ("mitmproxy has crashed", "Addon error", "error in script", "Traceback")
+_BENIGN = "Exception in callback StreamReaderProtocol.connection_made"  # asyncio, at shutdown
+
+
+def crash_lines(proxy: Proxy, since: int) -> tuple[list[str], int]:
+    """Lines of the proxy's log after offset `since` that say something crashed; the new
+    offset. A crash inside mitmproxy is logged, not raised: a request can still be answered."""
+    text = proxy.log()
+    lines = text[since:].splitlines()
+    found, skip = [], False
+    for line in lines:
+        if _BENIGN in line:
+            skip = True  # its traceback follows
+        elif line.startswith("["):
+            skip = False
+        if not skip and any(marker in line for marker in _CRASHES):
+            found.append(line)
+    return found, len(text)
+
+
 def start_proxy(
     command: list[str], workdir: Path, env: dict[str, str], port: int, confdir: Path | None = None
 ) -> Proxy:
@@ -136,6 +158,7 @@ def start_proxy(
     except BaseException:
         proxy.stop()
         raise RuntimeError(f"proxy did not start:\n{proxy.log()}") from None
+    STARTED.append(proxy)
     return proxy
 
 

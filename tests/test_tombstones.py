@@ -1,0 +1,138 @@
+"""Deletes that stick: a key deleted through the proxy is gone for GET, HEAD and listings on
+every instance over the same backends, though a fallback still has its copy (writes never
+touch a fallback); a copy written there since shows again; a write through the proxy clears
+the tombstone; the proxy's own bucket is nobody's."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.direct import client as direct
+from tests.support.direct import has_object, put_direct
+from tests.support.processes import aws_cli
+
+pytestmark = pytest.mark.e2e
+META = "s3multi-meta"
+
+
+def config(path, backends, meta: str = META):
+    entries = [
+        {"name": s.name, "access": s.access, "secret": s.secret, "endpoint": s.endpoint,
+         "usePathStyle": True}
+        for s in backends
+    ]  # fmt: skip
+    if meta:
+        entries[0]["metaBucket"] = meta
+    path.write_text(json.dumps({"backends": entries}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_instances(backends, run_proxy, tmp_path_factory):
+    """Two proxies over the same three backends, as behind a load balancer."""
+    path = config(tmp_path_factory.mktemp("tomb") / "c.json", backends)
+    return run_proxy(path), run_proxy(path)
+
+
+def code(call) -> str:
+    with pytest.raises(ClientError) as failed:
+        call()
+    return failed.value.response["Error"].get("Code") or str(
+        failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    )
+
+
+def test_a_delete_through_one_instance_sticks_on_the_other(two_instances, backends, bucket):
+    one, other = two_instances
+    primary, secondary, tertiary = backends
+    put_direct(primary, bucket, "k.txt", b"on the primary")
+    put_direct(secondary, bucket, "k.txt", b"an old copy on the secondary")
+    put_direct(tertiary, bucket, "k.txt", b"an older copy on the tertiary")
+
+    one.client().delete_object(Bucket=bucket, Key="k.txt")
+
+    reader = other.client()
+    assert code(lambda: reader.get_object(Bucket=bucket, Key="k.txt")) == "NoSuchKey"
+    assert code(lambda: reader.head_object(Bucket=bucket, Key="k.txt")) == "404"
+    assert "Contents" not in reader.list_objects_v2(Bucket=bucket)
+    assert "Contents" not in reader.list_objects(Bucket=bucket)
+    # Writes never touch a fallback: their copies are still there, hidden.
+    assert has_object(secondary, bucket, "k.txt") and has_object(tertiary, bucket, "k.txt")
+    stored = direct(primary).get_object(Bucket=META, Key=f"tombstones/{bucket}/k.txt")
+    etags = {
+        s.name: direct(s).head_object(Bucket=bucket, Key="k.txt")["ETag"]
+        for s in (secondary, tertiary)
+    }
+    assert json.loads(stored["Body"].read()) == {"hides": etags}
+    assert f"GetObject /{bucket}/k.txt via [primary 404" in other.log()
+    assert "primary tombstone 200" in other.log() and "secondary deleted (tombstone)" in other.log()
+
+
+def test_a_copy_written_to_a_fallback_after_the_delete_shows_again(two_instances, backends, bucket):
+    one, other = two_instances
+    primary, secondary, _ = backends
+    direct(primary).create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "k.txt", b"before the delete")
+    one.client().delete_object(Bucket=bucket, Key="k.txt")
+    assert code(lambda: other.client().get_object(Bucket=bucket, Key="k.txt")) == "NoSuchKey"
+
+    put_direct(secondary, bucket, "k.txt", b"written there since")
+    got = other.client().get_object(Bucket=bucket, Key="k.txt")["Body"].read()
+    assert got == b"written there since"
+    listed = other.client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in listed] == ["k.txt"]
+
+
+def test_a_write_through_the_proxy_clears_the_tombstone(two_instances, backends, bucket):
+    one, other = two_instances
+    primary, secondary, _ = backends
+    direct(primary).create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "k.txt", b"old")
+    one.client().delete_object(Bucket=bucket, Key="k.txt")
+    assert has_object(primary, META, f"tombstones/{bucket}/k.txt")
+
+    other.client().put_object(Bucket=bucket, Key="k.txt", Body=b"new")
+    assert not has_object(primary, META, f"tombstones/{bucket}/k.txt")
+    assert one.client().get_object(Bucket=bucket, Key="k.txt")["Body"].read() == b"new"
+    assert "tombstone cleared" in other.log()
+
+
+def test_a_recursive_remove_sticks_and_listings_drop_empty_prefixes(
+    two_instances, backends, bucket
+):
+    one, other = two_instances
+    primary, secondary, tertiary = backends
+    direct(primary).create_bucket(Bucket=bucket)
+    for key in ("dir/a", "dir/b", "dir/sub/c", "keep.txt"):
+        put_direct(tertiary if key.startswith("dir/s") else secondary, bucket, key, key.encode())
+    aws_cli("--endpoint-url", one.endpoint, "s3", "rm", f"s3://{bucket}/dir/", "--recursive")
+
+    listed = other.client().list_objects_v2(Bucket=bucket, Delimiter="/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == ["keep.txt"]
+    assert "CommonPrefixes" not in listed  # dir/ holds nothing any more
+    for key in ("dir/a", "dir/b", "dir/sub/c"):
+        assert code(lambda k=key: other.client().get_object(Bucket=bucket, Key=k)) == "NoSuchKey"
+    assert other.client().get_object(Bucket=bucket, Key="keep.txt")["Body"].read() == b"keep.txt"
+
+
+def test_the_meta_bucket_is_the_proxys_own(two_instances, backends, bucket):
+    one, _ = two_instances
+    client = one.client()
+    assert META not in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    assert code(lambda: client.list_objects_v2(Bucket=META)) == "AccessDenied"
+    assert code(lambda: client.put_object(Bucket=META, Key="tombstones/x/y", Body=b"{}")) == (
+        "AccessDenied"
+    )
+
+
+def test_without_a_meta_bucket_the_log_says_deletes_do_not_stick(backends, run_proxy, tmp_path):
+    proxy = run_proxy(config(tmp_path / "c.json", backends, meta=""))
+    warning = "a delete of a key that a fallback still has will not stick"
+    deadline = time.monotonic() + 10
+    while warning not in proxy.log() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the log reaches its file a little after the port opens
+    assert warning in proxy.log()
