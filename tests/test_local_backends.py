@@ -3,6 +3,7 @@ keys of its own, several run side by side, and stopping one leaves nothing behin
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from addon.local_backends import s3_client, start_seaweed_servers
+from addon import demo
+from addon.local_backends import free_port, s3_client, start_seaweed_servers
+from tests.conftest import VENV_BIN, child_env, start_proxy
 
 
 def refusal(endpoint: str, access: str, secret: str) -> str:
@@ -56,3 +59,22 @@ def test_seaweedfs_ports_are_its_own_and_stopping_removes_everything():
     assert not server.workdir.exists()
     assert not any(listens(port) for port in [*server.ports.values(), *grpc_ports])
     assert not [p for p in grpc_ports if list(Path("/tmp").glob(f"seaweedfs-*-grpc-{p}.sock"))]
+
+
+def test_demo_on_seaweedfs_serves_the_object_only_the_third_backend_has(tmp_path):
+    port = free_port()
+    command = [str(VENV_BIN / "s3-multi-demo"), "--backend", "seaweedfs"]
+    command += ["--port", f"127.0.0.1:{port}"]
+    proxy = start_proxy(command, tmp_path, child_env(), port)
+    try:
+        client = s3_client(f"http://127.0.0.1:{port}", demo.ROOT_ACCESS, demo.ROOT_SECRET)
+        got = client.get_object(Bucket=demo.BUCKET, Key="only-on-tertiary.txt")
+        assert got["Body"].read() == b"hello from tertiary\n"
+    finally:
+        assert proxy.stop() == 0
+    log = proxy.log()
+    assert "starting three local S3 servers (seaweedfs)" in log
+    assert "answered by tertiary" in log
+    server_ports = [int(p) for p in re.findall(r"backend \d: \w+ at http://127.0.0.1:(\d+)", log)]
+    assert len(server_ports) == 3
+    assert not any(listens(p) for p in server_ports)  # the demo stopped its servers
