@@ -9,6 +9,7 @@ enforcing auth. A SeaweedFS server is given generated keys in its identities fil
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -106,8 +107,25 @@ def _end(process: subprocess.Popen, grace: float) -> None:
         process.wait()
 
 
+class _OwnClient:
+    """client(): one client with the server's keys, made on first use (making one takes a
+    quarter of a second, and the tests ask for one at every look at a backend)."""
+
+    endpoint: str
+    access: str
+    secret: str
+    ca_file: str | None = None
+
+    @functools.cached_property
+    def _client(self):
+        return s3_client(self.endpoint, self.access, self.secret, self.ca_file)
+
+    def client(self):
+        return self._client
+
+
 @dataclass
-class MotoServer:
+class MotoServer(_OwnClient):
     name: str
     port: int
     process: subprocess.Popen = field(repr=False)
@@ -123,9 +141,6 @@ class MotoServer:
     def ca_file(self) -> str | None:
         """The self-signed certificate to trust when talking to an HTTPS server directly."""
         return self.tls[0] if self.tls else None
-
-    def client(self):
-        return s3_client(self.endpoint, self.access, self.secret, self.ca_file)
 
     def stop(self) -> None:
         _end(self.process, grace=10)
@@ -216,7 +231,7 @@ def _free_port_with_grpc(taken: set[int]) -> int:
 
 
 @dataclass
-class SeaweedServer:
+class SeaweedServer(_OwnClient):
     """`weed server -s3`: master, volume server, filer and S3 gateway in one process."""
 
     name: str
@@ -233,9 +248,6 @@ class SeaweedServer:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def client(self):
-        return s3_client(self.endpoint, self.access, self.secret)
 
     def log_tail(self, lines: int = 20) -> str:
         log = self.workdir / "weed.log"
