@@ -187,18 +187,23 @@ TOPOLOGIES = {
     "seaweedfs-primary": ("seaweedfs", "moto", "moto"),
     "seaweedfs-fallbacks": ("moto", "seaweedfs", "seaweedfs"),
 }
+# For suites whose requests all go to the primary: a SeaweedFS fallback would add nothing.
+EACH_PRIMARY = ("moto", "seaweedfs-primary")
 
 
 def pytest_generate_tests(metafunc) -> None:
-    """Tests marked `topologies(name, ...)` run once per topology; the others on all-moto."""
-    marker = metafunc.definition.get_closest_marker("topologies")
-    if marker is not None and "topology" in metafunc.fixturenames:
-        metafunc.parametrize("topology", marker.args, indirect=True, scope="session")
+    """A test on the backends runs once per topology it is marked with (`topologies(name, ...)`),
+    else on all-moto. Every such test has a topology, so pytest groups them by it: a module's
+    fixtures are not made again between its tests of one topology."""
+    if "topology" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("topologies")
+        names = marker.args if marker else ("moto",)
+        metafunc.parametrize("topology", names, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
 def topology(request) -> str:
-    return getattr(request, "param", "moto")
+    return request.param
 
 
 def _servers(kind: str) -> Iterator[Sequence[S3Server]]:

@@ -38,7 +38,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from addon import aws_chunked, sigv4
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET
+from tests.conftest import EACH_PRIMARY, ROOT_ACCESS, ROOT_SECRET
 
 REGION = "us-east-1"
 MINUTE = 60
@@ -1425,6 +1425,7 @@ def unbroken(t: Target, body: bytes) -> dict[str, Raw]:
     }
 
 
+@pytest.mark.topologies(*EACH_PRIMARY)  # a server that verifies what each form stores
 @pytest.mark.parametrize("form", list(unbroken(Target("h", "b", "k"), BIG)))
 def test_unbroken_upload_lands_on_the_primary_byte_for_byte(proxy, direct, corpus, form):
     key = f"ok-{form}"

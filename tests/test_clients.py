@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, aws_cli, child_env
+from tests.conftest import EACH_PRIMARY, ROOT_ACCESS, ROOT_SECRET, VENV_BIN, aws_cli, child_env
 from tests.test_routing import has_bucket, has_object, put_direct
+
+pytestmark = pytest.mark.topologies(*EACH_PRIMARY)
 
 MIB = 1024 * 1024
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, child_env
+from tests.conftest import EACH_PRIMARY, ROOT_ACCESS, ROOT_SECRET, child_env
 from tests.test_routing import has_object, put_direct
+
+pytestmark = pytest.mark.topologies(*EACH_PRIMARY)
 
 JS = Path(__file__).resolve().parent / "js"
 MIB = 1024 * 1024

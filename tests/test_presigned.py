@@ -19,10 +19,13 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import boto3
+import pytest
 from botocore.config import Config
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, TOPOLOGIES, aws_cli
 from tests.test_routing import has_bucket, has_object, put_direct
+
+pytestmark = pytest.mark.topologies(*TOPOLOGIES)
 
 WEEK = 7 * 24 * 3600
 EXPIRED = "Request has expired."
@@ -48,14 +51,19 @@ class Fetched:
         return {child.tag: child.text or "" for child in root}
 
 
-def fetch(url: str, method: str = "GET", body: bytes | None = None) -> Fetched:
+def fetch(
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    content_type: str = "application/octet-stream",
+) -> Fetched:
     """What a browser or curl does with a presigned URL: the URL as given, nothing signed."""
     split = urlsplit(url)
     connection = http.client.HTTPConnection(split.hostname, split.port, timeout=20)
     try:
         target = split.path + (f"?{split.query}" if split.query else "")
-        # moto stores an empty object for a form content type: say what the bytes are.
-        headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+        # moto stores nothing for a form content type (curl -d's): say what the bytes are.
+        headers = {"Content-Type": content_type} if body is not None else {}
         connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
         return Fetched(response.status, response.headers, response.read())
@@ -144,6 +152,19 @@ def test_put_lands_on_the_primary_only(proxy, backends, bucket):
     assert backends[0].client().get_object(Bucket=bucket, Key="up.bin")["Body"].read() == body
     assert not has_bucket(backends[1], bucket) and not has_bucket(backends[2], bucket)
     assert fetch(presign(proxy, "get_object", bucket, "up.bin")).body == body
+
+
+@pytest.mark.topologies("seaweedfs-primary")  # moto stores nothing for it (see fetch)
+def test_a_put_sent_as_a_form_stores_its_bytes(proxy, backends, bucket):
+    """`curl -d @file URL` sends a form Content-Type: the body is still the object."""
+    proxy.client().create_bucket(Bucket=bucket)
+    body = b"a=1&b=2&looks=like+a%20form"
+    url = presign(proxy, "put_object", bucket, "form.txt")
+    put = fetch(url, "PUT", body, content_type="application/x-www-form-urlencoded")
+    assert put.status == 200, put.body
+    stored = backends[0].client().get_object(Bucket=bucket, Key="form.txt")
+    assert stored["Body"].read() == body
+    assert stored["ContentType"] == "application/x-www-form-urlencoded"
 
 
 def test_query_parameters_other_than_the_signature_reach_the_backend(proxy, backends, bucket):

@@ -14,7 +14,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET
+from tests.conftest import ROOT_ACCESS, ROOT_SECRET, TOPOLOGIES
+
+pytestmark = pytest.mark.topologies(*TOPOLOGIES)
 
 
 def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
@@ -104,6 +106,33 @@ def test_bucket_only_on_a_fallback_is_listed_and_read(proxy, backends, bucket):
     assert client.get_object(Bucket=bucket, Key="k2")["Body"].read() == b"two"
 
 
+@pytest.mark.parametrize("listing", ["list_objects", "list_objects_v2"])
+def test_a_delimited_listing_pages_through_the_proxy_as_on_the_primary(
+    proxy, backends, bucket, listing
+):
+    """One key or prefix a page: markers and continuation tokens reach the primary unchanged, and
+    each common prefix comes once (moto ignores max-keys for prefixes: only SeaweedFS pages)."""
+    for key in ["a/1", "a/2", "a/3", "b/1", "c", "d/x/y"]:
+        put_direct(backends[0], bucket, key, b"x")
+
+    def pages(client) -> list[tuple[list[str], list[str]]]:
+        paginator = client.get_paginator(listing)
+        return [
+            (
+                [p["Prefix"] for p in page.get("CommonPrefixes", [])],
+                [o["Key"] for o in page.get("Contents", [])],
+            )
+            for page in paginator.paginate(
+                Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}
+            )
+        ]
+
+    through_proxy = pages(proxy.client())
+    assert through_proxy == pages(backends[0].client())
+    assert [p for prefixes, _ in through_proxy for p in prefixes] == ["a/", "b/", "d/"]
+    assert [k for _, keys in through_proxy for k in keys] == ["c"]
+
+
 def test_missing_object_is_404_no_such_key(proxy, backends, bucket):
     for server in backends:
         server.client().create_bucket(Bucket=bucket)
@@ -176,6 +205,19 @@ def test_sub_resource_of_a_fallback_only_bucket_is_read_from_the_fallback(proxy,
     assert tags == [{"Key": "tier", "Value": "warm"}]
 
 
+def test_sub_resource_of_a_fallback_only_object_is_read_from_the_fallback(proxy, backends, bucket):
+    """The primary's 404 body says NoSuchKey (its bucket exists): the proxy reads it to decide."""
+    primary, secondary, _ = backends
+    primary.client().create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "warm.txt", b"tagged on the secondary")
+    secondary.client().put_object_tagging(
+        Bucket=bucket, Key="warm.txt", Tagging={"TagSet": [{"Key": "tier", "Value": "warm"}]}
+    )
+    tags = proxy.client().get_object_tagging(Bucket=bucket, Key="warm.txt")["TagSet"]
+    assert tags == [{"Key": "tier", "Value": "warm"}]
+    assert f"GetObjectTagging /{bucket}/warm.txt via [primary 404" in proxy.log()
+
+
 def test_list_buckets_merges_every_backend_once_sorted(proxy, backends, bucket):
     primary, secondary, tertiary = backends
     shared, second_only, third_only = f"{bucket}-b", f"{bucket}-c", f"{bucket}-a"
@@ -206,12 +248,14 @@ def test_wrong_root_secret_is_refused_and_reaches_no_backend(proxy, backends, bu
     assert ROOT_SECRET not in proxy.log()
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_unknown_access_key_is_refused(proxy):
     with pytest.raises(ClientError) as got:
         proxy.client(access="AKIDONTEXIST").list_buckets()
     assert (status(got), error_code(got)) == (403, "InvalidAccessKeyId")
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_unsigned_request_gets_an_s3_xml_error(proxy, bucket):
     request = urllib.request.Request(f"{proxy.endpoint}/{bucket}/k", method="GET")
     with pytest.raises(urllib.error.HTTPError) as got:
@@ -225,6 +269,7 @@ def test_unsigned_request_gets_an_s3_xml_error(proxy, bucket):
     assert error.findtext("RequestId") == request_id
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_refused_head_has_no_body(proxy, bucket):
     request = urllib.request.Request(f"{proxy.endpoint}/{bucket}", method="HEAD")
     with pytest.raises(urllib.error.HTTPError) as got:

@@ -12,8 +12,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli
+from tests.conftest import EACH_PRIMARY, ROOT_ACCESS, ROOT_SECRET, aws_cli
 from tests.test_routing import put_direct
+
+pytestmark = pytest.mark.topologies(*EACH_PRIMARY)
 
 
 def v2_client(endpoint: str, secret: str = ROOT_SECRET):

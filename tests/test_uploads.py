@@ -24,8 +24,10 @@ from botocore.exceptions import ClientError
 from addon import sigv4
 from addon.aws_chunked import ChunkChain
 from addon.sigv4 import signing_key
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli, write_config
+from tests.conftest import EACH_PRIMARY, ROOT_ACCESS, ROOT_SECRET, aws_cli, write_config
 from tests.test_routing import has_bucket, has_object
+
+pytestmark = pytest.mark.topologies(*EACH_PRIMARY)
 
 MIB = 1024 * 1024
 
@@ -243,6 +245,7 @@ def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(proxy, backen
     assert not has_object(primary, bucket, "tampered")
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_a_refused_1_gib_upload_is_not_read_into_memory(backends, run_proxy, tmp_path, bucket):
     proxy = run_proxy(write_config(tmp_path / "c.json", backends[:1]))
     before = proxy.rss_mb()
