@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
 from addon import sigv4
 from addon.errors import S3Error
@@ -39,6 +39,11 @@ MAX_CHUNK = 64 * 1024 * 1024  # what we hold in memory for one signed chunk
 _MAX_LINE = 4096
 
 
+class Checksum(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
 class _Crc32:
     def __init__(self) -> None:
         self.value = 0
@@ -50,7 +55,7 @@ class _Crc32:
         return self.value.to_bytes(4, "big")
 
 
-def _crt(name: str) -> Callable[[], object] | None:
+def _crt(name: str) -> Callable[[], Checksum] | None:
     """crc32c and crc64nvme need awscrt (optional); without it the backend checks them."""
     try:
         from awscrt import checksums  # type: ignore[import-not-found]
@@ -73,7 +78,7 @@ def _crt(name: str) -> Callable[[], object] | None:
 
 
 # trailer header -> (name S3 uses in messages, checksum factory or None when we cannot compute it)
-CHECKSUMS: dict[str, tuple[str, Callable[[], object] | None]] = {
+CHECKSUMS: dict[str, tuple[str, Callable[[], Checksum] | None]] = {
     "x-amz-checksum-crc32": ("CRC32", _Crc32),
     "x-amz-checksum-crc32c": ("CRC32C", _crt("crc32c")),
     "x-amz-checksum-crc64nvme": ("CRC64NVME", _crt("crc64nvme")),
@@ -90,28 +95,6 @@ def _malformed_trailer() -> S3Error:
     )
 
 
-@dataclass
-class ChunkChain:
-    """The chain of chunk signatures of one request, seeded with the request's signature."""
-
-    key: bytes
-    timestamp: str
-    scope: str  # date/region/s3/aws4_request
-    previous: str
-
-    def _next(self, kind: str, digest: str) -> str:
-        lines = [kind, self.timestamp, self.scope, self.previous]
-        lines += [sigv4.EMPTY_SHA256, digest] if kind.endswith("PAYLOAD") else [digest]
-        self.previous = hmac.new(self.key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
-        return self.previous
-
-    def chunk(self, data: bytes) -> str:
-        return self._next("AWS4-HMAC-SHA256-PAYLOAD", hashlib.sha256(data).hexdigest())
-
-    def trailer(self, canonical: bytes) -> str:
-        return self._next("AWS4-HMAC-SHA256-TRAILER", hashlib.sha256(canonical).hexdigest())
-
-
 class AwsChunkedUpload:
     """Feed it the client's body as it arrives; it returns what to send to the backend.
 
@@ -125,8 +108,8 @@ class AwsChunkedUpload:
         form: str,
         decoded_length: int,
         trailer_names: tuple[str, ...],
-        client: ChunkChain | None,
-        backend: ChunkChain | None,
+        client: sigv4.ChunkChain | None,
+        backend: sigv4.ChunkChain | None,
         decode: bool,
     ) -> None:
         self.signed = form != UNSIGNED_TRAILER

@@ -50,7 +50,10 @@ import mitmproxy.version
 
 from addon import sigv4
 from addon.local_backends import free_port, wait_for_port
-from tests.conftest import ROOT, ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, mitmdump_command
+from tests.support.processes import REPO as ROOT
+from tests.support.processes import VENV_BIN, child_env
+from tests.support.proxy import mitmdump_command
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
 BUCKET = "bench"
 REGION = "us-east-1"

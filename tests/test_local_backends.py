@@ -14,7 +14,10 @@ from botocore.exceptions import ClientError
 
 from addon import demo
 from addon.local_backends import free_port, s3_client, start_seaweed_servers
-from tests.conftest import VENV_BIN, child_env, start_proxy
+from tests.support.processes import VENV_BIN, child_env
+from tests.support.proxy import start_proxy
+
+pytestmark = pytest.mark.e2e
 
 
 def refusal(endpoint: str, access: str, secret: str) -> str:

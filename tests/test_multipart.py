@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
-from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import EACH_PRIMARY, aws_cli, write_config
-from tests.test_routing import has_bucket, put_direct
+from tests.support.direct import has_bucket, put_direct
+from tests.support.processes import aws_cli
+from tests.support.proxy import peak_rss, write_config
+from tests.support.topologies import EACH_PRIMARY
 
-pytestmark = pytest.mark.topologies(*EACH_PRIMARY)
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*EACH_PRIMARY)]
 
 MIB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -108,6 +107,7 @@ def test_copy_of_a_fallback_only_source_is_the_primarys_answer(proxy, backends, 
     assert got.value.response["Error"]["Code"] == "NoSuchKey"
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 100 MiB (concurrent parts)")
 def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     source = tmp_path / "big.bin"
@@ -122,26 +122,6 @@ def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     for piece in stored["Body"].iter_chunks(MIB):
         digest.update(piece)
     assert digest.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
-
-
-@contextmanager
-def peak_rss(proxy):
-    """Samples the proxy's RSS every 20 ms while the block runs; yields a list holding the peak."""
-    peak = [proxy.rss_mb()]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], proxy.rss_mb())
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        stop.set()
-        sampler.join()
 
 
 class Zeros:
@@ -163,6 +143,7 @@ class Zeros:
         return self.position
 
 
+@pytest.mark.slow
 def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     backends, run_proxy, tmp_path, bucket
 ):
@@ -194,6 +175,7 @@ def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
 # On SeaweedFS only: moto keeps objects in Python memory, which made this the suite's slowest
 # test (570 s against SeaweedFS's 60 s on this machine under load); the proxy's part is the same.
 @pytest.mark.topologies("seaweedfs-primary")
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 1 GiB (128 concurrent parts)")
 def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     """128 concurrent 8 MiB parts through the proxy; read back whole and compared by hash."""

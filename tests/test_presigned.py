@@ -9,23 +9,21 @@ to see where the bytes are.
 
 from __future__ import annotations
 
-import datetime
-import http.client
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
-from urllib.parse import urlsplit
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, TOPOLOGIES, aws_cli
-from tests.test_routing import has_bucket, has_object, put_direct
+from tests.support.clients import s3_client
+from tests.support.direct import has_bucket, has_object, put_direct
+from tests.support.processes import aws_cli
+from tests.support.raw_http import Answer, fetch
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.signing import clock
+from tests.support.topologies import TOPOLOGIES
 
-pytestmark = pytest.mark.topologies(*TOPOLOGIES)
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*TOPOLOGIES)]
 
 WEEK = 7 * 24 * 3600
 EXPIRED = "Request has expired."
@@ -39,48 +37,14 @@ MISMATCH = (
 )
 
 
-@dataclass
-class Fetched:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def error(self) -> dict[str, str]:
-        root = ET.fromstring(self.body)
-        assert root.tag == "Error", self.body
-        return {child.tag: child.text or "" for child in root}
-
-
-def fetch(
-    url: str,
-    method: str = "GET",
-    body: bytes | None = None,
-    content_type: str = "application/octet-stream",
-) -> Fetched:
-    """What a browser or curl does with a presigned URL: the URL as given, nothing signed."""
-    split = urlsplit(url)
-    connection = http.client.HTTPConnection(split.hostname, split.port, timeout=20)
-    try:
-        target = split.path + (f"?{split.query}" if split.query else "")
-        # moto stores nothing for a form content type (curl -d's): say what the bytes are.
-        headers = {"Content-Type": content_type} if body is not None else {}
-        connection.request(method, target, body=body, headers=headers)
-        response = connection.getresponse()
-        return Fetched(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+def upload(url: str, body: bytes) -> Answer:
+    # moto stores an empty object for a form content type: say what the bytes are.
+    return fetch(url, "PUT", body, headers=(("Content-Type", "application/octet-stream"),))
 
 
 def presigner(proxy):
     """boto3 makes SigV2 URLs for custom endpoints unless told otherwise: SigV4 here."""
-    return boto3.client(
-        "s3",
-        endpoint_url=proxy.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ROOT_ACCESS,
-        aws_secret_access_key=ROOT_SECRET,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
+    return s3_client(proxy.endpoint, signature_version="s3v4")
 
 
 def presign(proxy, method: str, bucket: str, key: str, expires: int = 600, **params) -> str:
@@ -91,13 +55,7 @@ def presign(proxy, method: str, bucket: str, key: str, expires: int = 600, **par
     return url
 
 
-def signed_in_the_past(seconds: int):
-    then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-    then -= datetime.timedelta(seconds=seconds)
-    return mock.patch("botocore.auth.get_current_datetime", return_value=then)
-
-
-def assert_error(fetched: Fetched, status: int, code: str, message: str, resource: str) -> dict:
+def assert_error(fetched: Answer, status: int, code: str, message: str, resource: str) -> dict:
     assert fetched.status == status, fetched.body
     assert fetched.headers["Content-Type"] == "application/xml"
     error = fetched.error()
@@ -147,20 +105,20 @@ def test_put_lands_on_the_primary_only(proxy, backends, bucket):
     proxy.client().create_bucket(Bucket=bucket)
     body = bytes(range(256)) * 4096 + b"presigned upload"
 
-    put = fetch(presign(proxy, "put_object", bucket, "up.bin"), "PUT", body)
+    put = upload(presign(proxy, "put_object", bucket, "up.bin"), body)
     assert put.status == 200, put.body
     assert backends[0].client().get_object(Bucket=bucket, Key="up.bin")["Body"].read() == body
     assert not has_bucket(backends[1], bucket) and not has_bucket(backends[2], bucket)
     assert fetch(presign(proxy, "get_object", bucket, "up.bin")).body == body
 
 
-@pytest.mark.topologies("seaweedfs-primary")  # moto stores nothing for it (see fetch)
+@pytest.mark.topologies("seaweedfs-primary")  # moto does not store it (see upload)
 def test_a_put_sent_as_a_form_stores_its_bytes(proxy, backends, bucket):
     """`curl -d @file URL` sends a form Content-Type: the body is still the object."""
     proxy.client().create_bucket(Bucket=bucket)
     body = b"a=1&b=2&looks=like+a%20form"
     url = presign(proxy, "put_object", bucket, "form.txt")
-    put = fetch(url, "PUT", body, content_type="application/x-www-form-urlencoded")
+    put = fetch(url, "PUT", body, headers=(("Content-Type", "application/x-www-form-urlencoded"),))
     assert put.status == 200, put.body
     stored = backends[0].client().get_object(Bucket=bucket, Key="form.txt")
     assert stored["Body"].read() == body
@@ -188,16 +146,16 @@ def test_query_parameters_other_than_the_signature_reach_the_backend(proxy, back
 def test_a_week_is_accepted(proxy, backends, bucket):
     put_direct(backends[0], bucket, "k", b"for a week")
     assert fetch(presign(proxy, "get_object", bucket, "k", expires=WEEK)).body == b"for a week"
-    put = fetch(presign(proxy, "put_object", bucket, "w", expires=WEEK), "PUT", b"weekly")
+    put = upload(presign(proxy, "put_object", bucket, "w", expires=WEEK), b"weekly")
     assert put.status == 200, put.body
     assert backends[0].client().get_object(Bucket=bucket, Key="w")["Body"].read() == b"weekly"
 
 
 def test_a_week_and_a_second_is_refused(proxy, backends, bucket):
     proxy.client().create_bucket(Bucket=bucket)
-    for method, http_method, body in (("get_object", "GET", None), ("put_object", "PUT", b"x")):
+    for method, send in (("get_object", fetch), ("put_object", lambda url: upload(url, b"x"))):
         url = presign(proxy, method, bucket, "k", expires=WEEK + 1)  # boto3 does not refuse it
-        refused = fetch(url, http_method, body)
+        refused = send(url)
         error = assert_error(
             refused, 400, "AuthorizationQueryParametersError", OVER_A_WEEK, f"/{bucket}/k"
         )
@@ -207,7 +165,7 @@ def test_a_week_and_a_second_is_refused(proxy, backends, bucket):
 
 def test_an_expired_url_is_access_denied(proxy, backends, bucket):
     put_direct(backends[0], bucket, "k", b"too late")
-    with signed_in_the_past(2 * 3600):
+    with clock(-2 * 3600):  # signed two hours ago
         get = presign(proxy, "get_object", bucket, "k", expires=3600)
         head = presign(proxy, "head_object", bucket, "k", expires=3600)
         put = presign(proxy, "put_object", bucket, "new", expires=3600)
@@ -216,7 +174,7 @@ def test_an_expired_url_is_access_denied(proxy, backends, bucket):
     assert error["X-Amz-Expires"] == "3600" and error["Expires"] and error["ServerTime"]
     refused_head = fetch(head, "HEAD")
     assert (refused_head.status, refused_head.body) == (403, b"")
-    assert_error(fetch(put, "PUT", b"too late"), 403, "AccessDenied", EXPIRED, f"/{bucket}/new")
+    assert_error(upload(put, b"too late"), 403, "AccessDenied", EXPIRED, f"/{bucket}/new")
     assert not any(has_object(server, bucket, "new") for server in backends)
 
 
@@ -229,7 +187,7 @@ def test_a_tampered_key_path_is_signature_does_not_match(proxy, backends, bucket
     error = assert_error(tampered, 403, "SignatureDoesNotMatch", MISMATCH, f"/{bucket}/yours.txt")
     assert error["AWSAccessKeyId"] == ROOT_ACCESS
     url = presign(proxy, "put_object", bucket, "allowed.txt")
-    refused = fetch(url.replace("/allowed.txt?", "/yours.txt?"), "PUT", b"overwritten")
+    refused = upload(url.replace("/allowed.txt?", "/yours.txt?"), b"overwritten")
     assert_error(refused, 403, "SignatureDoesNotMatch", MISMATCH, f"/{bucket}/yours.txt")
     assert backends[0].client().get_object(Bucket=bucket, Key="yours.txt")["Body"].read() == (
         b"yours"
@@ -237,6 +195,7 @@ def test_a_tampered_key_path_is_signature_does_not_match(proxy, backends, bucket
     assert not any(has_object(server, bucket, "allowed.txt") for server in backends)
 
 
+@pytest.mark.slow
 def test_aws_cli_presign_reads_from_primary_and_fallback(proxy, backends, bucket, tmp_path):
     put_direct(backends[0], bucket, "hot.txt", b"on the primary\n")
     put_direct(backends[1], bucket, "warm.txt", b"on the secondary\n")
