@@ -8,8 +8,11 @@
 
 Signatures chain from the request's own signature, so a chunk signed with the root key means
 nothing to a backend: each chunk is verified against the client's chain and signed again on the
-backend's chain (same sizes: a signature is always 64 hex digits). For a backend without
-checksums the body is decoded to the plain object instead.
+backend's chain. Everything else of the client's framing is forwarded byte for byte (size lines
+as written, trailer lines with whatever line ends the client used, as AWS accepts them), and a
+signature is always 64 hex digits: the re-framed body is exactly as long as the client's, so the
+Content-Length the client announced stays true. For a backend without checksums the body is
+decoded to the plain object instead.
 
 Memory: an unsigned chunk streams through; a signed chunk is held until its signature is checked
 (one chunk, capped). The last byte forwarded is only released once every check has passed, so a
@@ -124,6 +127,7 @@ class AwsChunkedUpload:
         }
         self.buffer = bytearray()
         self.state = self._size_line
+        self.size_line = b""  # the current chunk's, as the client wrote it
         self.remaining = 0  # bytes of the current chunk still to come
         self.chunk = bytearray()  # a signed chunk, held until its signature is checked
         self.chunk_signature = ""
@@ -173,6 +177,7 @@ class AwsChunkedUpload:
         line = self._line()
         if line is None:
             return False
+        self.size_line = line
         size_text, _, extensions = line.partition(b";")
         try:
             size = int(size_text, 16)
@@ -232,7 +237,7 @@ class AwsChunkedUpload:
             data = bytes(self.chunk)
             self.chunk.clear()
             self._check_signature(data)
-            out += data if self.decode else self._signed_header(len(data), data) + data
+            out += data if self.decode else self._signed_line(data) + data
         if not self.decode:
             out += b"\r\n"
         self.state = self._size_line
@@ -247,7 +252,7 @@ class AwsChunkedUpload:
             raise S3Error("InvalidRequest", "Malformed aws-chunked framing after the final chunk.")
         self._complete()
         if not self.decode:
-            out += self._signed_header(0, b"") + b"\r\n"
+            out += self._signed_line(b"") + b"\r\n"
         return True
 
     def _trailer(self, out: bytearray) -> bool:
@@ -272,11 +277,10 @@ class AwsChunkedUpload:
         self._complete()
         if self.decode:
             return True
-        final = self._signed_header(0, b"") if self.signed else b"0\r\n"
-        out += final + b"".join(f"{n}:{v}\r\n".encode() for n, v in trailers)
+        out += self._signed_line(b"") if self.signed else self.size_line + b"\r\n"
         if self.signed and self.backend is not None:
-            out += f"x-amz-trailer-signature:{self.backend.trailer(canonical)}\r\n".encode()
-        out += b"\r\n"
+            lines = [self._resigned_trailer(line, canonical) for line in lines]
+        out += b"".join(line + b"\r\n" for line in lines) + b"\r\n"
         return True
 
     # --- checks --------------------------------------------------------------------------------
@@ -326,9 +330,21 @@ class AwsChunkedUpload:
             )
         self.done = True
 
-    def _signed_header(self, size: int, data: bytes) -> bytes:
+    def _signed_line(self, data: bytes) -> bytes:
+        """The client's size line with the backend's signature in place of its own (the last
+        64 bytes, as `_size_line` checked)."""
         assert self.backend is not None
-        return f"{size:x};chunk-signature={self.backend.chunk(data)}\r\n".encode()
+        return self.size_line[:-64] + self.backend.chunk(data).encode() + b"\r\n"
+
+    def _resigned_trailer(self, line: bytes, canonical: bytes) -> bytes:
+        """A trailer line as the client wrote it; the signature line with the backend's signature
+        in place of the client's (verified by then, so 64 hex digits too)."""
+        name, sep, value = line.partition(b":")
+        if name.strip().lower() != b"x-amz-trailer-signature":
+            return line
+        assert self.backend is not None
+        signature = self.backend.trailer(canonical).encode()
+        return name + sep + value.replace(value.strip(), signature)
 
 
 class PayloadHashCheck:

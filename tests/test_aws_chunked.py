@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import os
 import random
+import re
 import zlib
 from unittest import mock
 
@@ -25,6 +26,7 @@ from addon.sigv4 import ChunkChain, signing_key
 from addon.uploads import stream_callable
 from tests.support import aws_chunked_reference as reference
 from tests.support.raw_http import Request
+from tests.support.root_keys import ROOT_SECRET
 from tests.support.signing import sigv4
 
 TIMESTAMP, REGION = "20130524T000000Z", "us-east-1"
@@ -186,6 +188,57 @@ def test_unsigned_trailer_passes_through_unchanged():
     data = os.urandom(50_000)
     body = unsigned_body(split(data, [16384, 16384, 17232]), crc32_trailer(data))
     assert feed(new_upload(UNSIGNED_TRAILER, len(data), ["x-amz-checksum-crc32"]), body) == body
+
+
+# What minio-go 7.0.46 (Debian's) sends with `TrailingHeaders: true`: the last part (16 bytes) of
+# an FPutObject multipart upload, captured off the wire from a recording server; signed with the
+# tests' root keys over HTTP, unsigned over HTTPS. Its trailer lines end in "\n\r\n".
+MINIO_GO_TIMESTAMP = "20261201T202157Z"
+MINIO_GO_SEED = "be9d7f9d99f0f2dd0eeaa97904a773d6f3e94a0f14e5788b1ef013710a42baec"  # its Signature=
+MINIO_GO_SIGNED = (
+    b"10;chunk-signature=5db10e7b51577e20653a6005756e65d115a509f391542e2e4436ab00b86a5f59\r\n"
+    b"minio-go trailer\r\n"
+    b"0;chunk-signature=68709fbbfcf3d9353aa37378f8563de67387f9ff45da7847c87030101ff38244\r\n"
+    b"x-amz-checksum-crc32c:b9M91Q==\n\r\n"
+    b"x-amz-trailer-signature:b768481225520e8f7f85a6cf5093fa44bd0a74daccdbaf20a91ed67976b8308e\r\n"
+    b"\r\n"
+)
+MINIO_GO_UNSIGNED = b"10\r\nminio-go trailer\r\n0\r\nx-amz-checksum-crc32c:b9M91Q==\n\r\n\r\n"
+SIGNATURE = re.compile(rb"(?<=chunk-signature=)[0-9a-f]{64}|(?<=trailer-signature:)[0-9a-f]{64}")
+
+
+def test_minio_go_signed_trailer_is_re_signed_at_its_own_length():
+    """The client's Content-Length is forwarded: one byte less and the backend waits for ever."""
+    date = MINIO_GO_TIMESTAMP[:8]
+
+    def addon_chain(secret: str, seed: str) -> ChunkChain:
+        scope = f"{date}/{REGION}/s3/aws4_request"
+        return ChunkChain(signing_key(secret, date, REGION), MINIO_GO_TIMESTAMP, scope, seed)
+
+    upload = AwsChunkedUpload(
+        SIGNED_TRAILER,
+        16,
+        ("x-amz-checksum-crc32c",),
+        client=addon_chain(ROOT_SECRET, MINIO_GO_SEED),
+        backend=addon_chain(BACKEND_SECRET, BACKEND_SEED),
+        decode=False,
+    )
+    out = feed(upload, MINIO_GO_SIGNED)
+
+    assert len(out) == len(MINIO_GO_SIGNED) == 312  # minio-go's Content-Length
+    assert SIGNATURE.sub(b"*", out) == SIGNATURE.sub(b"*", MINIO_GO_SIGNED)  # framing as sent
+    (data, first), (_, final) = parse_signed(out)[0]
+    assert data == b"minio-go trailer"
+    expected = reference.ChunkSigner(BACKEND_SECRET, MINIO_GO_TIMESTAMP, REGION, BACKEND_SEED)
+    assert first == expected.chunk(b"minio-go trailer")
+    assert final == expected.chunk(b"")
+    trailer = SIGNATURE.findall(out)[-1].decode()
+    assert trailer == expected.trailer(b"x-amz-checksum-crc32c:b9M91Q==\n")
+
+
+def test_minio_go_unsigned_trailer_passes_through_unchanged():
+    upload = new_upload(UNSIGNED_TRAILER, 16, ["x-amz-checksum-crc32c"])
+    assert feed(upload, MINIO_GO_UNSIGNED) == MINIO_GO_UNSIGNED
 
 
 @pytest.mark.parametrize("form", [UNSIGNED_TRAILER, SIGNED_TRAILER])

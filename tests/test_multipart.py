@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.direct import has_bucket, put_direct
+from tests.support.files import file_sha256
 from tests.support.processes import aws_cli
 from tests.support.proxy import peak_rss, write_config
 from tests.support.topologies import EACH_PRIMARY
@@ -193,11 +194,3 @@ def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     assert file_sha256(back) == file_sha256(source)
     source.unlink()
     back.unlink()
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while piece := f.read(MIB):
-            digest.update(piece)
-    return digest.hexdigest()

@@ -12,7 +12,14 @@ from mitmproxy import io
 from addon.local_backends import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import REPO, VENV_BIN, aws_cli, child_env, dead_endpoint
-from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
+from tests.support.proxy import (
+    WEB_PASSWORD,
+    mitmdump_command,
+    proxy_env,
+    start_mitmweb,
+    start_proxy,
+    write_config,
+)
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 
@@ -163,20 +170,13 @@ def test_unconfigured_mitmdump_does_not_start(tmp_path):
 @pytest.mark.client("mitmweb", "each flow's comment names the backends tried")
 def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket):
     """Under mitmweb, a developer sees fallback happen: each flow's comment names the backends."""
-    config = write_config(tmp_path / "c.json", backends[:2])
-    port, web_port = free_port(), free_port()
-    command = mitmdump_command(config, port, tmp_path / "mitmproxy")
-    command[0] = str(VENV_BIN / "mitmweb")
-    command = [arg for arg in command if arg not in ("--flow-detail", "0")]
-    command += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
-    command += ["--set", "web_open_browser=false", "--set", "web_password=watch-the-traffic"]
-    proxy = start_proxy(command, tmp_path, proxy_env(), port)
+    proxy, web_port = start_mitmweb(backends[:2], tmp_path)
     try:
         put_direct(backends[1], bucket, "seen.txt", b"watched")
         assert proxy.client().get_object(Bucket=bucket, Key="seen.txt")["Body"].read() == b"watched"
         answer = fetch(
             f"http://127.0.0.1:{web_port}/flows",
-            headers=(("Authorization", "Bearer watch-the-traffic"),),
+            headers=(("Authorization", f"Bearer {WEB_PASSWORD}"),),
         )
         assert answer.status == 200, answer.body
         flows = json.loads(answer.body)

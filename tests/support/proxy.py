@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from addon.local_backends import S3Server, wait_for_port
+from addon.local_backends import S3Server, free_port, wait_for_port
 from tests.support.clients import s3_client
 from tests.support.processes import REPO, VENV_BIN, child_env
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
@@ -137,3 +137,20 @@ def start_proxy(
         proxy.stop()
         raise RuntimeError(f"proxy did not start:\n{proxy.log()}") from None
     return proxy
+
+
+WEB_PASSWORD = "watch-the-traffic"
+
+
+def start_mitmweb(backends, workdir: Path, *options: str) -> tuple[Proxy, int]:
+    """mitmweb with the addon in front of `backends` (the README's mitmdump line, with mitmweb):
+    the proxy, and the port of its web interface (password WEB_PASSWORD)."""
+    config = write_config(workdir / "c.json", backends)
+    port, web_port = free_port(), free_port()
+    command = mitmdump_command(config, port, workdir / "mitmproxy")
+    command[0] = str(VENV_BIN / "mitmweb")
+    command = [arg for arg in command if arg not in ("--flow-detail", "0")]
+    command += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
+    command += ["--set", "web_open_browser=false", "--set", f"web_password={WEB_PASSWORD}"]
+    command += [arg for option in options for arg in ("--set", option)]
+    return start_proxy(command, workdir, proxy_env(), port), web_port
