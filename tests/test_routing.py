@@ -57,7 +57,19 @@ def test_object_only_on_second_backend_is_served_by_get_range_and_head(proxy, ba
     assert not has_object(primary, bucket, "warm.bin")  # a read copies nothing back
 
 
-def test_object_only_on_third_of_three_backends_is_served(proxy, backends, bucket):
+# A defect of the re-aiming in addon/upstream_control.py, seen with keep-alive fallbacks
+# (SeaweedFS keeps connections open; moto closes each one): see the test below.
+KEEP_ALIVE_FALLBACK = (
+    "upstream_control: after a fallback over keep-alive backends, a fallback's HTTP/1 connection "
+    "reports a complete 404 as 'peer closed connection without sending complete message body "
+    "(received N bytes, expected N)', and the next backend is taken for broken"
+)
+
+
+def test_object_only_on_third_of_three_backends_is_served(request, proxy, backends, bucket):
+    if request.node.callspec.params["topology"] == "seaweedfs-fallbacks":
+        # One GET and one HEAD hit the defect about two runs in three: not strict here.
+        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=False))
     primary, secondary, tertiary = backends
     primary.client().create_bucket(Bucket=bucket)
     secondary.client().create_bucket(Bucket=bucket)
@@ -67,6 +79,30 @@ def test_object_only_on_third_of_three_backends_is_served(proxy, backends, bucke
     assert client.get_object(Bucket=bucket, Key="cold.txt")["Body"].read() == b"from the cold tier"
     assert client.head_object(Bucket=bucket, Key="cold.txt")["ContentLength"] == 18
     assert "answered by tertiary" in proxy.log()
+
+
+def test_repeated_fallback_reads_are_served_and_no_backend_is_taken_for_broken(
+    request, proxy, backends, bucket
+):
+    """Ten GET and HEAD pairs of an object only the tertiary has: each is served by the tertiary,
+    after a 404 of the primary and of the secondary, with no backend taken for broken."""
+    if request.node.callspec.params["topology"] == "seaweedfs-fallbacks":
+        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=True))
+    primary, secondary, tertiary = backends
+    primary.client().create_bucket(Bucket=bucket)
+    secondary.client().create_bucket(Bucket=bucket)
+    put_direct(tertiary, bucket, "cold.txt", b"from the cold tier")
+    client = proxy.client()
+
+    for _ in range(10):
+        assert client.get_object(Bucket=bucket, Key="cold.txt")["Body"].read() == (
+            b"from the cold tier"
+        )
+        assert client.head_object(Bucket=bucket, Key="cold.txt")["ContentLength"] == 18
+    lines = [line for line in proxy.log().splitlines() if f"/{bucket}/cold.txt via" in line]
+    assert len(lines) == 20
+    assert all(line.endswith("answered by tertiary") for line in lines), lines
+    assert not [line for line in lines if "broken" in line]
 
 
 def test_bucket_only_on_a_fallback_is_listed_and_read(proxy, backends, bucket):
