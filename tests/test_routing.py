@@ -66,14 +66,22 @@ KEEP_ALIVE_FALLBACK = (
 )
 
 
-def test_object_only_on_third_of_three_backends_is_served(request, proxy, backends, bucket):
+def expect_the_keep_alive_defect(request, strict: bool) -> None:
     if request.node.callspec.params["topology"] == "seaweedfs-fallbacks":
-        # One GET and one HEAD hit the defect about two runs in three: not strict here.
-        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=False))
+        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=strict))
+
+
+def put_cold_on_the_tertiary(backends, bucket: str) -> None:
+    """cold.txt on the tertiary alone; the bucket on all three."""
     primary, secondary, tertiary = backends
     primary.client().create_bucket(Bucket=bucket)
     secondary.client().create_bucket(Bucket=bucket)
     put_direct(tertiary, bucket, "cold.txt", b"from the cold tier")
+
+
+def test_object_only_on_third_of_three_backends_is_served(request, proxy, backends, bucket):
+    expect_the_keep_alive_defect(request, strict=False)  # hit about two runs in three
+    put_cold_on_the_tertiary(backends, bucket)
     client = proxy.client()
 
     assert client.get_object(Bucket=bucket, Key="cold.txt")["Body"].read() == b"from the cold tier"
@@ -86,12 +94,8 @@ def test_repeated_fallback_reads_are_served_and_no_backend_is_taken_for_broken(
 ):
     """Ten GET and HEAD pairs of an object only the tertiary has: each is served by the tertiary,
     after a 404 of the primary and of the secondary, with no backend taken for broken."""
-    if request.node.callspec.params["topology"] == "seaweedfs-fallbacks":
-        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=True))
-    primary, secondary, tertiary = backends
-    primary.client().create_bucket(Bucket=bucket)
-    secondary.client().create_bucket(Bucket=bucket)
-    put_direct(tertiary, bucket, "cold.txt", b"from the cold tier")
+    expect_the_keep_alive_defect(request, strict=True)
+    put_cold_on_the_tertiary(backends, bucket)
     client = proxy.client()
 
     for _ in range(10):
