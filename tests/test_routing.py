@@ -57,12 +57,14 @@ def test_object_only_on_second_backend_is_served_by_get_range_and_head(proxy, ba
     assert not has_object(primary, bucket, "warm.bin")  # a read copies nothing back
 
 
-# A defect of the re-aiming in addon/upstream_control.py, seen with keep-alive fallbacks
-# (SeaweedFS keeps connections open; moto closes each one): see the test below.
+# A defect of addon/upstream_control.py, seen when the next backend's connection is kept alive
+# (SeaweedFS keeps connections open; moto closes each one, so the re-send waits for a new one).
 KEEP_ALIVE_FALLBACK = (
-    "upstream_control: after a fallback over keep-alive backends, a fallback's HTTP/1 connection "
-    "reports a complete 404 as 'peer closed connection without sending complete message body "
-    "(received N bytes, expected N)', and the next backend is taken for broken"
+    "upstream_control: a 404 that ends with its headers (HEAD) is re-sent before its "
+    "ResponseEndOfMessage arrives; over an open connection the stream already waits for the next "
+    "backend's headers and _state_wait_for_response_headers fails on that event "
+    "(AttributeError: 'ResponseEndOfMessage' object has no attribute 'response'): the layer "
+    "crashes, and the left connection's close is taken for the next backend being broken"
 )
 
 
