@@ -32,6 +32,7 @@ class Field:
     env: str  # VGW_S3_MULTI_BACKEND_<N>_<env> (settings: VGW_S3_MULTI_<env>)
     default: object = ""
     credential: bool = False  # never echoed in a message
+    choices: tuple[str, ...] = ()  # a string field that takes only these
 
 
 FIELDS: tuple[Field, ...] = (
@@ -52,6 +53,7 @@ FIELDS: tuple[Field, ...] = (
 SETTINGS: tuple[Field, ...] = (
     Field("clientTimeout", "client_timeout", float, "CLIENT_TIMEOUT", 20.0),
     Field("fallbackOn5xx", "fallback_on_5xx", bool, "FALLBACK_ON_5XX", False),
+    Field("listing", "listing", str, "LISTING", "merged", choices=("merged", "primary")),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
@@ -87,6 +89,7 @@ class Config:
     backends: tuple[Backend, ...]  # the first is the primary
     client_timeout: float = 20.0  # a client's longest pause within its request
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
+    listing: str = "merged"  # ListObjects over every backend; "primary": the primary's alone
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -181,6 +184,8 @@ def _typed(f: Field, value: object, from_env: bool) -> object:
     if f.kind is str and not isinstance(value, str):
         got = _kind(value) if f.credential else _show(value)
         raise ValueError(f"must be a string (quote it in the file), got {got}")
+    if f.choices and value not in f.choices:
+        raise ValueError(f"must be one of {', '.join(f.choices)}, got {value!r}")
     return value
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from mitmproxy import http
 
+from addon import s3_xml
 from addon.backend_client import BackendClient, BackendError
 from addon.config import Backend
 from addon.errors import S3Error, error_response
@@ -23,8 +23,6 @@ from addon.journey import Attempt
 
 log = logging.getLogger(__name__)
 MAX_LISTING = 4 * 1024 * 1024  # 10,000 buckets (AWS's most per page) are under 3 MB
-
-S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 @dataclass
@@ -37,22 +35,17 @@ class BucketList:
 
     def add(self, body: bytes) -> None:
         """Add one backend's ListAllMyBucketsResult; raises ValueError when it is not one."""
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError as e:
-            raise ValueError(f"not XML: {e}") from None
-        if _local(root.tag) != "ListAllMyBucketsResult":
-            raise ValueError(f"unexpected root element {_local(root.tag)}")
+        document = s3_xml.root(body, "ListAllMyBucketsResult")
         if not self.owner_id:
-            owner = _child(root, "Owner")
+            owner = s3_xml.child(document, "Owner")
             if owner is not None:
-                self.owner_id = _text(owner, "ID")
-                self.owner_name = _text(owner, "DisplayName")
-        buckets = _child(root, "Buckets")
+                self.owner_id = s3_xml.text(owner, "ID")
+                self.owner_name = s3_xml.text(owner, "DisplayName")
+        buckets = s3_xml.child(document, "Buckets")
         for bucket in buckets if buckets is not None else ():
-            name = _text(bucket, "Name")
+            name = s3_xml.text(bucket, "Name")
             if name:
-                self.buckets.setdefault(name, _text(bucket, "CreationDate"))
+                self.buckets.setdefault(name, s3_xml.text(bucket, "CreationDate"))
 
     def render(self) -> bytes:
         items = "".join(
@@ -61,24 +54,12 @@ class BucketList:
             for name, date in sorted(self.buckets.items())
         )
         return (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult xmlns="{S3_NS}">'
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<ListAllMyBucketsResult xmlns="{s3_xml.S3_NS}">'
             f"<Owner><ID>{escape(self.owner_id)}</ID>"
             f"<DisplayName>{escape(self.owner_name)}</DisplayName></Owner>"
             f"<Buckets>{items}</Buckets></ListAllMyBucketsResult>"
         ).encode()
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
-
-
-def _child(element: ET.Element, name: str) -> ET.Element | None:
-    return next((c for c in element if _local(c.tag) == name), None)
-
-
-def _text(element: ET.Element, name: str) -> str:
-    child = _child(element, name)
-    return (child.text or "").strip() if child is not None else ""
 
 
 @dataclass

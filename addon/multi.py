@@ -34,9 +34,11 @@ from addon.errors import S3Error, error_response, new_request_id
 from addon.exchange import Exchange
 from addon.journey import printable
 from addon.listing import BucketsMerge
+from addon.object_listing import ListingMerge
 from addon.router import Router, resource
 
 log = logging.getLogger("s3multi")
+ProxyAnswer = BucketsMerge | ListingMerge  # requests the proxy answers itself
 
 # option -> the variables read when it is not set (the secret is never an option default:
 # defaults show in `--options` and in mitmweb's options page).
@@ -62,7 +64,7 @@ class S3Multi:
         self.debug = False
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
         # flows are saved.
-        self.requests: WeakKeyDictionary[http.HTTPFlow, Exchange | BucketsMerge] = (
+        self.requests: WeakKeyDictionary[http.HTTPFlow, Exchange | ProxyAnswer] = (
             WeakKeyDictionary()
         )
 
@@ -174,7 +176,7 @@ class S3Multi:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
-        if isinstance(started, BucketsMerge):
+        if isinstance(started, BucketsMerge | ListingMerge):
             assert self.client is not None
             flow.response = await started.answer(self.client)
         elif isinstance(started, Exchange):

@@ -18,6 +18,7 @@ from addon.errors import S3Error, new_request_id
 from addon.exchange import Exchange
 from addon.journey import Journey
 from addon.listing import BucketsMerge
+from addon.object_listing import ListingMerge, ListingRequest, Tokens
 from addon.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
 from addon.retarget import Plan
 
@@ -36,6 +37,7 @@ class Router:
         self.backends = config.backends
         self.auth = auth
         self.inject = inject  # how a flow's expired deadline reaches it
+        self.tokens = Tokens(auth.root.secret)  # any instance with these root keys takes them
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
 
     def serves(self, host: str) -> bool:
@@ -50,7 +52,7 @@ class Router:
         bucket = virtual_bucket(request.host_header or "", self.domains)
         return parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
 
-    def start(self, flow: http.HTTPFlow) -> Exchange | BucketsMerge:
+    def start(self, flow: http.HTTPFlow) -> Exchange | BucketsMerge | ListingMerge:
         """Authenticate and classify; raises S3Error for what must be refused."""
         request = flow.request
         check_size(request)
@@ -84,6 +86,12 @@ class Router:
         query = sigv4.canonical_query(pairs)
         if operation.route is Route.ALL:
             return BucketsMerge(new_request_id(), query, self.backends)
+        if operation.name in _LISTINGS and self.config.listing == "merged":
+            assert target.bucket is not None
+            listing = ListingRequest.parse(
+                operation.name == "ListObjectsV2", target.bucket, pairs, self.tokens
+            )
+            return ListingMerge(new_request_id(), listing, self.backends, self.tokens)
         path = sigv4.canonical_path(raw_path)
         if bucket is not None:
             key_path = path[1:]
@@ -110,6 +118,7 @@ class Router:
         )
 
 
+_LISTINGS = ("ListObjects", "ListObjectsV2")
 MAX_HEADER_SECTION = 8192  # S3's: the header fields and the query together
 MAX_KEY_BYTES = 1024
 

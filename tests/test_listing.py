@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from addon.listing import S3_NS, BucketList
+from addon.listing import BucketList
+from addon.s3_xml import S3_NS
 
 NS = {"s3": S3_NS}
 

@@ -1,0 +1,228 @@
+"""addon.listing_merge and addon.object_listing without a network: backends' pages in, the
+client's page out, against a listing worked out here from the union of the backends' keys."""
+
+from __future__ import annotations
+
+import random
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from addon.errors import S3Error
+from addon.listing_merge import Entry, Merge, Page
+from addon.object_listing import ListingRequest, Tokens, parse_page, render
+
+NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+
+
+def rollup(keys, prefix: str, delimiter: str) -> list[tuple[str, bool]]:
+    """S3's listing of `keys` (sorted names; a common prefix once), worked out directly."""
+    names: dict[str, bool] = {}
+    for key in sorted(keys):
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix) :]
+        if delimiter and delimiter in rest:
+            names[prefix + rest[: rest.index(delimiter) + len(delimiter)]] = True
+        else:
+            names[key] = False
+    return sorted(names.items())
+
+
+class FakeBackend:
+    """A backend's own listing: keys after a position, cut at `page` entries."""
+
+    def __init__(self, index: int, keys, page: int) -> None:
+        self.index, self.keys, self.page = index, sorted(keys), page
+
+    def answer(self, start_after, prefix, delimiter, wanted) -> Page:
+        names = rollup(self.keys, prefix, delimiter)
+        after = [(n, p) for n, p in names if start_after is None or n > start_after or p]
+        # a prefix shows again when keys after start_after are under it
+        after = [
+            (n, p)
+            for n, p in after
+            if not p
+            or start_after is None
+            or any(k.startswith(n) and k > start_after for k in self.keys)
+        ]
+        cut = after[: min(self.page, wanted)]
+        entries = [Entry(n, p, self.index, (("ETag", f"{self.index}-{n}"),)) for n, p in cut]
+        return Page(entries, len(after) > len(cut))
+
+
+def merged(backends, prefix="", delimiter="", max_keys=1000, start=None):
+    """All pages through the merge, as a paginating client reads them."""
+    pages, after_prefix = [], False
+    while True:
+        merge = Merge(len(backends), start, max_keys, after_prefix=after_prefix)
+        while not merge.complete:
+            for i in merge.needs():
+                b = backends[i]
+                merge.add(i, b.answer(merge.start_after(i), prefix, delimiter, max_keys))
+            merge.advance()
+        pages.append(merge.emitted)
+        if not merge.truncated or not merge.emitted:
+            return pages
+        start, after_prefix = merge.last, merge.emitted[-1].prefix
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_spreads_merge_to_the_union_in_order(seed):
+    rng = random.Random(seed)
+    alphabet = ["a", "b", "d1", "d1.txt", "d2/", "é", "z/", "~"]
+    keys = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4))) for _ in range(150)}
+    spread = [set(), set(), set()]
+    for key in keys:
+        for i in rng.sample(range(3), rng.randint(1, 3)):
+            spread[i].add(key)
+    backends = [FakeBackend(i, s, page=rng.choice([1, 3, 50, 1000])) for i, s in enumerate(spread)]
+    for prefix, delimiter in [("", ""), ("", "/"), ("d1", "/"), ("a", ""), ("", "1")]:
+        expected = rollup(keys, prefix, delimiter)
+        for max_keys in (1, 2, 7, 1000):
+            pages = merged(backends, prefix, delimiter, max_keys)
+            assert all(len(p) <= max_keys for p in pages)
+            names = [(e.name, e.prefix) for page in pages for e in page]
+            assert names == expected, (prefix, delimiter, max_keys)
+            for entry in (e for page in pages for e in page if not e.prefix):
+                first = min(i for i in range(3) if entry.name in spread[i])
+                assert entry.backend == first  # the first backend that has it wins
+
+
+def test_a_truncated_backend_holds_back_what_comes_after_its_page():
+    slow = FakeBackend(0, ["a", "c", "e"], page=1)
+    fast = FakeBackend(1, ["b", "d", "f"], page=1000)
+    merge = Merge(2, None, 1000)
+    for i in merge.needs():
+        merge.add(i, [slow, fast][i].answer(merge.start_after(i), "", "", 1000))
+    merge.advance()
+    assert [e.name for e in merge.emitted] == ["a"]  # "b" waits: the slow one may have more
+    assert merge.needs() == [0] and merge.start_after(0) == "a"
+
+
+def test_hidden_entries_are_dropped_but_the_position_moves_on():
+    backend = FakeBackend(1, ["a", "b", "c"], page=2)
+    merge = Merge(1, None, 10, hidden=lambda e: e.name == "b")
+    merge.add(0, backend.answer(None, "", "", 10))
+    merge.advance()
+    assert merge.start_after(0) == "b" and [e.name for e in merge.emitted] == ["a"]
+
+
+def test_max_keys_zero_is_an_empty_page():
+    merge = Merge(2, None, 0)
+    assert merge.needs() == [] and merge.complete and merge.emitted == []
+
+
+# --- the request, the token, the XML -------------------------------------------------------------
+
+
+TOKENS = Tokens("root-secret")
+
+
+def test_a_continuation_token_round_trips_and_cannot_be_forged():
+    token = TOKENS.make("dir/é", "dir/", "/")
+    assert TOKENS.position(token, "dir/", "/") == "dir/é"
+    body, _, mac = token.partition(".")
+    for forged in (body + "." + "0" * len(mac), "x" + token, "garbage"):
+        with pytest.raises(S3Error) as bad:
+            TOKENS.position(forged, "dir/", "/")
+        assert bad.value.code == "InvalidArgument"
+    with pytest.raises(S3Error):
+        TOKENS.position(token, "other/", "/")  # the token belongs to another listing
+    assert Tokens("another-secret").make("a", "", "") != Tokens("root-secret").make("a", "", "")
+
+
+@pytest.mark.parametrize("max_keys", ["x", "-1"])
+def test_a_bad_max_keys_is_invalid_argument(max_keys):
+    with pytest.raises(S3Error) as bad:
+        ListingRequest.parse(True, "b", [("list-type", "2"), ("max-keys", max_keys)], TOKENS)
+    assert bad.value.code == "InvalidArgument"
+
+
+def test_max_keys_over_1000_is_1000():
+    request = ListingRequest.parse(True, "b", [("max-keys", "5000")], TOKENS)
+    assert Merge(1, None, request.max_keys).max_keys == 1000
+
+
+def test_parse_page_decodes_what_a_backend_url_encoded():
+    body = (
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+        b"<Contents><Key>a+b%2Bc%C3%A9</Key><ETag>&quot;e&quot;</ETag><Size>3</Size>"
+        b"<Owner><ID>o</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>"
+        b"<CommonPrefixes><Prefix>d%2F1/</Prefix></CommonPrefixes></ListBucketResult>"
+    )
+    page = parse_page(2, body)
+    assert page.truncated
+    assert [(e.name, e.prefix, e.backend) for e in page.entries] == [
+        ("a b+cé", False, 2),
+        ("d/1/", True, 2),
+    ]
+    assert dict(page.entries[0].fields)["ETag"] == '"e"'
+
+
+def test_parse_page_refuses_what_is_not_a_listing():
+    for body in (b"<html/>", b"not xml", b"<Error><Code>x</Code></Error>"):
+        with pytest.raises(ValueError):
+            parse_page(0, body)
+
+
+def page_xml(v2: bool, query, emitted, truncated=False) -> ET.Element:
+    request = ListingRequest.parse(v2, "bkt", query, TOKENS)
+    merge = Merge(1, request.start, request.max_keys)
+    merge.emitted = list(emitted)
+    if truncated:
+        merge.streams[0].done = False
+    else:
+        merge.streams[0].done = True
+    return ET.fromstring(render(request, merge, TOKENS))
+
+
+ENTRIES = [
+    Entry("a b", False, 0, (("ETag", '"1"'), ("Size", "1"), ("Owner.ID", "me"))),
+    Entry("d/", True, 1),
+]
+
+
+def test_v2_page_has_key_count_and_a_token_when_truncated():
+    root = page_xml(True, [("list-type", "2"), ("delimiter", "/")], ENTRIES, truncated=True)
+    assert root.findtext("s3:KeyCount", namespaces=NS) == "2"
+    assert root.findtext("s3:IsTruncated", namespaces=NS) == "true"
+    token = root.findtext("s3:NextContinuationToken", namespaces=NS)
+    assert TOKENS.position(token, "", "/") == "d/"
+    assert root.find("s3:Contents/s3:Owner", NS) is None  # FetchOwner not asked
+    assert [e.text for e in root.findall("s3:CommonPrefixes/s3:Prefix", NS)] == ["d/"]
+
+
+def test_v1_page_has_next_marker_only_with_a_delimiter():
+    with_delimiter = page_xml(False, [("delimiter", "/")], ENTRIES, truncated=True)
+    assert with_delimiter.findtext("s3:NextMarker", namespaces=NS) == "d/"
+    without = page_xml(False, [], ENTRIES[:1], truncated=True)
+    assert without.find("s3:NextMarker", NS) is None
+    assert without.findtext("s3:Contents/s3:Owner/s3:ID", namespaces=NS) == "me"  # v1: always
+
+
+def test_url_encoding_when_asked():
+    root = page_xml(True, [("encoding-type", "url"), ("prefix", "a ")], ENTRIES)
+    assert root.findtext("s3:Contents/s3:Key", namespaces=NS) == "a%20b"
+    assert root.findtext("s3:Prefix", namespaces=NS) == "a%20"
+    assert root.findtext("s3:EncodingType", namespaces=NS) == "url"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "delimiter", "start", "expected"),
+    [
+        ("d1", "/", "d1", False),  # the key "d1" itself, not a prefix
+        ("d1", "/", "d1/", True),
+        ("", "/", "a/b/", False),  # a key: its first delimiter is not its end
+        ("", "/", "a/", True),
+        ("", "", "a/", False),  # no delimiter, no common prefixes
+        ("x/", "/", "a/", False),  # outside the prefix
+    ],
+)
+def test_a_page_starts_after_a_common_prefix_only_where_one_can_be(
+    prefix, delimiter, start, expected
+):
+    query = [("prefix", prefix), ("delimiter", delimiter), ("start-after", start)]
+    request = ListingRequest.parse(True, "b", query, TOKENS)
+    assert request.starts_after_prefix is expected
