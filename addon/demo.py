@@ -1,8 +1,9 @@
 """`s3-multi-demo`: the proxy on a working local default, to see fallback in the first minute.
 
-Starts three local S3 servers (moto, auth enforced, each with its own generated keys), puts a
-few objects on different backends, and runs the proxy on configs/local.yaml with the servers'
-endpoints and keys given as VGW_S3_MULTI_BACKEND_<N>_* overrides. Ctrl-C stops everything.
+Starts three local S3 servers (moto, or SeaweedFS with --backend seaweedfs; each checks
+signatures, with its own generated keys), puts a few objects on different backends, and runs the
+proxy on configs/local.yaml with the servers' endpoints and keys given as
+VGW_S3_MULTI_BACKEND_<N>_* overrides. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from addon.cli import parse_listen, serve
-from addon.local_backends import MotoServer, start_moto_servers
+from addon.local_backends import START, S3Server
 
 LOCAL_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "local.yaml"
 ROOT_ACCESS, ROOT_SECRET = "s3multi-demo", "s3multi-demo-secret"
 BUCKET = "demo"
 
 
-def _seed(servers: list[MotoServer]) -> None:
+def _seed(servers: Sequence[S3Server]) -> None:
     """A bucket on every backend and an object that only one backend has."""
     for server in servers:
         client = server.client()
@@ -34,7 +36,7 @@ def _seed(servers: list[MotoServer]) -> None:
         )
 
 
-def _banner(servers: list[MotoServer], host: str, port: int) -> str:
+def _banner(servers: Sequence[S3Server], host: str, port: int) -> str:
     endpoint = f"http://{host or '127.0.0.1'}:{port}"
     # The aws CLI installed beside this command (the dev extra), else the one on PATH.
     beside = Path(sys.executable).with_name("aws")
@@ -66,9 +68,15 @@ def _banner(servers: list[MotoServer], host: str, port: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="s3-multi-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=parse_listen, default=parse_listen("127.0.0.1:7070"))
+    parser.add_argument(
+        "--backend",
+        choices=sorted(START),
+        default="moto",
+        help="which S3 server runs the three backends (default: moto)",
+    )
     args = parser.parse_args(argv)
-    print("starting three local S3 servers (moto) ...", flush=True)
-    servers = start_moto_servers(["primary", "secondary", "tertiary"])
+    print(f"starting three local S3 servers ({args.backend}) ...", flush=True)
+    servers = START[args.backend](["primary", "secondary", "tertiary"])
     try:
         for i, server in enumerate(servers):
             os.environ[f"VGW_S3_MULTI_BACKEND_{i}_ENDPOINT"] = server.endpoint

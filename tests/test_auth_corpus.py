@@ -38,6 +38,7 @@ from tests.support.aws_chunked_reference import (
 from tests.support.direct import has_bucket, has_object
 from tests.support.raw_http import Answer, Connection, Request, send
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.topologies import EACH_PRIMARY
 
 pytestmark = pytest.mark.e2e
 
@@ -1230,6 +1231,7 @@ def unbroken(t: Target, body: bytes) -> dict[str, Request]:
     }
 
 
+@pytest.mark.topologies(*EACH_PRIMARY)  # a server that verifies what each form stores
 @pytest.mark.parametrize("form", list(unbroken(Target("h", "b", "k"), BIG)))
 def test_unbroken_upload_lands_on_the_primary_byte_for_byte(proxy, backends, corpus, form):
     key = f"ok-{form}"

@@ -15,8 +15,9 @@ from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.processes import VENV_BIN, aws_cli, child_env
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.topologies import EACH_PRIMARY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*EACH_PRIMARY)]
 
 MIB = 1024 * 1024
 

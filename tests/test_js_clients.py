@@ -14,8 +14,9 @@ import pytest
 from tests.support.direct import has_object, put_direct
 from tests.support.processes import child_env
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.topologies import EACH_PRIMARY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*EACH_PRIMARY)]
 
 JS = Path(__file__).resolve().parent / "js"
 MIB = 1024 * 1024

@@ -21,8 +21,9 @@ from tests.support.processes import aws_cli
 from tests.support.raw_http import Answer, fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 from tests.support.signing import clock
+from tests.support.topologies import TOPOLOGIES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*TOPOLOGIES)]
 
 WEEK = 7 * 24 * 3600
 EXPIRED = "Request has expired."
@@ -109,6 +110,19 @@ def test_put_lands_on_the_primary_only(proxy, backends, bucket):
     assert backends[0].client().get_object(Bucket=bucket, Key="up.bin")["Body"].read() == body
     assert not has_bucket(backends[1], bucket) and not has_bucket(backends[2], bucket)
     assert fetch(presign(proxy, "get_object", bucket, "up.bin")).body == body
+
+
+@pytest.mark.topologies("seaweedfs-primary")  # moto does not store it (see upload)
+def test_a_put_sent_as_a_form_stores_its_bytes(proxy, backends, bucket):
+    """`curl -d @file URL` sends a form Content-Type: the body is still the object."""
+    proxy.client().create_bucket(Bucket=bucket)
+    body = b"a=1&b=2&looks=like+a%20form"
+    url = presign(proxy, "put_object", bucket, "form.txt")
+    put = fetch(url, "PUT", body, headers=(("Content-Type", "application/x-www-form-urlencoded"),))
+    assert put.status == 200, put.body
+    stored = backends[0].client().get_object(Bucket=bucket, Key="form.txt")
+    assert stored["Body"].read() == body
+    assert stored["ContentType"] == "application/x-www-form-urlencoded"
 
 
 def test_query_parameters_other_than_the_signature_reach_the_backend(proxy, backends, bucket):

@@ -15,8 +15,9 @@ from tests.support.clients import s3_client
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.topologies import TOPOLOGIES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*TOPOLOGIES)]
 
 
 def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
@@ -56,16 +57,58 @@ def test_object_only_on_second_backend_is_served_by_get_range_and_head(proxy, ba
     assert not has_object(primary, bucket, "warm.bin")  # a read copies nothing back
 
 
-def test_object_only_on_third_of_three_backends_is_served(proxy, backends, bucket):
+# A defect of addon/upstream_control.py, seen when the next backend's connection is kept alive
+# (SeaweedFS keeps connections open; moto closes each one, so the re-send waits for a new one).
+KEEP_ALIVE_FALLBACK = (
+    "upstream_control: a 404 that ends with its headers (HEAD) is re-sent before its "
+    "ResponseEndOfMessage arrives; over an open connection the stream already waits for the next "
+    "backend's headers and _state_wait_for_response_headers fails on that event "
+    "(AttributeError: 'ResponseEndOfMessage' object has no attribute 'response'): the layer "
+    "crashes, and the left connection's close is taken for the next backend being broken"
+)
+
+
+def expect_the_keep_alive_defect(request, strict: bool) -> None:
+    if request.node.callspec.params["topology"] == "seaweedfs-fallbacks":
+        request.applymarker(pytest.mark.xfail(reason=KEEP_ALIVE_FALLBACK, strict=strict))
+
+
+def put_cold_on_the_tertiary(backends, bucket: str) -> None:
+    """cold.txt on the tertiary alone; the bucket on all three."""
     primary, secondary, tertiary = backends
     primary.client().create_bucket(Bucket=bucket)
     secondary.client().create_bucket(Bucket=bucket)
     put_direct(tertiary, bucket, "cold.txt", b"from the cold tier")
+
+
+def test_object_only_on_third_of_three_backends_is_served(request, proxy, backends, bucket):
+    expect_the_keep_alive_defect(request, strict=False)  # hit about two runs in three
+    put_cold_on_the_tertiary(backends, bucket)
     client = proxy.client()
 
     assert client.get_object(Bucket=bucket, Key="cold.txt")["Body"].read() == b"from the cold tier"
     assert client.head_object(Bucket=bucket, Key="cold.txt")["ContentLength"] == 18
     assert "answered by tertiary" in proxy.log()
+
+
+def test_repeated_fallback_reads_are_served_and_no_backend_is_taken_for_broken(
+    request, proxy, backends, bucket
+):
+    """Ten GET and HEAD pairs of an object only the tertiary has: each is served by the tertiary,
+    after a 404 of the primary and of the secondary, with no backend taken for broken."""
+    expect_the_keep_alive_defect(request, strict=True)
+    put_cold_on_the_tertiary(backends, bucket)
+    client = proxy.client()
+
+    for _ in range(10):
+        assert client.get_object(Bucket=bucket, Key="cold.txt")["Body"].read() == (
+            b"from the cold tier"
+        )
+        assert client.head_object(Bucket=bucket, Key="cold.txt")["ContentLength"] == 18
+    lines = [line for line in proxy.log().splitlines() if f"/{bucket}/cold.txt via" in line]
+    assert len(lines) == 20
+    assert all(line.endswith("answered by tertiary") for line in lines), lines
+    assert not [line for line in lines if "broken" in line]
 
 
 def test_bucket_only_on_a_fallback_is_listed_and_read(proxy, backends, bucket):
@@ -79,6 +122,29 @@ def test_bucket_only_on_a_fallback_is_listed_and_read(proxy, backends, bucket):
     assert [o["Key"] for o in listed["Contents"]] == ["k1", "k2"]
     assert [o["Key"] for o in client.list_objects(Bucket=bucket)["Contents"]] == ["k1", "k2"]
     assert client.get_object(Bucket=bucket, Key="k2")["Body"].read() == b"two"
+
+
+@pytest.mark.parametrize("listing", ["list_objects", "list_objects_v2"])
+def test_a_delimited_listing_pages_one_entry_at_a_time_each_prefix_once(
+    proxy, backends, bucket, listing
+):
+    """As S3 pages it: max-keys counts common prefixes too, and each comes once (moto itself
+    returns every prefix on the first page, whatever max-keys says)."""
+    for key in ["a/1", "a/2", "a/3", "b/1", "c", "d/x/y"]:
+        put_direct(backends[0], bucket, key, b"x")
+
+    pages = [
+        (
+            [p["Prefix"] for p in page.get("CommonPrefixes", [])],
+            [o["Key"] for o in page.get("Contents", [])],
+        )
+        for page in proxy.client()
+        .get_paginator(listing)
+        .paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1})
+    ]
+    assert all(len(prefixes) + len(keys) == 1 for prefixes, keys in pages), pages
+    assert [p for prefixes, _ in pages for p in prefixes] == ["a/", "b/", "d/"]
+    assert [k for _, keys in pages for k in keys] == ["c"]
 
 
 def test_missing_object_is_404_no_such_key(proxy, backends, bucket):
@@ -153,6 +219,19 @@ def test_sub_resource_of_a_fallback_only_bucket_is_read_from_the_fallback(proxy,
     assert tags == [{"Key": "tier", "Value": "warm"}]
 
 
+def test_sub_resource_of_a_fallback_only_object_is_read_from_the_fallback(proxy, backends, bucket):
+    """The primary's 404 body says NoSuchKey (its bucket exists): the proxy reads it to decide."""
+    primary, secondary, _ = backends
+    primary.client().create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "warm.txt", b"tagged on the secondary")
+    secondary.client().put_object_tagging(
+        Bucket=bucket, Key="warm.txt", Tagging={"TagSet": [{"Key": "tier", "Value": "warm"}]}
+    )
+    tags = proxy.client().get_object_tagging(Bucket=bucket, Key="warm.txt")["TagSet"]
+    assert tags == [{"Key": "tier", "Value": "warm"}]
+    assert f"GetObjectTagging /{bucket}/warm.txt via [primary 404" in proxy.log()
+
+
 def test_list_buckets_merges_every_backend_once_sorted(proxy, backends, bucket):
     primary, secondary, tertiary = backends
     shared, second_only, third_only = f"{bucket}-b", f"{bucket}-c", f"{bucket}-a"
@@ -183,12 +262,14 @@ def test_wrong_root_secret_is_refused_and_reaches_no_backend(proxy, backends, bu
     assert ROOT_SECRET not in proxy.log()
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_unknown_access_key_is_refused(proxy):
     with pytest.raises(ClientError) as got:
         proxy.client(access="AKIDONTEXIST").list_buckets()
     assert (status(got), error_code(got)) == (403, "InvalidAccessKeyId")
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_unsigned_request_gets_an_s3_xml_error(proxy, bucket):
     answer = fetch(f"{proxy.endpoint}/{bucket}/k")
     assert answer.status == 403
@@ -199,6 +280,7 @@ def test_unsigned_request_gets_an_s3_xml_error(proxy, bucket):
     assert error["RequestId"] == answer.headers["x-amz-request-id"]
 
 
+@pytest.mark.topologies("moto")  # refused by the proxy: no backend takes part
 def test_refused_head_has_no_body(proxy, bucket):
     answer = fetch(f"{proxy.endpoint}/{bucket}", "HEAD")
     assert answer.status == 403

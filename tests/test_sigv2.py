@@ -12,8 +12,9 @@ from tests.support.direct import put_direct
 from tests.support.processes import aws_cli
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.topologies import EACH_PRIMARY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*EACH_PRIMARY)]
 
 
 def v2_client(endpoint: str, secret: str = ROOT_SECRET):

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from addon.local_backends import MotoServer
-
-_clients: dict[tuple[str, str], object] = {}
+from addon.local_backends import S3Server
 
 
-def client(server: MotoServer):
-    """`server.client()`, made once per server: making a botocore client takes tens of ms."""
-    key = (server.endpoint, server.access)
-    if key not in _clients:
-        _clients[key] = server.client()
-    return _clients[key]
+def client(server: S3Server):
+    """The server's own client (each server makes it once: making one takes tens of ms)."""
+    return server.client()
 
 
 def _found(head) -> bool:
@@ -27,15 +22,15 @@ def _found(head) -> bool:
     return True
 
 
-def has_bucket(server: MotoServer, bucket: str) -> bool:
+def has_bucket(server: S3Server, bucket: str) -> bool:
     return _found(lambda: client(server).head_bucket(Bucket=bucket))
 
 
-def has_object(server: MotoServer, bucket: str, key: str) -> bool:
+def has_object(server: S3Server, bucket: str, key: str) -> bool:
     return _found(lambda: client(server).head_object(Bucket=bucket, Key=key))
 
 
-def put_direct(server: MotoServer, bucket: str, key: str, body: bytes) -> None:
+def put_direct(server: S3Server, bucket: str, key: str, body: bytes) -> None:
     """Store an object on this backend alone (creating the bucket there if needed)."""
     if not has_bucket(server, bucket):
         client(server).create_bucket(Bucket=bucket)

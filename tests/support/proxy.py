@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from addon.local_backends import MotoServer, free_port, wait_for_port
+from addon.local_backends import S3Server, free_port, wait_for_port
 from tests.support.clients import s3_client
 from tests.support.processes import REPO, VENV_BIN, child_env
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
@@ -91,7 +91,7 @@ def proxy_env() -> dict[str, str]:
     return child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
 
 
-def write_config(path: Path, backends: Sequence[MotoServer | str], **fields) -> Path:
+def write_config(path: Path, backends: Sequence[S3Server | str], **fields) -> Path:
     """A config for these servers in this order; a str is an endpoint where nothing listens."""
     entries = []
     for i, server in enumerate(backends):

@@ -1,0 +1,15 @@
+"""Backend topologies: which kind of local S3 server plays primary, secondary and tertiary.
+
+A test on the backends runs on all-moto unless marked `topologies(name, ...)` (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+BACKEND_NAMES = ("primary", "secondary", "tertiary")
+TOPOLOGIES = {
+    "moto": ("moto", "moto", "moto"),
+    "seaweedfs-primary": ("seaweedfs", "moto", "moto"),
+    "seaweedfs-fallbacks": ("moto", "seaweedfs", "seaweedfs"),
+}
+# For suites whose requests all go to the primary: a SeaweedFS fallback would add nothing.
+EACH_PRIMARY = ("moto", "seaweedfs-primary")
