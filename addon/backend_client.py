@@ -119,15 +119,17 @@ class BackendClient:
         query: str = "",
         headers: Sequence[tuple[str, str]] = (),
         body: bytes = b"",
+        signed_headers: Sequence[str] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a signed request to `backend`; yields its answer (headers in, body unread).
+        Every header is signed unless `signed_headers` names those to sign (a client's request
+        sent again: its other headers may be changed on the way, as they were not signed).
         Raises BackendError when it cannot be had."""
         location = backends.locate(backend, bucket, key_path, query)
         payload_hash = hashlib.sha256(body).hexdigest()
         sent = [*headers, ("content-length", str(len(body)))] if body else list(headers)
-        signed = backends.sign(
-            backend, method, location, sent, [n.lower() for n, _ in sent], payload_hash
-        )
+        names = [n.lower() for n, _ in sent] if signed_headers is None else signed_headers
+        signed = backends.sign(backend, method, location, sent, names, payload_hash)
         head = [("host", location.authority), *sent, *signed.headers.items()]
         address = (location.scheme, location.host, location.port, backend.ssl_skip_verify)
         connection = await self._connection(address)

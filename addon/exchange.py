@@ -9,6 +9,7 @@ answer), it asks the `Journey` and carries out the verdict on the request, re-ai
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mitmproxy import http
@@ -26,7 +27,6 @@ from addon.journey import (
     Verdict,
     printable,
 )
-from addon.tombstones import AfterWrite
 from addon.upstream_control import (
     ANSWER,
     ANSWER_BODY,
@@ -51,7 +51,9 @@ class Exchange:
     deadline: Deadline
     client_timeout: float
     tombstone: retarget.Plan | None = None  # the GET of this key's tombstone, if any can be
-    settle: AfterWrite | None = None  # what the answer does to tombstones before it is sent
+    # What the primary's answer sets off before the client has it (tombstones, a bucket taken
+    # on), in order; each may replace the answer.
+    settle: list[Callable[[http.HTTPFlow], Awaitable[str]]] = field(default_factory=list)
     settled: str = ""
     whole_body: bool = False  # read the body whole whatever its size (settle needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
@@ -93,15 +95,15 @@ class Exchange:
     def may_stream(self, response: http.Response) -> bool:
         """Stream the answer's body to the client unless it is small: passing a small body
         whole costs mitmproxy less."""
-        if self.settle is not None:
+        if self.settle:
             return False  # settling may replace it, so it is not sent before
         length = response.headers.get("content-length", "")
         return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
 
     async def settled_answer(self, flow: http.HTTPFlow) -> None:
         """The `response` hook: tombstones settled before the client hears (see tombstones)."""
-        if self.settle is not None:
-            self.settled = await self.settle(flow)
+        done = [await step(flow) for step in self.settle]
+        self.settled = "; ".join(d for d in done if d)
 
     def summary(self) -> str:
         line = self.journey.summary(self.resource)

@@ -144,7 +144,7 @@ class S3Multi:
                 "still has will not stick (the fallback's copy is served again)",
                 primary.name,
             )
-        self.router = Router(config, auth, _inject, domains, tombstones)
+        self.router = Router(config, auth, _inject, self.client, domains, tombstones)
         self.connect_timeouts = ConnectTimeouts(config.backends)
         upstream_control.head_limits = upstream_control.HeadLimits(
             seconds=config.client_timeout, refuse=self._refuse_head

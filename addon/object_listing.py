@@ -160,8 +160,8 @@ def parse_page(backend: int, body: bytes) -> Page:
         elif kind == "CommonPrefixes":
             prefix = decode(s3_xml.text(element, "Prefix", strip=False))
             entries.append(Entry(prefix, True, backend))
-    for kind in (False, True):
-        names = [e.name for e in entries if e.prefix is kind]
+    for prefixes in (False, True):
+        names = [e.name for e in entries if e.prefix is prefixes]
         if names != sorted(names):
             # A merge relies on S3's order; SeaweedFS, for one, lists in directory order.
             raise ValueError("it lists keys out of S3's order (use `listing: primary`)")

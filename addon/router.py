@@ -11,6 +11,8 @@ from __future__ import annotations
 from mitmproxy import http
 
 from addon import sigv4, uploads
+from addon.adoption import NOT_ADOPTED, WRITES, AdoptBucket
+from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import Config
 from addon.deadlines import Deadline, Injector
@@ -32,6 +34,7 @@ class Router:
         config: Config,
         auth: ClientAuth,
         inject: Injector,
+        client: BackendClient,
         domains: tuple[str, ...] = (),
         tombstones: Tombstones | None = None,
     ) -> None:
@@ -39,6 +42,7 @@ class Router:
         self.backends = config.backends
         self.auth = auth
         self.inject = inject  # how a flow's expired deadline reaches it
+        self.client = client  # the proxy's own requests
         self.tokens = Tokens(auth.root.secret)  # any instance with these root keys takes them
         self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
@@ -135,12 +139,17 @@ class Router:
             Deadline(flow, self.inject),
             self.config.client_timeout,
         )
-        if tombstones is not None and target.bucket is not None:
+        bucket = target.bucket
+        writes = request.method.upper() in WRITES and operation.name not in NOT_ADOPTED
+        if bucket is not None and writes and len(self.backends) > 1:
+            primary, *fallbacks = self.backends
+            exchange.settle.append(AdoptBucket(self.client, primary, tuple(fallbacks), plan))
+        if tombstones is not None and bucket is not None:
             if reads and target.key is not None:
-                exchange.tombstone = lookup(tombstones.meta_bucket, target.bucket, target.key)
+                exchange.tombstone = lookup(tombstones.meta_bucket, bucket, target.key)
             versioned = "versionId" in dict(pairs)
             if operation.name in CLEARS | BURIES and not versioned:
-                exchange.settle = AfterWrite(tombstones, operation.name, target.bucket, target.key)
+                exchange.settle.append(AfterWrite(tombstones, operation.name, bucket, target.key))
                 exchange.whole_body = operation.name == "DeleteObjects"
         return exchange
 
