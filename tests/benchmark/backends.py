@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +62,8 @@ class Store(Backend, Protocol):
 
     def get(self, key: str) -> bytes | None: ...
 
-    def holds(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None:
+        """The object's size, None when it is not there."""
 
     def sha256(self, key: str) -> str | None: ...
 
@@ -154,8 +154,9 @@ class NginxBackend:
                 hasher.update(block)
         return hasher.hexdigest()
 
-    def holds(self, key: str) -> bool:
-        return self._path(key).exists()
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.exists() else None
 
     def remove(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -303,7 +304,6 @@ def grpc_paired_port() -> int:
 class WeedBackend:
     name: str
     ports: dict[str, int]  # by role: master, volume, filer, s3
-    data: Path
     keys: Keys
     service: Service = field(repr=False)
 
@@ -334,8 +334,9 @@ class WeedBackend:
         status, _, body = self.request("GET", key)
         return body if status == 200 else None
 
-    def holds(self, key: str) -> bool:
-        return self.request("HEAD", key)[0] == 200
+    def size(self, key: str) -> int | None:
+        status, headers, _ = self.request("HEAD", key)
+        return int(headers["content-length"]) if status == 200 else None
 
     def sha256(self, key: str) -> str | None:
         hasher = hashlib.sha256()
@@ -343,27 +344,13 @@ class WeedBackend:
         return hasher.hexdigest() if status == 200 else None
 
     def remove(self, key: str) -> None:
-        """Delete `key` and give its space back: the data directory lives in memory."""
-        before = _bytes_under(self.data)
         self.request("DELETE", key)
-        # The filer frees chunks a moment after the DELETE; vacuum compacts the volumes then.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            url = f"http://127.0.0.1:{self.ports['master']}/vol/vacuum?garbageThreshold=0.001"
-            urllib.request.urlopen(url, timeout=60).read()
-            if _bytes_under(self.data) < before - BLOCK:
-                return
-            time.sleep(0.5)
 
     def stop(self) -> None:
         self.service.stop()
         # Its gRPC servers also listen on sockets in /tmp, whatever TMPDIR says, and leave them.
         for role, port in self.ports.items():
             Path(f"/tmp/seaweedfs-{role}-grpc-{port + 10000}.sock").unlink(missing_ok=True)
-
-
-def _bytes_under(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 @dataclass
@@ -399,9 +386,6 @@ def _weed_command(weed: str, workdir: Path, ports: dict[str, int], config: Path)
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-volume.preStopSeconds=0",
-        # Small volumes, as many as needed: space comes back by vacuum after each large PUT.
-        "-master.volumeSizeLimitMB=1024",
-        "-volume.max=0",
     ]
 
 
@@ -447,7 +431,7 @@ def start_weed(weed: str, workdir: Path, name: str, keys: Keys) -> WeedBackend:
         stop_signal=signal.SIGTERM,
         grace=3.0,
     )
-    backend = WeedBackend(name, ports, workdir / "data", keys, service)
+    backend = WeedBackend(name, ports, keys, service)
     try:
         _weed_ready(backend)
     except BaseException:

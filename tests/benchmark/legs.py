@@ -50,10 +50,13 @@ class Setup:
     start: Callable[[Path], Pair]
     ways: tuple[Way, ...]
     targets: bool = False  # checked here: only the proxy's own cost shows
+    # Its data in tmpfs when there is room (nginx: a PUT's file is gone as soon as it is
+    # removed); else on disk (SeaweedFS gives space back only when its volumes are vacuumed).
+    in_memory: bool = False
 
 
 SETUPS = (
-    Setup("nginx", backends.start_nginx, (DIRECT, PLAIN, S3_MULTI), targets=True),
+    Setup("nginx", backends.start_nginx, (DIRECT, PLAIN, S3_MULTI), targets=True, in_memory=True),
     Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE)),
 )
 

@@ -102,10 +102,10 @@ class Measurer:
         self.services.append(service)
 
     def run(self, start: Callable[[], Load], front: Service, timeout: float) -> Measured:
-        """Start a load and wait for it, measuring every service; `front` serves it."""
+        """Start a load and wait for it, measuring every service; `front` (watched) serves it."""
         trees = {s.name: process_tree(s.pid) for s in self.services}
         reset = {name: all(reset_peak_rss(pid) for pid in pids) for name, pids in trees.items()}
-        front_pids = trees.get(front.name) or process_tree(front.pid)
+        front_pids = trees[front.name]
         cpu_before = cpu_seconds(front_pids)
         load = start()
         sampled = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
-from tests.benchmark.legs import ASYNCIO, DIRECT, Leg, Setup, Way
+from tests.benchmark.legs import ASYNCIO, DIRECT, MIB, PLAIN, Leg, Setup, Way
 from tests.benchmark.measurement import Measured, Samples, Trip
 from tests.benchmark.settings import Settings
 
@@ -132,7 +132,7 @@ def rss_table(samples: Samples, legs: Sequence[Leg]) -> str:
     peaks: dict[str, dict[str, float]] = {}  # process -> column -> MB
     for (_, leg_name, _), runs in samples.items():
         leg = by_name[leg_name]
-        column = f"{leg.size // 2**20} MiB legs" if leg.large else "small legs"
+        column = f"{leg.size // MIB} MiB legs" if leg.large else "small legs"
         if column not in columns:
             columns.append(column)
         for measured in runs:
@@ -162,14 +162,13 @@ def trips_table(trips: list[Trip]) -> str:
 
 def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Trip]) -> list[str]:
     """The targets, checked on `setup` (nginx): s3-multi / plain mitmdump, memory, round trips."""
-    ours, others = _ours(setup)
-    plain = next(way for way in others if way.name == "plain mitmdump")
+    ours, _ = _ours(setup)
     checks: list[tuple[str, float | None, float, bool]] = []  # what, value, bound, at least
     for leg in legs:
         bound = TARGET_LARGE if leg.large else TARGETS.get(leg.name)
         if bound is not None:
-            value = figures.ratio(setup, leg, ours, plain)
-            checks.append((f"{leg.label}: {ours.name} / {plain.name}", value, bound, True))
+            value = figures.ratio(setup, leg, ours, PLAIN)
+            checks.append((f"{leg.label}: {ours.name} / {PLAIN.name}", value, bound, True))
     by_size: dict[int, float] = {}
     for leg in legs:
         if leg.large:
