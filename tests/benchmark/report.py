@@ -213,7 +213,7 @@ def report(
     for setup in setups:
         parts += [
             "",
-            f"**{setup.name} backends**",
+            f"#### {setup.name} backends",
             "",
             throughput_table(figures, setup, small),
             "",
