@@ -8,8 +8,11 @@
 
 Signatures chain from the request's own signature, so a chunk signed with the root key means
 nothing to a backend: each chunk is verified against the client's chain and signed again on the
-backend's chain (same sizes: a signature is always 64 hex digits). For a backend without
-checksums the body is decoded to the plain object instead.
+backend's chain. Everything else of the client's framing is forwarded byte for byte (size lines
+as written, trailer lines with whatever line ends the client used, as AWS accepts them), and a
+signature is always 64 hex digits: the re-framed body is exactly as long as the client's, so the
+Content-Length the client announced stays true. For a backend without checksums the body is
+decoded to the plain object instead.
 
 Memory: an unsigned chunk streams through; a signed chunk is held until its signature is checked
 (one chunk, capped). The last byte forwarded is only released once every check has passed, so a
@@ -24,7 +27,7 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Protocol
 
 from addon import sigv4
 from addon.errors import S3Error
@@ -39,6 +42,11 @@ MAX_CHUNK = 64 * 1024 * 1024  # what we hold in memory for one signed chunk
 _MAX_LINE = 4096
 
 
+class Checksum(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
 class _Crc32:
     def __init__(self) -> None:
         self.value = 0
@@ -50,7 +58,7 @@ class _Crc32:
         return self.value.to_bytes(4, "big")
 
 
-def _crt(name: str) -> Callable[[], object] | None:
+def _crt(name: str) -> Callable[[], Checksum] | None:
     """crc32c and crc64nvme need awscrt (optional); without it the backend checks them."""
     try:
         from awscrt import checksums  # type: ignore[import-not-found]
@@ -73,7 +81,7 @@ def _crt(name: str) -> Callable[[], object] | None:
 
 
 # trailer header -> (name S3 uses in messages, checksum factory or None when we cannot compute it)
-CHECKSUMS: dict[str, tuple[str, Callable[[], object] | None]] = {
+CHECKSUMS: dict[str, tuple[str, Callable[[], Checksum] | None]] = {
     "x-amz-checksum-crc32": ("CRC32", _Crc32),
     "x-amz-checksum-crc32c": ("CRC32C", _crt("crc32c")),
     "x-amz-checksum-crc64nvme": ("CRC64NVME", _crt("crc64nvme")),
@@ -90,28 +98,6 @@ def _malformed_trailer() -> S3Error:
     )
 
 
-@dataclass
-class ChunkChain:
-    """The chain of chunk signatures of one request, seeded with the request's signature."""
-
-    key: bytes
-    timestamp: str
-    scope: str  # date/region/s3/aws4_request
-    previous: str
-
-    def _next(self, kind: str, digest: str) -> str:
-        lines = [kind, self.timestamp, self.scope, self.previous]
-        lines += [sigv4.EMPTY_SHA256, digest] if kind.endswith("PAYLOAD") else [digest]
-        self.previous = hmac.new(self.key, "\n".join(lines).encode(), hashlib.sha256).hexdigest()
-        return self.previous
-
-    def chunk(self, data: bytes) -> str:
-        return self._next("AWS4-HMAC-SHA256-PAYLOAD", hashlib.sha256(data).hexdigest())
-
-    def trailer(self, canonical: bytes) -> str:
-        return self._next("AWS4-HMAC-SHA256-TRAILER", hashlib.sha256(canonical).hexdigest())
-
-
 class AwsChunkedUpload:
     """Feed it the client's body as it arrives; it returns what to send to the backend.
 
@@ -125,8 +111,8 @@ class AwsChunkedUpload:
         form: str,
         decoded_length: int,
         trailer_names: tuple[str, ...],
-        client: ChunkChain | None,
-        backend: ChunkChain | None,
+        client: sigv4.ChunkChain | None,
+        backend: sigv4.ChunkChain | None,
         decode: bool,
     ) -> None:
         self.signed = form != UNSIGNED_TRAILER
@@ -141,6 +127,7 @@ class AwsChunkedUpload:
         }
         self.buffer = bytearray()
         self.state = self._size_line
+        self.size_line = b""  # the current chunk's, as the client wrote it
         self.remaining = 0  # bytes of the current chunk still to come
         self.chunk = bytearray()  # a signed chunk, held until its signature is checked
         self.chunk_signature = ""
@@ -190,6 +177,7 @@ class AwsChunkedUpload:
         line = self._line()
         if line is None:
             return False
+        self.size_line = line
         size_text, _, extensions = line.partition(b";")
         try:
             size = int(size_text, 16)
@@ -249,7 +237,7 @@ class AwsChunkedUpload:
             data = bytes(self.chunk)
             self.chunk.clear()
             self._check_signature(data)
-            out += data if self.decode else self._signed_header(len(data), data) + data
+            out += data if self.decode else self._signed_line(data) + data
         if not self.decode:
             out += b"\r\n"
         self.state = self._size_line
@@ -264,7 +252,7 @@ class AwsChunkedUpload:
             raise S3Error("InvalidRequest", "Malformed aws-chunked framing after the final chunk.")
         self._complete()
         if not self.decode:
-            out += self._signed_header(0, b"") + b"\r\n"
+            out += self._signed_line(b"") + b"\r\n"
         return True
 
     def _trailer(self, out: bytearray) -> bool:
@@ -289,11 +277,10 @@ class AwsChunkedUpload:
         self._complete()
         if self.decode:
             return True
-        final = self._signed_header(0, b"") if self.signed else b"0\r\n"
-        out += final + b"".join(f"{n}:{v}\r\n".encode() for n, v in trailers)
+        out += self._signed_line(b"") if self.signed else self.size_line + b"\r\n"
         if self.signed and self.backend is not None:
-            out += f"x-amz-trailer-signature:{self.backend.trailer(canonical)}\r\n".encode()
-        out += b"\r\n"
+            lines = [self._resigned_trailer(line, canonical) for line in lines]
+        out += b"".join(line + b"\r\n" for line in lines) + b"\r\n"
         return True
 
     # --- checks --------------------------------------------------------------------------------
@@ -343,9 +330,21 @@ class AwsChunkedUpload:
             )
         self.done = True
 
-    def _signed_header(self, size: int, data: bytes) -> bytes:
+    def _signed_line(self, data: bytes) -> bytes:
+        """The client's size line with the backend's signature in place of its own (the last
+        64 bytes, as `_size_line` checked)."""
         assert self.backend is not None
-        return f"{size:x};chunk-signature={self.backend.chunk(data)}\r\n".encode()
+        return self.size_line[:-64] + self.backend.chunk(data).encode() + b"\r\n"
+
+    def _resigned_trailer(self, line: bytes, canonical: bytes) -> bytes:
+        """A trailer line as the client wrote it; the signature line with the backend's signature
+        in place of the client's (verified by then, so 64 hex digits too)."""
+        name, sep, value = line.partition(b":")
+        if name.strip().lower() != b"x-amz-trailer-signature":
+            return line
+        assert self.backend is not None
+        signature = self.backend.trailer(canonical).encode()
+        return name + sep + value.replace(value.strip(), signature)
 
 
 class PayloadHashCheck:

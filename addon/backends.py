@@ -51,22 +51,20 @@ def locate(backend: Backend, bucket: str | None, key_path: str, query: str) -> L
     return Location(scheme, host, port, authority, f"{path}?{query}" if query else path)
 
 
+def serves(backend: Backend, address: tuple[str, int]) -> bool:
+    """Whether a connection to `address` goes to `backend` (virtual-hosted: bucket.host)."""
+    _, name, port, _, _ = _endpoint(backend.endpoint)
+    host = address[0]
+    return port == address[1] and (host == name or host.endswith("." + name))
+
+
 def skips_tls_verify(backend_list: Iterable[Backend], address: tuple[str, int]) -> bool:
     """Whether a TLS connection to `address` goes to backends that all set sslSkipVerify.
 
     Per connection, not per process: one backend's self-signed certificate must not switch
     verification off for the others (mitmproxy's ssl_insecure would).
     """
-    host, port = address[0], address[1]
-
-    def serves(backend: Backend) -> bool:
-        url = urlsplit(backend.endpoint)
-        name = url.hostname or ""
-        # Virtual-hosted requests go to bucket.name.
-        on_host = host == name or host.endswith("." + name)
-        return url.scheme == "https" and (url.port or 443) == port and on_host
-
-    serving = [b for b in backend_list if serves(b)]
+    serving = [b for b in backend_list if b.endpoint.startswith("https://") and serves(b, address)]
     return bool(serving) and all(b.ssl_skip_verify for b in serving)
 
 
@@ -92,23 +90,21 @@ def sign(
     headers: Sequence[tuple[str, str]],
     client_signed: Iterable[str],
     payload_hash: str,
-) -> dict[str, str]:
-    """Authorization, X-Amz-Date and X-Amz-Content-SHA256 for this request on `backend`.
+) -> sigv4.Signed:
+    """This request signed for `backend` (its headers: Authorization, X-Amz-Date, ...).
 
     What the client signed and we forward is signed again, so a backend rejects the same
     tampering that we would.
     """
     forwarded = {name.lower() for name, _ in headers}
     path, _, query = location.path.partition("?")
-    return sigv4.sign_headers(
-        access=backend.access,
-        secret=backend.secret,
-        region=backend.region,
-        method=method,
-        host=location.authority,
-        path=path,
-        query=query,
-        headers=headers,
-        signed_headers=[h for h in client_signed if h in forwarded],
-        payload_hash=payload_hash,
+    parts = sigv4.RequestParts(
+        method,
+        location.authority,
+        path,
+        query,
+        headers,
+        [h for h in client_signed if h in forwarded],
+        payload_hash,
     )
+    return sigv4.sign(backend.access, backend.secret, backend.region, parts)

@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--secret",
         default=_env("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
-        help="root secret key ($ROOT_SECRET_ACCESS_KEY or $ROOT_SECRET_KEY; "
-        "prefer the variable, arguments show in process lists)",
+        help="root secret key; prefer $ROOT_SECRET_ACCESS_KEY (or $ROOT_SECRET_KEY): "
+        "command-line arguments show in process lists",
     )
     parser.add_argument(
         "--port",
@@ -107,11 +107,13 @@ async def serve(
     if addon is None:
         return 1  # load_script has logged why
     master.addons.add(addon)
+    # The secret reaches the addon as the variable it reads, never as an option: option values
+    # show wherever options are listed.
+    os.environ["ROOT_SECRET_ACCESS_KEY"] = secret
     try:
         master.options.update(
             s3multi_config=config,
             s3multi_access=access,
-            s3multi_secret=secret,
             s3multi_region=region,
             s3multi_debug=debug,
         )

@@ -8,20 +8,16 @@ mitmproxy: the caller passes the request's parts.
 
 from __future__ import annotations
 
-import calendar
-import email.utils
 import hmac
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from addon import aws_chunked, sigv2, sigv4
+from addon import auth_checks, aws_chunked, sigv2, sigv4
+from addon.auth_checks import HeaderLookup, RootKeys, Verified
 from addon.errors import S3Error
-from addon.operations import SUBRESOURCES
 
-MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 _AUTH_PARTS = re.compile(r"\s*(Credential|SignedHeaders|Signature)\s*=\s*([^,\s]*)\s*")
 PRESIGN_KEYS = (
@@ -33,30 +29,6 @@ PRESIGN_KEYS = (
     "X-Amz-Expires",
 )
 _SIGNED_STREAMING = (aws_chunked.SIGNED, aws_chunked.SIGNED_TRAILER)
-
-
-class HeaderLookup(Protocol):
-    def get(self, name: str, default: str | None = None, /) -> str | None: ...
-    def get_all(self, name: str) -> list[str]: ...
-    def __iter__(self) -> Iterator[str]: ...
-
-
-@dataclass(frozen=True)
-class RootKeys:
-    access: str
-    secret: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Verified:
-    """What a verified request told us, needed to forward it."""
-
-    signed_headers: tuple[str, ...]
-    payload_hash: str
-    # Query parameters that carried the signature (presigned URLs): never forwarded.
-    auth_params: frozenset[str] = frozenset()
-    # Signed streaming uploads: the chain the client's chunk signatures must follow.
-    chunks: aws_chunked.ChunkChain | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,49 +59,6 @@ _HEADER = _Flavor("AuthorizationHeaderMalformed", "The authorization header is m
 _QUERY = _Flavor(
     "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter; "
 )
-
-
-_ISO_BASIC = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z")
-
-
-def _parse_timestamp(value: str | None) -> float | None:
-    """YYYYMMDDTHHMMSSZ as epoch seconds (by hand: strptime is slow on every request)."""
-    match = _ISO_BASIC.fullmatch(value or "")
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = map(int, match.groups())
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
-        return None
-    return calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-
-
-def _parse_http_date(value: str) -> float | None:
-    """SigV2 dates: RFC 1123 (Date) or, as some clients send x-amz-date, ISO 8601 basic."""
-    iso = _parse_timestamp(value)
-    if iso is not None:
-        return iso
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def _is_utf8(text: str) -> bool:
-    """False for header bytes that were not UTF-8 (mitmproxy keeps them as surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _raw(text: str) -> bytes:
-    """Bytes for a constant-time compare; mitmproxy keeps undecodable bytes as surrogates."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime(sigv4.TIMESTAMP_FORMAT, time.gmtime(epoch))
 
 
 def _unsupported_algorithm(algorithm: str) -> S3Error:
@@ -171,9 +100,9 @@ class ClientAuth:
                 extra={"ArgumentName": "Authorization"},
             )
         if "AWSAccessKeyId" in query and "Signature" in query:
-            return self._verify_v2(method, v2_path, raw_query, headers, query)
+            return sigv2.verify(self.root, self.clock(), method, v2_path, raw_query, headers, query)
         if (headers.get("authorization") or "").startswith("AWS "):
-            return self._verify_v2(method, v2_path, raw_query, headers, None)
+            return sigv2.verify(self.root, self.clock(), method, v2_path, raw_query, headers, None)
         presigned = any(key in query for key in PRESIGN_KEYS)
         if presigned:
             claim = self._query_claim(query)
@@ -188,106 +117,26 @@ class ClientAuth:
         if not all(value.isascii() for _, value in signed_values):
             # S3 signs bytes; a value that is not plain text cannot be canonicalised the way the
             # client did, so it cannot match.
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": claim.access})
-        expected = sigv4.compute_signature(
-            secret=self.root.secret,
-            region=claim.region,
-            timestamp=claim.timestamp,
-            method=method,
-            host=host if host is not None else headers.get("host") or "",
-            path=sigv4.canonical_path(raw_path),
-            query=sigv4.canonical_query(pairs),
-            headers=signed_values,
-            signed_headers=claim.signed_headers,
-            payload_hash=payload_hash,
+            raise auth_checks.signature_mismatch(claim.access)
+        parts = sigv4.RequestParts(
+            method,
+            host if host is not None else headers.get("host") or "",
+            sigv4.canonical_path(raw_path),
+            sigv4.canonical_query(pairs),
+            signed_values,
+            claim.signed_headers,
+            payload_hash,
         )
-        if not hmac.compare_digest(_raw(expected), _raw(claim.signature)):
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": claim.access})
+        expected = sigv4.compute_signature(self.root.secret, claim.region, claim.timestamp, parts)
+        if not hmac.compare_digest(auth_checks.raw(expected), auth_checks.raw(claim.signature)):
+            raise auth_checks.signature_mismatch(claim.access)
         chunks = None
         if payload_hash in _SIGNED_STREAMING:
-            chunks = aws_chunked.ChunkChain(
-                key=sigv4.signing_key(self.root.secret, claim.date, claim.region),
-                timestamp=claim.timestamp,
-                scope=f"{claim.date}/{claim.region}/s3/aws4_request",
-                previous=claim.signature,
+            chunks = sigv4.ChunkChain.seeded(
+                self.root.secret, claim.region, claim.timestamp, claim.signature
             )
         auth_params = frozenset(PRESIGN_KEYS) if presigned else frozenset()
         return Verified(tuple(claim.signed_headers), payload_hash, auth_params, chunks)
-
-    # --- SigV2 ---------------------------------------------------------------------------------
-
-    def _verify_v2(
-        self,
-        method: str,
-        raw_path: str,
-        raw_query: str,
-        headers: HeaderLookup,
-        query: dict[str, str] | None,
-    ) -> Verified:
-        """SigV2, by header (`AWS AK:signature`) or presigned URL (`query`).
-
-        Refused, as AWS refuses it, for an operation whose sub-resource SigV2 does not sign:
-        otherwise `&legal-hold` added to a presigned upload URL would turn it into another
-        operation under the same signature.
-        """
-        keys = [key for key, _ in sigv4.query_pairs(raw_query)]
-        if sigv2.unsigned_selectors(keys, SUBRESOURCES):
-            raise S3Error("InvalidRequest", sigv2.NOT_SUPPORTED)
-        now = self.clock()
-        if query is not None:
-            access, given, date_line = (
-                query["AWSAccessKeyId"],
-                query["Signature"],
-                query.get("Expires", ""),
-            )
-            if not date_line.isdigit():
-                raise S3Error(
-                    "AccessDenied",
-                    "Query-string authentication requires the Signature, Expires and "
-                    "AWSAccessKeyId parameters",
-                )
-            if now > int(date_line):
-                raise S3Error(
-                    "AccessDenied",
-                    "Request has expired.",
-                    extra={"Expires": _iso(int(date_line)), "ServerTime": _iso(now)},
-                )
-        else:
-            access, _, given = (headers.get("authorization") or "")[4:].strip().rpartition(":")
-            date_line = "" if headers.get("x-amz-date") else headers.get("date") or ""
-            request_time = _parse_http_date(headers.get("x-amz-date") or date_line)
-            if request_time is None:
-                raise S3Error(
-                    "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header."
-                )
-            if abs(now - request_time) > MAX_SKEW_SECONDS:
-                raise S3Error(
-                    "RequestTimeTooSkewed",
-                    extra={
-                        "RequestTime": headers.get("x-amz-date") or date_line,
-                        "ServerTime": _iso(now),
-                        "MaxAllowedSkewMilliseconds": str(MAX_SKEW_SECONDS * 1000),
-                    },
-                )
-        if not hmac.compare_digest(_raw(access), _raw(self.root.access)):
-            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
-        header_list = [(n, v) for n in headers for v in headers.get_all(n)]
-        if not all(_is_utf8(value) for _, value in header_list):
-            # Bytes that are not text cannot be put in the canonical string as the client did.
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
-        expected = sigv2.signature(
-            self.root.secret, method, raw_path, raw_query, header_list, date_line
-        )
-        if not sigv2.matches(expected, given):
-            raise S3Error("SignatureDoesNotMatch", extra={"AWSAccessKeyId": access})
-        payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
-        if not (sigv4.HEX_SHA256.fullmatch(payload_hash) or payload_hash == sigv4.UNSIGNED_PAYLOAD):
-            payload_hash = sigv4.UNSIGNED_PAYLOAD  # streaming forms are SigV4 only
-        return Verified(
-            tuple(sigv2.signed_headers(header_list)),
-            payload_hash,
-            sigv2.QUERY_KEYS if query is not None else frozenset(),
-        )
 
     # --- header auth ---------------------------------------------------------------------------
 
@@ -300,21 +149,7 @@ class ClientAuth:
             raise _unsupported_algorithm(algorithm)
 
         timestamp = headers.get("x-amz-date") or headers.get("date") or ""
-        request_time = _parse_timestamp(timestamp)
-        if request_time is None:
-            raise S3Error(
-                "AccessDenied", "AWS authentication requires a valid Date or x-amz-date header."
-            )
-        now = self.clock()
-        if abs(now - request_time) > MAX_SKEW_SECONDS:
-            raise S3Error(
-                "RequestTimeTooSkewed",
-                extra={
-                    "RequestTime": timestamp,
-                    "ServerTime": _iso(now),
-                    "MaxAllowedSkewMilliseconds": str(MAX_SKEW_SECONDS * 1000),
-                },
-            )
+        auth_checks.check_date(timestamp, auth_checks.parse_timestamp(timestamp), self.clock())
         found: dict[str, str] = {}
         for part in params.split(","):
             match = _AUTH_PARTS.fullmatch(part)
@@ -325,7 +160,7 @@ class ClientAuth:
             if not found.get(name):
                 raise _HEADER.malformed(f"missing {name}.")
         claim = self._claim(_HEADER, found["Credential"], timestamp, found)
-        self._check_access(claim)
+        auth_checks.check_access(claim.access, self.root)
         return claim
 
     @staticmethod
@@ -369,7 +204,7 @@ class ClientAuth:
                 'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
             )
         timestamp = query["X-Amz-Date"]
-        request_time = _parse_timestamp(timestamp)
+        request_time = auth_checks.parse_timestamp(timestamp)
         if request_time is None:
             raise S3Error(
                 "AuthorizationQueryParametersError",
@@ -383,19 +218,13 @@ class ClientAuth:
             {"SignedHeaders": query["X-Amz-SignedHeaders"], "Signature": query["X-Amz-Signature"]},
         )
         now = self.clock()
-        if now > request_time + expires:
-            raise S3Error(
-                "AccessDenied",
-                "Request has expired.",
-                extra={
-                    "X-Amz-Expires": str(expires),
-                    "Expires": _iso(request_time + expires),
-                    "ServerTime": _iso(now),
-                },
-            )
-        if request_time > now + MAX_SKEW_SECONDS:
+        if refusal := auth_checks.expired(
+            now, request_time + expires, {"X-Amz-Expires": str(expires)}
+        ):
+            raise refusal
+        if request_time > now + auth_checks.MAX_SKEW_SECONDS:
             raise S3Error("AccessDenied", "Request is not valid yet.")
-        self._check_access(claim)
+        auth_checks.check_access(claim.access, self.root)
         return claim
 
     @staticmethod
@@ -448,10 +277,6 @@ class ClientAuth:
         return _Claim(
             access, date, region, service, terminal, timestamp, signed, found["Signature"]
         )
-
-    def _check_access(self, claim: _Claim) -> None:
-        if not hmac.compare_digest(_raw(claim.access), _raw(self.root.access)):
-            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": claim.access})
 
     @staticmethod
     def _check_headers_signed(claim: _Claim, headers: HeaderLookup) -> None:

@@ -1,4 +1,5 @@
-"""The backends file (YAML or JSON) and its VGW_S3_MULTI_BACKEND_<N>_<FIELD> overrides.
+"""The config file (YAML or JSON): its backends, their VGW_S3_MULTI_BACKEND_<N>_<FIELD>
+overrides, and the proxy-wide settings beside them (VGW_S3_MULTI_<SETTING> overrides).
 
 Everything is checked once, at load time, so a mistake stops the proxy with one line that names
 the file or variable, the backend and the field. Error messages never contain a credential.
@@ -10,31 +11,51 @@ import difflib
 import json
 import os
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import yaml
+from addon.config_files import ConfigError, read_document
 
 ENV_PREFIX = "VGW_S3_MULTI_BACKEND_"
+SETTINGS_PREFIX = "VGW_S3_MULTI_"
 DEFAULT_REGION = "us-east-1"
 
-_STRING_FIELDS = ("name", "access", "secret", "endpoint", "region", "metaBucket")
-_BOOL_FIELDS = ("disableChecksum", "sslSkipVerify", "usePathStyle")
-_FIELDS = _STRING_FIELDS + _BOOL_FIELDS
-_CREDENTIALS = ("access", "secret")
-_ENV_FIELDS = {
-    "NAME": "name",
-    "ACCESS": "access",
-    "SECRET": "secret",
-    "ENDPOINT": "endpoint",
-    "REGION": "region",
-    "META_BUCKET": "metaBucket",
-    "DISABLE_CHECKSUM": "disableChecksum",
-    "SSL_SKIP_VERIFY": "sslSkipVerify",
-    "USE_PATH_STYLE": "usePathStyle",
-}
+
+@dataclass(frozen=True)
+class Field:
+    """One field: its name in the file, its type, default and variable suffix."""
+
+    key: str  # as written in the file
+    attr: str  # the Backend (or Config) attribute
+    kind: type  # str, bool or float (seconds, more than 0)
+    env: str  # VGW_S3_MULTI_BACKEND_<N>_<env> (settings: VGW_S3_MULTI_<env>)
+    default: object = ""
+    credential: bool = False  # never echoed in a message
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("name", "name", str, "NAME"),
+    Field("access", "access", str, "ACCESS", credential=True),
+    Field("secret", "secret", str, "SECRET", credential=True),
+    Field("endpoint", "endpoint", str, "ENDPOINT"),
+    Field("region", "region", str, "REGION", DEFAULT_REGION),
+    Field("metaBucket", "meta_bucket", str, "META_BUCKET"),
+    Field("disableChecksum", "disable_checksum", bool, "DISABLE_CHECKSUM", False),
+    Field("sslSkipVerify", "ssl_skip_verify", bool, "SSL_SKIP_VERIFY", False),
+    Field("usePathStyle", "use_path_style", bool, "USE_PATH_STYLE", False),
+    Field("connectTimeout", "connect_timeout", float, "CONNECT_TIMEOUT", 5.0),
+    Field("responseTimeout", "response_timeout", float, "RESPONSE_TIMEOUT", 30.0),
+    Field("idleTimeout", "idle_timeout", float, "IDLE_TIMEOUT", 30.0),
+)
+# Proxy-wide, at the top level beside `backends`.
+SETTINGS: tuple[Field, ...] = (
+    Field("clientTimeout", "client_timeout", float, "CLIENT_TIMEOUT", 20.0),
+    Field("fallbackOn5xx", "fallback_on_5xx", bool, "FALLBACK_ON_5XX", False),
+)
+_BY_KEY = {f.key: f for f in FIELDS}
+_BY_ENV = {f.env: f for f in FIELDS}
+_TOP_LEVEL = {"backends": None, **{f.key: f for f in SETTINGS}}
 _ENV_BOOLS = {
     "true": True, "1": True, "yes": True, "on": True,
     "false": False, "0": False, "no": False, "off": False,
@@ -42,10 +63,6 @@ _ENV_BOOLS = {
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 _REGION = re.compile(r"[a-z0-9-]+")
 _HOST = re.compile(r"[a-z0-9._-]+")
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, worded for the user on one line."""
 
 
 @dataclass(frozen=True)
@@ -60,30 +77,26 @@ class Backend:
     disable_checksum: bool = False
     ssl_skip_verify: bool = False
     use_path_style: bool = False
+    connect_timeout: float = 5.0  # seconds to have a TCP connection
+    response_timeout: float = 30.0  # from the request sent to the answer's headers
+    idle_timeout: float = 30.0  # longest pause within an answer's body
 
 
-def load_config(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
-) -> tuple[Backend, ...]:
+@dataclass(frozen=True)
+class Config:
+    backends: tuple[Backend, ...]  # the first is the primary
+    client_timeout: float = 20.0  # a client's longest pause within its request
+    fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Read, decode and validate the backends file; environ defaults to os.environ."""
     source = os.fspath(path)
-    try:
-        # utf-8-sig: tolerate the BOM some Windows editors write.
-        with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
-    data = (
-        _decode_json(text, source)
-        if source.lower().endswith(".json")
-        else _decode_yaml(text, source)
-    )
+    data = read_document(source)
     return parse_config(data, source, os.environ if environ is None else environ)
 
 
-def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+def parse_config(data: object, source: str, environ: Mapping[str, str]) -> Config:
     """Validate an already-decoded document plus the environment overrides."""
     try:
         return _parse(data, source, environ)
@@ -95,75 +108,13 @@ def parse_config(data: object, source: str, environ: Mapping[str, str]) -> tuple
         raise ConfigError(message) from None
 
 
-# --- decoding ---------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML with only true/false as booleans and no duplicate keys.
-
-    PyYAML follows YAML 1.1, where yes/no/on/off are booleans too ("region: no" would become
-    False); here they stay strings, so a boolean field holding one is reported, not guessed.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                    )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep)
-
-
-_BOOL_TAG = "tag:yaml.org,2002:bool"
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _decode_yaml(text: str, source: str) -> object:
-    try:
-        return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        # Built from problem and position only: str(e) quotes the offending line (maybe a secret).
-        mark = e.problem_mark or e.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = ": ".join(str(p) for p in (e.context, e.problem) if p) or "syntax error"
-        problem = " ".join(problem.split())
-        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{source}: invalid YAML") from None
-
-
-def _decode_json(text: str, source: str) -> object:
-    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        counts = Counter(key for key, _ in pairs)
-        duplicates = [key for key, n in counts.items() if n > 1]
-        if duplicates:
-            raise ConfigError(f"{source}: invalid JSON: duplicate key {duplicates[0]!r}")
-        return dict(pairs)
-
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-        ) from None
-
-
 # --- validation -------------------------------------------------------------------------------
 
 # One backend's raw settings: field -> (value, where it came from, whether from the environment).
 _Raw = dict[str, tuple[object, str, bool]]
 
 
-def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backend, ...]:
+def _parse(data: object, source: str, environ: Mapping[str, str]) -> Config:
     if data is None:
         raise ConfigError(
             f"{source}: the config is empty, expected a mapping with a 'backends' list"
@@ -173,10 +124,8 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backe
             f"{source}: the top level must be a mapping with a 'backends' list, got {_kind(data)}"
         )
     for key in data:
-        if key != "backends":
-            raise ConfigError(
-                f"{source}: unknown top-level key {key!r}{_suggest(key, ['backends'])}"
-            )
+        if key not in _TOP_LEVEL:
+            raise ConfigError(f"{source}: unknown top-level key {key!r}{_suggest(key, _TOP_LEVEL)}")
     backends = data.get("backends")
     if not isinstance(backends, list) or not backends:
         raise ConfigError(
@@ -189,13 +138,64 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> tuple[Backe
             raise _error(source, index, {}, "", f"must be a mapping of fields, got {_kind(entry)}")
         raw: _Raw = {key: (value, source, False) for key, value in entry.items()}
         for key in entry:
-            if key not in _FIELDS:
+            if key not in _BY_KEY:
                 raise _error(
-                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _FIELDS)}"
+                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _BY_KEY)}"
                 )
         raws.append(raw)
     _apply_environment(raws, source, environ)
-    return tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+    backend_list = tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+    return Config(backend_list, **_settings(data, source, environ))  # type: ignore[arg-type]
+
+
+def _settings(data: dict, source: str, environ: Mapping[str, str]) -> dict[str, object]:
+    values = {}
+    for f in SETTINGS:
+        variable = SETTINGS_PREFIX + f.env
+        if environ.get(variable):
+            where, value, from_env = variable, environ[variable], True
+        elif f.key in data:
+            where, value, from_env = source, data[f.key], False
+        else:
+            values[f.attr] = f.default
+            continue
+        try:
+            values[f.attr] = _typed(f, value, from_env)
+        except ValueError as e:
+            raise ConfigError(f"{where}: {f.key}: {e}") from None
+    return values
+
+
+def _typed(f: Field, value: object, from_env: bool) -> object:
+    """`value` as field `f` takes it; ValueError says what is wrong (never quoting a
+    credential)."""
+    if f.kind is bool and from_env:
+        parsed = _ENV_BOOLS.get(str(value).lower())
+        if parsed is None:
+            raise ValueError(f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
+        return parsed
+    if f.kind is bool and not isinstance(value, bool):
+        raise ValueError(f"must be true or false, unquoted, got {_show(value)}")
+    if f.kind is float:
+        return _seconds(value, from_env)
+    if f.kind is str and not isinstance(value, str):
+        got = _kind(value) if f.credential else _show(value)
+        raise ValueError(f"must be a string (quote it in the file), got {got}")
+    return value
+
+
+def _seconds(value: object, from_env: bool) -> float:
+    number: object = value
+    if from_env:
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise ValueError(f"must be a number of seconds, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ValueError(f"must be a number of seconds, unquoted, got {_show(value)}")
+    if not 0 < number <= 86400:
+        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {number}")
+    return float(number)
 
 
 def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]) -> None:
@@ -221,13 +221,13 @@ def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]
                 f"{var}: backends[{index}]: no such backend, {source} has {count}; "
                 "add the backend to the file first"
             )
-        key = _ENV_FIELDS.get(env_field)
-        if key is None:
-            known = ", ".join(_ENV_FIELDS)
-            suggestion = _suggest(env_field.upper(), _ENV_FIELDS)
+        found = _BY_ENV.get(env_field)
+        if found is None:
+            known = ", ".join(_BY_ENV)
+            suggestion = _suggest(env_field.upper(), _BY_ENV)
             problem = f"unknown field {env_field!r} (known: {known}){suggestion}"
             raise _error(var, index, raws[index], "", problem)
-        raws[index][key] = (value, var, True)
+        raws[index][found.key] = (value, var, True)
 
 
 def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
@@ -235,41 +235,28 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
         where = raw[key][1] if key in raw else file_source
         return _error(where, index, raw, key, problem)
 
-    def string(key: str) -> str:
-        value = raw.get(key, (None, "", False))[0]
-        if value is None:
-            return ""  # null in the file means "not set" for string fields
-        if not isinstance(value, str):
-            got = _kind(value) if key in _CREDENTIALS else _show(value)
-            raise fail(key, f"must be a string (quote it in the file), got {got}")
-        return value
+    def read(f: Field) -> object:
+        if f.key not in raw or (raw[f.key][0] is None and f.kind is str):
+            return f.default  # null in the file means "not set" for string fields
+        value, _, from_env = raw[f.key]
+        try:
+            return _typed(f, value, from_env)
+        except ValueError as e:
+            raise fail(f.key, str(e)) from None
 
-    def boolean(key: str) -> bool:
-        if key not in raw:
-            return False
-        value, _, from_env = raw[key]
-        if from_env:
-            parsed = _ENV_BOOLS.get(str(value).lower())
-            if parsed is None:
-                raise fail(key, f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
-            return parsed
-        if not isinstance(value, bool):
-            raise fail(key, f"must be true or false, unquoted, got {_show(value)}")
-        return value
-
-    access, secret = string("access"), string("secret")
-    for key, value in (("access", access), ("secret", secret)):
+    values = {f.attr: read(f) for f in FIELDS}
+    for key in ("access", "secret"):
+        value = values[key]
         if not value:
-            variable = f"{ENV_PREFIX}{index}_{key.upper()}"
+            variable = f"{ENV_PREFIX}{index}_{_BY_KEY[key].env}"
             raise fail(key, f"is required, set it in the file or with {variable}")
-        if value != value.strip():
+        if value != str(value).strip():
             raise fail(key, "has leading or trailing whitespace")
 
-    region = string("region") or DEFAULT_REGION
+    region = str(values["region"] or DEFAULT_REGION)
     if not _REGION.fullmatch(region):
         raise fail("region", f"must be lowercase letters, digits and '-', got {region!r}")
-
-    endpoint = string("endpoint")
+    endpoint = str(values["endpoint"])
     if endpoint:
         try:
             endpoint = _normalise_endpoint(endpoint)
@@ -279,19 +266,8 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
             raise fail("endpoint", f"{e}{shown}") from None
     else:
         endpoint = _aws_endpoint(region)
-
-    return Backend(
-        index=index,
-        name=string("name") or f"backend-{index}",
-        access=access,
-        secret=secret,
-        endpoint=endpoint,
-        region=region,
-        meta_bucket=string("metaBucket"),
-        disable_checksum=boolean("disableChecksum"),
-        ssl_skip_verify=boolean("sslSkipVerify"),
-        use_path_style=boolean("usePathStyle"),
-    )
+    values.update(region=region, endpoint=endpoint, name=values["name"] or f"backend-{index}")
+    return Backend(index=index, **values)  # type: ignore[arg-type]
 
 
 def _aws_endpoint(region: str) -> str:
@@ -389,6 +365,7 @@ def _credentials(data: object, environ: Mapping[str, str]) -> set[str]:
     ]
     backends = data.get("backends") if isinstance(data, dict) else None
     if isinstance(backends, list):
-        values += [b.get(k) for b in backends if isinstance(b, dict) for k in _CREDENTIALS]
+        keys = [f.key for f in FIELDS if f.credential]
+        values += [b.get(k) for b in backends if isinstance(b, dict) for k in keys]
     # Very short values would mangle ordinary words; real keys are much longer.
     return {v for v in values if isinstance(v, str) and len(v) >= 4}

@@ -6,6 +6,8 @@ import secrets
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
+from mitmproxy import http
+
 # code -> (status, S3's own message); a raise may pass a more specific message.
 KNOWN: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
@@ -29,6 +31,8 @@ KNOWN: dict[str, tuple[int, str]] = {
         "published schema.",
     ),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
+    "NoSuchBucket": (404, "The specified bucket does not exist"),
+    "NoSuchKey": (404, "The specified key does not exist."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "InvalidAccessKeyId": (
         403,
@@ -42,6 +46,16 @@ KNOWN: dict[str, tuple[int, str]] = {
     "RequestTimeTooSkewed": (
         403,
         "The difference between the request time and the current time is too large.",
+    ),
+    "KeyTooLongError": (400, "Your key is too long"),
+    "RequestHeaderSectionTooLarge": (
+        400,
+        "Your request header section exceeds the maximum allowed size.",
+    ),
+    "RequestTimeout": (
+        400,
+        "Your socket connection to the server was not read from or written to within the "
+        "timeout period. Idle connections will be closed.",
     ),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
@@ -74,10 +88,22 @@ def new_request_id() -> str:
     return secrets.token_hex(8).upper()
 
 
+MAX_RESOURCE = 1100  # a bucket and a key of S3's longest (1024 bytes): longer is cut short
+
+
 def render(error: S3Error, resource: str, request_id: str) -> bytes:
+    if len(resource) > MAX_RESOURCE:
+        resource = resource[:MAX_RESOURCE] + "..."
     parts = [f"<Code>{escape(error.code)}</Code>", f"<Message>{escape(error.message)}</Message>"]
     parts += [f"<{k}>{escape(v)}</{k}>" for k, v in error.extra.items()]
     parts += [f"<Resource>{escape(resource)}</Resource>", f"<RequestId>{request_id}</RequestId>"]
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<Error>' + "".join(parts) + "</Error>"
     ).encode()
+
+
+def error_response(error: S3Error, method: str, resource: str, request_id: str) -> http.Response:
+    """The error as an HTTP answer; a HEAD answer carries no body, as S3's."""
+    body = b"" if method.upper() == "HEAD" else render(error, resource, request_id)
+    headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    return http.Response.make(error.status, body, headers)

@@ -1,10 +1,28 @@
-"""ListBuckets across backends: each bucket name once, sorted by name, with an Owner."""
+"""ListBuckets across backends: each bucket name once, sorted by name, with an Owner.
+
+The proxy answers it itself: it asks every backend at once (`backend_client`) and merges. A
+backend that is down or answers something else is skipped (logged), so one sick backend does
+not hide the others' buckets; if none answers, the client gets a 503.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
+
+from mitmproxy import http
+
+from addon.backend_client import BackendClient, BackendError
+from addon.config import Backend
+from addon.errors import S3Error, error_response
+from addon.journey import Attempt
+
+log = logging.getLogger(__name__)
+MAX_LISTING = 4 * 1024 * 1024  # 10,000 buckets (AWS's most per page) are under 3 MB
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -61,3 +79,57 @@ def _child(element: ET.Element, name: str) -> ET.Element | None:
 def _text(element: ET.Element, name: str) -> str:
     child = _child(element, name)
     return (child.text or "").strip() if child is not None else ""
+
+
+@dataclass
+class BucketsMerge:
+    """One ListBuckets request, answered from every backend's list."""
+
+    request_id: str
+    query: str  # canonical
+    backends: tuple[Backend, ...]
+    attempts: list[Attempt] = field(default_factory=list)
+
+    async def answer(self, client: BackendClient) -> http.Response:
+        self.attempts = [Attempt(b, time.monotonic()) for b in self.backends]
+        bodies = await asyncio.gather(*(self._ask(client, a) for a in self.attempts))
+        merged = BucketList()
+        for attempt, body in zip(self.attempts, bodies, strict=True):
+            if body is None:
+                continue
+            try:
+                merged.add(body)
+            except ValueError as e:
+                attempt.note = "bad listing"
+                log.warning(
+                    "backend %s: ListBuckets answer unreadable: %s", attempt.backend.name, e
+                )
+        if all(a.note or a.status != 200 for a in self.attempts):
+            error = S3Error("ServiceUnavailable", "No backend could list its buckets.")
+            return error_response(error, "GET", "/", self.request_id)
+        return http.Response.make(
+            200,
+            merged.render(),
+            {"Content-Type": "application/xml", "x-amz-request-id": self.request_id},
+        )
+
+    async def _ask(self, client: BackendClient, attempt: Attempt) -> bytes | None:
+        name = attempt.backend.name
+        try:
+            async with client.request(attempt.backend, "GET", None, query=self.query) as reply:
+                attempt.status = reply.status
+                body = await reply.read(MAX_LISTING)
+        except BackendError as e:
+            attempt.note = "unreachable"
+            log.warning("backend %s: ListBuckets failed: %s", name, e)
+            return None
+        finally:
+            attempt.ms = (time.monotonic() - attempt.started) * 1000
+        if reply.status != 200:
+            log.warning("backend %s: ListBuckets answered %s", name, reply.status)
+            return None
+        return body
+
+    def summary(self) -> str:
+        tried = ", ".join(str(a) for a in self.attempts)
+        return f"ListBuckets / via [{tried}] answered by all"

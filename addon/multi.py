@@ -1,48 +1,70 @@
 """s3-multi: several S3 backends behind one S3 endpoint, as a mitmproxy addon.
 
+    ROOT_ACCESS_KEY_ID=... ROOT_SECRET_ACCESS_KEY=... \\
     mitmdump -s addon/multi.py --mode reverse:http://127.0.0.1:1 \\
         --set keep_host_header=true --set connection_strategy=lazy \\
-        --set s3multi_config=configs/local.yaml \\
-        --set s3multi_access=ROOT_AK --set s3multi_secret=ROOT_SK
+        --set s3multi_config=configs/local.yaml
 
-Hooks only: the request path itself is `addon.router`. Every request is verified against the
-root keys before anything is forwarded; requests that fail, and every request while the addon
-is not configured, are answered here with an S3 error.
+Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
+in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
+verified against the root keys before anything is forwarded; requests that fail, and every
+request while the addon is not configured, are refused here with an S3 error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from urllib.parse import unquote
 from weakref import WeakKeyDictionary
 
-from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
-from addon import backends, upstream_control
-from addon.client_auth import ClientAuth, RootKeys
-from addon.config import DEFAULT_REGION, ConfigError, load_config
-from addon.errors import S3Error, new_request_id
-from addon.router import Exchange, Router, error_response
+from addon import backends, retarget, upstream_control
+from addon.auth_checks import RootKeys
+from addon.backend_client import BackendClient
+from addon.client_auth import ClientAuth
+from addon.config import DEFAULT_REGION, load_config
+from addon.config_files import ConfigError
+from addon.deadlines import ConnectTimeouts
+from addon.errors import S3Error, error_response, new_request_id
+from addon.exchange import Exchange
+from addon.journey import printable
+from addon.listing import BucketsMerge
+from addon.router import Router, resource
 
 log = logging.getLogger("s3multi")
 
-_BODY_METHODS = frozenset({"PUT", "POST"})
-_REQUIRED = ("s3multi_config", "s3multi_access", "s3multi_secret")
+# option -> the variables read when it is not set (the secret is never an option default:
+# defaults show in `--options` and in mitmweb's options page).
+_FROM_ENVIRONMENT = {
+    "s3multi_config": ("VGW_S3_MULTI_CONFIG",),
+    "s3multi_access": ("ROOT_ACCESS_KEY_ID", "ROOT_ACCESS_KEY"),
+    "s3multi_secret": ("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
+}
 
 
-def _env(*names: str) -> str:
-    return next((os.environ[n] for n in names if os.environ.get(n)), "")
+def _setting(name: str) -> str:
+    value = getattr(ctx.options, name)
+    variables = _FROM_ENVIRONMENT.get(name, ())
+    return value or next((os.environ[v] for v in variables if os.environ.get(v)), "")
 
 
 class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
+        self.client: BackendClient | None = None
+        self.connect_timeouts = ConnectTimeouts(())
         self.missing: list[str] = []
-        # Each flow's journey, beside the flow: flow.metadata is deep-copied when flows are saved.
-        self.exchanges: WeakKeyDictionary[http.HTTPFlow, Exchange] = WeakKeyDictionary()
+        self.debug = False
+        # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
+        # flows are saved.
+        self.requests: WeakKeyDictionary[http.HTTPFlow, Exchange | BucketsMerge] = (
+            WeakKeyDictionary()
+        )
 
     def load(self, loader) -> None:
         # Refusals and fallback rely on it: installed before any flow, whatever the options.
@@ -53,29 +75,24 @@ class S3Multi:
         loader.add_option(
             "s3multi_config",
             str,
-            _env("VGW_S3_MULTI_CONFIG"),
+            "",
             "Backends file (YAML or JSON); the first backend is the primary. "
             "Default: $VGW_S3_MULTI_CONFIG.",
         )
         loader.add_option(
             "s3multi_access",
             str,
-            _env("ROOT_ACCESS_KEY_ID", "ROOT_ACCESS_KEY"),
+            "",
             "Root access key that clients sign with. Default: $ROOT_ACCESS_KEY_ID.",
         )
         loader.add_option(
             "s3multi_secret",
             str,
-            _env("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
-            "Root secret key that clients sign with. Default: $ROOT_SECRET_ACCESS_KEY "
-            "(prefer the variable: option values show in mitmweb and in process lists).",
+            "",
+            "Root secret key that clients sign with. Default: $ROOT_SECRET_ACCESS_KEY. "
+            "Prefer the variable: an option's value shows in mitmweb and in process lists.",
         )
-        loader.add_option(
-            "s3multi_region",
-            str,
-            DEFAULT_REGION,
-            "Region clients sign for.",
-        )
+        loader.add_option("s3multi_region", str, DEFAULT_REGION, "Region clients sign for.")
         loader.add_option(
             "s3multi_domain",
             str,
@@ -87,36 +104,52 @@ class S3Multi:
         loader.add_option(
             "s3multi_debug",
             bool,
-            _env("VGW_S3_MULTI_DEBUG").lower() in ("1", "true", "yes", "on"),
+            False,
             "Log one line per request: operation, backends tried with status and time, "
-            "which one answered. Default: $VGW_S3_MULTI_DEBUG.",
+            "which one answered. Also on with $VGW_S3_MULTI_DEBUG.",
         )
 
     def configure(self, updated: set[str]) -> None:
-        if not any(name.startswith("s3multi_") for name in updated):
+        if not any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
             return
         self.router = None
-        opts = ctx.options
+        variable = os.environ.get("VGW_S3_MULTI_DEBUG", "").lower()
+        self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
+        settings = {name: _setting(name) for name in _FROM_ENVIRONMENT}
         # Missing values are reported by `running`, not raised here: mitmproxy re-runs configure
         # with the previous (empty) values after an error, which would hide the real message.
-        self.missing = [n for n in _REQUIRED if not getattr(opts, n)]
+        self.missing = [name for name, value in settings.items() if not value]
         if self.missing:
             return
         try:
-            backend_list = load_config(opts.s3multi_config)
+            config = load_config(settings["s3multi_config"])
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        auth = ClientAuth(RootKeys(opts.s3multi_access, opts.s3multi_secret), opts.s3multi_region)
-        domains = tuple(d.strip().lower() for d in opts.s3multi_domain.split(",") if d.strip())
-        self.router = Router(backend_list, auth, domains)
-        names = ", ".join(f"{b.name} ({b.endpoint})" for b in backend_list)
-        log.info("s3-multi: %d backends, primary first: %s", len(backend_list), names)
+        root = RootKeys(settings["s3multi_access"], settings["s3multi_secret"])
+        auth = ClientAuth(root, ctx.options.s3multi_region)
+        domains = tuple(
+            d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
+        )
+        self.router = Router(config, auth, _inject, domains)
+        self.client = BackendClient(ca_file=ctx.options.ssl_verify_upstream_trusted_ca or None)
+        self.connect_timeouts = ConnectTimeouts(config.backends)
+        upstream_control.head_limits = upstream_control.HeadLimits(
+            seconds=config.client_timeout, refuse=self._refuse_head
+        )
+        names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
+        log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
 
     def running(self) -> None:
         if self.router is None:
             why = f"set {', '.join(self.missing)}" if self.missing else "see the error above"
             log.error("s3-multi is not configured (%s); shutting down", why)
             ctx.master.shutdown()
+
+    def done(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    # --- one request -----------------------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or not self._ours(flow):
@@ -125,54 +158,77 @@ class S3Multi:
         try:
             if self.router is None:
                 raise S3Error("ServiceUnavailable", "s3-multi is not configured.")
-            exchange = self.router.start(request)
+            started = self.router.start(flow)
         except S3Error as e:
             self._refuse(flow, e)
             return
         except Exception:
             # A bug of ours must not let the request through unchecked: refuse it, loudly.
-            log.exception("s3-multi failed on %s %s", request.method, request.path.split("?")[0])
+            log.exception("s3-multi failed on %s", printable(request.path.split("?")[0]))
             self._refuse(flow, S3Error("InternalError"))
             return
-        self.exchanges[flow] = exchange
-        control = upstream_control.control(flow)
-        exchange.aim_next(request)
-        if request.method in _BODY_METHODS:
-            request.stream = exchange.body_stream(request)
-            if not request.stream:
-                # Read whole: checked (and re-framed) just before it would be sent. Not in a
-                # `request` hook: one more hook on every request costs more than the check.
-                control.check_body = exchange.whole_body
+        self.requests[flow] = started
+        if isinstance(started, Exchange):
+            upstream_control.manage(flow, started)
+            started.start(request)
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        started = self.requests.get(flow)
+        if isinstance(started, BucketsMerge):
+            assert self.client is not None
+            flow.response = await started.answer(self.client)
+        elif isinstance(started, Exchange):
+            # A body read whole is checked here, before it goes anywhere.
+            refusal = started.check_whole_body(flow.request)
+            if refusal is not None:
+                flow.response = refusal
+            else:
+                started.sent()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        exchange = self.exchanges.get(flow)
-        if exchange is None or flow.response is None:
-            return
-        if exchange.falls_back_at_headers(flow):
-            upstream_control.control(flow).resend = True  # no response hook for this 404
-        elif exchange.may_stream(flow.response):
-            flow.response.stream = True
+        started = self.requests.get(flow)
+        if isinstance(started, Exchange) and flow.response is not None:
+            flow.response.stream = started.may_stream(flow.response) and started.relay
 
     def response(self, flow: http.HTTPFlow) -> None:
-        exchange = self.exchanges.get(flow)
-        if exchange is None:
+        self._report(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._report(flow)
+
+    def server_connect(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.connecting(data)
+
+    def server_connected(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.done(data)
+
+    def server_connect_error(self, data: ServerConnectionHookData) -> None:
+        self.connect_timeouts.done(data)
+
+    def _report(self, flow: http.HTTPFlow) -> None:
+        started = self.requests.get(flow)
+        if started is None:
             return
-        control = upstream_control.control(flow)
-        unreachable, control.unreachable = control.unreachable, None
-        if exchange.answered(flow, unreachable):
-            control.resend = True
-            return
-        flow.comment = exchange.summary()
-        if ctx.options.s3multi_debug:
+        if isinstance(started, Exchange):
+            started.finished()
+        flow.comment = started.summary()
+        if flow.error is not None:
+            flow.comment += f"; failed: {printable(flow.error.msg)}"
+        if self.debug:
             log.info(flow.comment)
 
     def tls_start_server(self, data: tls.TlsData) -> None:
-        """sslSkipVerify, for that backend's connections only."""
-        if self.router is None or data.ssl_conn is not None or data.conn.address is None:
+        """sslSkipVerify, for that backend's connections only (not mitmproxy's ssl_insecure,
+        which would switch verification off for every backend)."""
+        address = data.conn.address if isinstance(data.conn, connection.Server) else None
+        if self.router is None or address is None:
             return
-        if backends.skips_tls_verify(self.router.backends, data.conn.address):
-            # mitmproxy's own TLS setup (SNI, ALPN, ciphers), then no certificate check.
-            ctx.master.addons.get("tlsconfig").tls_start_server(data)
+        if backends.skips_tls_verify(self.router.backends, address):
+            if data.ssl_conn is None:  # mitmproxy's own TLS setup (SNI, ALPN, ciphers) first
+                ctx.master.addons.get("tlsconfig").tls_start_server(data)
+            # Whether mitmproxy's tlsconfig ran before this hook or not (its place among the
+            # addons differs between `mitmdump -s` and the s3-multi command).
+            assert data.ssl_conn is not None
             data.ssl_conn.set_verify(SSL.VERIFY_NONE)
 
     def _ours(self, flow: http.HTTPFlow) -> bool:
@@ -182,19 +238,36 @@ class S3Multi:
             return True
         return self.router is not None and self.router.serves(flow.request.host)
 
+    def _refuse_head(self, reason: str, peer: object) -> http.Response:
+        """The answer to a request head that is too large or too slow to arrive."""
+        if reason == upstream_control.TOO_LARGE:
+            limit = str(upstream_control.head_limits.max_bytes)
+            error = S3Error("RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": limit})
+        else:
+            error = S3Error("RequestTimeout")
+        answer = error_response(error, "GET", "/", new_request_id())
+        answer.headers["Connection"] = "close"
+        log.warning("client %s refused: %s (its request head is %s)", peer, error.code, reason)
+        return answer
+
     def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
-        request_id = new_request_id()
-        resource = unquote(flow.request.path.partition("?")[0])
-        # Sent in place of connecting to a backend, before any body is read (a response set
-        # here would make mitmproxy read the whole body first); no 100 Continue invites it.
-        upstream_control.control(flow).answer = error_response(
-            error, flow.request.method, resource, request_id
-        )
-        flow.request.stream = True
-        flow.request.headers.pop("expect", None)
+        named = self.router.target(flow.request) if self.router else None
+        where = resource(named) if named else flow.request.path.partition("?")[0]
+        answer = error_response(error, flow.request.method, where, new_request_id())
+        # Answered in place of connecting to a backend, before any body is read.
+        upstream_control.manage(flow, upstream_control.AnswerInstead(answer))
+        retarget.hold_off(flow.request)
         flow.comment = f"refused: {error.code}"
-        if ctx.options.s3multi_debug:
-            log.info("%s %s refused: %s", flow.request.method, resource, error)
+        if self.debug:
+            log.info("%s %s refused: %s", flow.request.method, printable(where), error)
+
+
+def _inject(flow: http.HTTPFlow, phase: str) -> None:
+    """An expired deadline, into the flow's connection, where its policy acts on it."""
+    with contextlib.suppress(ValueError):  # the client has gone: nothing to act on
+        ctx.master.addons.get("proxyserver").inject_event(
+            upstream_control.DeadlinePassed(flow, phase)
+        )
 
 
 addons = [S3Multi()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 
@@ -28,6 +28,9 @@ class Scope(enum.Enum):
 class Operation:
     name: str
     route: Route
+    # A 404 can only say that the bucket or key is missing (not a sub-resource of one that
+    # exists), so the status alone means "not found here".
+    miss_by_status: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,9 @@ def _bucket_config_rows() -> Iterable[tuple[tuple[str, Scope, str], Operation]]:
 TABLE: dict[tuple[str, Scope, str], Operation] = {
     ("GET", Scope.SERVICE, ""): Operation("ListBuckets", Route.ALL),
     # Buckets
-    ("GET", Scope.BUCKET, ""): Operation("ListObjects", F),
-    ("GET", Scope.BUCKET, "list-type"): Operation("ListObjectsV2", F),
-    ("HEAD", Scope.BUCKET, ""): Operation("HeadBucket", F),
+    ("GET", Scope.BUCKET, ""): Operation("ListObjects", F, miss_by_status=True),
+    ("GET", Scope.BUCKET, "list-type"): Operation("ListObjectsV2", F, miss_by_status=True),
+    ("HEAD", Scope.BUCKET, ""): Operation("HeadBucket", F, miss_by_status=True),
     ("GET", Scope.BUCKET, "location"): Operation("GetBucketLocation", F),
     ("GET", Scope.BUCKET, "policyStatus"): Operation("GetBucketPolicyStatus", F),
     ("PUT", Scope.BUCKET, ""): Operation("CreateBucket", P),
@@ -97,8 +100,8 @@ TABLE: dict[tuple[str, Scope, str], Operation] = {
     ("GET", Scope.BUCKET, "uploads"): Operation("ListMultipartUploads", P),
     **dict(_bucket_config_rows()),
     # Objects
-    ("GET", Scope.OBJECT, ""): Operation("GetObject", F),
-    ("HEAD", Scope.OBJECT, ""): Operation("HeadObject", F),
+    ("GET", Scope.OBJECT, ""): Operation("GetObject", F, miss_by_status=True),
+    ("HEAD", Scope.OBJECT, ""): Operation("HeadObject", F, miss_by_status=True),
     ("PUT", Scope.OBJECT, ""): Operation("PutObject", P),
     ("DELETE", Scope.OBJECT, ""): Operation("DeleteObject", P),
     ("GET", Scope.OBJECT, "acl"): Operation("GetObjectAcl", F),
@@ -191,9 +194,9 @@ def classify(
     if op is None:
         return None
     if copy_source and op.name in _COPY_VARIANTS:
-        op = Operation(_COPY_VARIANTS[op.name], op.route)
+        op = replace(op, name=_COPY_VARIANTS[op.name])
     if "versionId" in keys and op.route is Route.FALLBACK:
         # Versions live on the primary only (the seed's documented limitation): a version id
         # names an object version of the primary, so asking another backend would be a guess.
-        op = Operation(op.name, Route.PRIMARY)
+        op = replace(op, route=Route.PRIMARY, miss_by_status=False)
     return op

@@ -8,12 +8,17 @@ that refuses SigV2 breaks `aws s3 presign` out of the box. Verified here; forwar
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from botocore.auth import HmacV1Auth
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
+
+from addon import auth_checks, sigv4
+from addon.auth_checks import HeaderLookup, RootKeys, Verified
+from addon.errors import S3Error
+from addon.operations import SUBRESOURCES
 
 QUERY_KEYS = frozenset({"AWSAccessKeyId", "Signature", "Expires"})
 # The sub-resources SigV2's canonical resource signs (botocore's list: AWS's own, plus the ones
@@ -75,5 +80,62 @@ def unsigned_selectors(query_keys: Iterable[str], selectors: Iterable[str]) -> l
     return sorted(k for k in set(selectors) if k in present and k not in SIGNED_SUBRESOURCES)
 
 
-def matches(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogateescape"))
+def _is_utf8(text: str) -> bool:
+    """False for header bytes that were not UTF-8 (mitmproxy keeps them as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def verify(
+    root: RootKeys,
+    now: float,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: HeaderLookup,
+    query: Mapping[str, str] | None,
+) -> Verified:
+    """SigV2, by header (`AWS AK:signature`) or presigned URL (`query`, its parameters).
+
+    Refused, as AWS refuses it, for an operation whose sub-resource SigV2 does not sign:
+    otherwise `&legal-hold` added to a presigned upload URL would turn it into another
+    operation under the same signature.
+    """
+    if unsigned_selectors((k for k, _ in sigv4.query_pairs(raw_query)), SUBRESOURCES):
+        raise S3Error("InvalidRequest", NOT_SUPPORTED)
+    if query is not None:
+        access, given = query["AWSAccessKeyId"], query["Signature"]
+        date_line = query.get("Expires", "")
+        if not date_line.isdigit():
+            raise S3Error(
+                "AccessDenied",
+                "Query-string authentication requires the Signature, Expires and "
+                "AWSAccessKeyId parameters",
+            )
+        if refusal := auth_checks.expired(now, int(date_line)):
+            raise refusal
+    else:
+        access, _, given = (headers.get("authorization") or "")[4:].strip().rpartition(":")
+        amz_date = headers.get("x-amz-date")
+        date_line = "" if amz_date else headers.get("date") or ""
+        shown = amz_date or date_line
+        auth_checks.check_date(shown, auth_checks.parse_http_date(shown), now)
+    auth_checks.check_access(access, root)
+    header_list = [(n, v) for n in headers for v in headers.get_all(n)]
+    if not all(_is_utf8(value) for _, value in header_list):
+        # Bytes that are not text cannot be put in the canonical string as the client did.
+        raise auth_checks.signature_mismatch(access)
+    expected = signature(root.secret, method, raw_path, raw_query, header_list, date_line)
+    if not hmac.compare_digest(expected.encode(), auth_checks.raw(given)):
+        raise auth_checks.signature_mismatch(access)
+    payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
+    if not (sigv4.HEX_SHA256.fullmatch(payload_hash) or payload_hash == sigv4.UNSIGNED_PAYLOAD):
+        payload_hash = sigv4.UNSIGNED_PAYLOAD  # streaming forms are SigV4 only
+    return Verified(
+        tuple(signed_headers(header_list)),
+        payload_hash,
+        QUERY_KEYS if query is not None else frozenset(),
+    )

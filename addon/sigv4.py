@@ -18,6 +18,7 @@ import hmac
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -61,98 +62,133 @@ def signing_key(secret: str, date: str, region: str) -> bytes:
     return key
 
 
-def canonical_request(
-    method: str,
-    path: str,
-    query: str,
-    headers: Iterable[tuple[str, str]],
-    signed_headers: Sequence[str],
-    payload_hash: str,
-) -> str:
-    """botocore's SigV4 canonical request, for a path and query already canonical.
+def credential_scope(date: str, region: str) -> str:
+    """`date/region/s3/aws4_request`: what a signature, its chunks and its credential name."""
+    return f"{date}/{region}/s3/aws4_request"
 
-    Header values are trimmed with inner runs of spaces folded, repeated headers joined with
-    commas, a signed header that is absent counts as empty (as in botocore's `canonical_headers`).
-    """
-    values: dict[str, list[str]] = {}
-    for name, value in headers:
-        values.setdefault(name.lower(), []).append(" ".join(value.split()))
-    names = sorted({h.lower() for h in signed_headers})
-    lines = "".join(f"{name}:{','.join(values.get(name, ['']))}\n" for name in names)
-    return "\n".join([method.upper(), path, query, lines, ";".join(names), payload_hash])
+
+def _hmac_hex(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def signature(secret: str, region: str, timestamp: str, canonical: str) -> str:
-    scope = f"{timestamp[:8]}/{region}/s3/aws4_request"
+    scope = credential_scope(timestamp[:8], region)
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()
     string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{digest}"
-    key = signing_key(secret, timestamp[:8], region)
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return _hmac_hex(signing_key(secret, timestamp[:8], region), string_to_sign)
+
+
+@dataclass
+class ChunkChain:
+    """The chain of aws-chunked chunk signatures of one request, seeded with its signature.
+
+    Each chunk's signature covers the previous one, so a chain started by the client's
+    signature (the root key's) means nothing to a backend: it gets a chain of its own.
+    """
+
+    key: bytes
+    timestamp: str
+    scope: str
+    previous: str
+
+    @classmethod
+    def seeded(cls, secret: str, region: str, timestamp: str, seed: str) -> ChunkChain:
+        date = timestamp[:8]
+        return cls(
+            signing_key(secret, date, region), timestamp, credential_scope(date, region), seed
+        )
+
+    def _next(self, kind: str, digest: str) -> str:
+        lines = [kind, self.timestamp, self.scope, self.previous]
+        lines += [EMPTY_SHA256, digest] if kind.endswith("PAYLOAD") else [digest]
+        self.previous = _hmac_hex(self.key, "\n".join(lines))
+        return self.previous
+
+    def chunk(self, data: bytes) -> str:
+        return self._next("AWS4-HMAC-SHA256-PAYLOAD", hashlib.sha256(data).hexdigest())
+
+    def trailer(self, canonical: bytes) -> str:
+        return self._next("AWS4-HMAC-SHA256-TRAILER", hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request signed for one backend: the headers to set, and what a chunk chain needs."""
+
+    access: str
+    secret: str = field(repr=False)
+    region: str
+    timestamp: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    payload_hash: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        scope = credential_scope(self.timestamp[:8], self.region)
+        return {
+            "X-Amz-Date": self.timestamp,
+            "X-Amz-Content-SHA256": self.payload_hash,
+            "Authorization": f"{ALGORITHM} Credential={self.access}/{scope}, "
+            f"SignedHeaders={';'.join(self.signed_headers)}, Signature={self.signature}",
+        }
+
+    def chunk_chain(self) -> ChunkChain:
+        """The chain this request's aws-chunked body must be signed on."""
+        return ChunkChain.seeded(self.secret, self.region, self.timestamp, self.signature)
 
 
 _ALWAYS_SIGNED = frozenset({"host", "x-amz-date", "x-amz-content-sha256"})
 
 
-def compute_signature(
-    *,
-    secret: str,
-    region: str,
-    timestamp: str,
-    method: str,
-    host: str,
-    path: str,
-    query: str,
-    headers: Iterable[tuple[str, str]],
-    signed_headers: Sequence[str],
-    payload_hash: str,
-) -> str:
-    """The signature a client holding `secret` must have sent (path and query canonical)."""
-    fixed = {"host": host, "x-amz-content-sha256": payload_hash}
-    pairs = [(n, v) for n, v in headers if n.lower() not in fixed]
-    pairs += list(fixed.items())
-    canonical = canonical_request(method, path, query, pairs, signed_headers, payload_hash)
-    return signature(secret, region, timestamp, canonical)
+@dataclass(frozen=True)
+class RequestParts:
+    """What SigV4 signs of a request: path and query already canonical, the headers named in
+    `signed_headers` (host and the payload hash are taken from their own fields)."""
+
+    method: str
+    host: str
+    path: str
+    query: str
+    headers: Sequence[tuple[str, str]]
+    signed_headers: Sequence[str]
+    payload_hash: str
+
+    def canonical(self) -> str:
+        """botocore's SigV4 canonical request.
+
+        Header values are trimmed with inner runs of spaces folded, repeated headers joined with
+        commas, a signed header that is absent counts as empty (as in botocore's
+        `canonical_headers`).
+        """
+        fixed = {"host": self.host, "x-amz-content-sha256": self.payload_hash}
+        values: dict[str, list[str]] = {name: [value] for name, value in fixed.items()}
+        for name, value in self.headers:
+            if name.lower() not in fixed:
+                values.setdefault(name.lower(), []).append(" ".join(value.split()))
+        names = sorted({h.lower() for h in self.signed_headers})
+        lines = "".join(f"{name}:{','.join(values.get(name, ['']))}\n" for name in names)
+        return "\n".join(
+            [self.method.upper(), self.path, self.query, lines, ";".join(names), self.payload_hash]
+        )
 
 
-def sign_headers(
-    *,
-    access: str,
-    secret: str,
-    region: str,
-    method: str,
-    host: str,
-    path: str,
-    query: str,
-    headers: Iterable[tuple[str, str]],
-    signed_headers: Sequence[str],
-    payload_hash: str,
-    timestamp: str | None = None,
-) -> dict[str, str]:
-    """Sign a request for `access`/`secret`, dated now unless `timestamp` is given; returns the
-    headers to set on it.
+def compute_signature(secret: str, region: str, timestamp: str, parts: RequestParts) -> str:
+    """The signature a client holding `secret` must have sent."""
+    return signature(secret, region, timestamp, parts.canonical())
 
-    `signed_headers` are signed besides host, x-amz-date and x-amz-content-sha256; a Date header
-    is never signed (X-Amz-Date dates the request).
+
+def sign(
+    access: str, secret: str, region: str, parts: RequestParts, timestamp: str | None = None
+) -> Signed:
+    """Sign a request for `access`/`secret`, dated now unless `timestamp` is given.
+
+    `parts.signed_headers` are signed besides host, x-amz-date and x-amz-content-sha256; a Date
+    header is never signed (X-Amz-Date dates the request).
     """
     timestamp = timestamp or time.strftime(TIMESTAMP_FORMAT, time.gmtime())
-    names = sorted(({h.lower() for h in signed_headers} | _ALWAYS_SIGNED) - {"date"})
-    dated = [(n, v) for n, v in headers if n.lower() != "x-amz-date"]
-    signed = compute_signature(
-        secret=secret,
-        region=region,
-        timestamp=timestamp,
-        method=method,
-        host=host,
-        path=path,
-        query=query,
-        headers=[*dated, ("x-amz-date", timestamp)],
-        signed_headers=names,
-        payload_hash=payload_hash,
-    )
-    scope = f"{timestamp[:8]}/{region}/s3/aws4_request"
-    return {
-        "X-Amz-Date": timestamp,
-        "X-Amz-Content-SHA256": payload_hash,
-        "Authorization": f"{ALGORITHM} Credential={access}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signed}",
-    }
+    names = tuple(sorted(({h.lower() for h in parts.signed_headers} | _ALWAYS_SIGNED) - {"date"}))
+    dated = [(n, v) for n, v in parts.headers if n.lower() != "x-amz-date"]
+    signed_parts = replace(parts, headers=[*dated, ("x-amz-date", timestamp)], signed_headers=names)
+    computed = compute_signature(secret, region, timestamp, signed_parts)
+    return Signed(access, secret, region, timestamp, names, computed, parts.payload_hash)

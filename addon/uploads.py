@@ -8,17 +8,14 @@ re-framed for the backend's keys, or decoded to the plain object for a backend w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from addon import aws_chunked, sigv4
-from addon.client_auth import HeaderLookup, Verified
+from addon.auth_checks import HeaderLookup, Verified
 from addon.config import Backend
 from addon.errors import S3Error
-
-_SIGNATURE = re.compile(r"Signature=([0-9a-f]{64})")
 
 
 class Transducer(Protocol):
@@ -84,7 +81,7 @@ class BodyPlan:
             return headers, sigv4.UNSIGNED_PAYLOAD
         return headers, self.verified.payload_hash
 
-    def transducer(self, backend: Backend, signed: dict[str, str]) -> Transducer | None:
+    def transducer(self, backend: Backend, signed: sigv4.Signed) -> Transducer | None:
         """What checks and rewrites the body for `backend`, once its request is signed."""
         payload_hash = self.verified.payload_hash
         if sigv4.HEX_SHA256.fullmatch(payload_hash):
@@ -95,7 +92,7 @@ class BodyPlan:
         decode = self.decodes_for(backend)
         backend_chain = None
         if payload_hash != aws_chunked.UNSIGNED_TRAILER and not decode:
-            backend_chain = _chain_of(backend, signed)
+            backend_chain = signed.chunk_chain()
         return aws_chunked.AwsChunkedUpload(
             payload_hash,
             self.decoded_length,
@@ -106,30 +103,30 @@ class BodyPlan:
         )
 
 
-def _chain_of(backend: Backend, signed: dict[str, str]) -> aws_chunked.ChunkChain:
-    """The backend request's own chunk chain, seeded with the signature we gave it."""
-    timestamp = signed["X-Amz-Date"]
-    match = _SIGNATURE.search(signed["Authorization"])
-    assert match, "botocore's Authorization always ends with the signature"
-    date = timestamp[:8]
-    return aws_chunked.ChunkChain(
-        key=sigv4.signing_key(backend.secret, date, backend.region),
-        timestamp=timestamp,
-        scope=f"{date}/{backend.region}/s3/aws4_request",
-        previous=match[1],
-    )
+class Passthrough:
+    """A body that goes as it is."""
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
 
 
 def stream_callable(
-    transducer: Transducer, on_error: Callable[[S3Error], Exception]
+    transducer: Transducer,
+    on_error: Callable[[S3Error], Exception],
+    on_data: Callable[[], None],
 ) -> Callable[[bytes], list[bytes]]:
     """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end.
 
-    Returns a list: mitmproxy sends a returned b"" as a data event of its own, which on a
-    `Transfer-Encoding: chunked` upstream is the zero-size chunk that ends the body.
+    `on_data` is told of every piece (the client is still sending). Returns a list: mitmproxy
+    sends a returned b"" as a data event of its own, which on a `Transfer-Encoding: chunked`
+    upstream is the zero-size chunk that ends the body.
     """
 
     def stream(data: bytes) -> list[bytes]:
+        on_data()
         try:
             out = transducer.feed(data) if data else transducer.finish()
         except S3Error as e:

@@ -1,91 +1,141 @@
-"""Control of the upstream side of a flow that mitmproxy's public API does not give an addon.
+"""The one protocol between s3-multi and mitmproxy's internals: a policy object per flow.
 
-An S3 gateway needs four things that mitmproxy 12 cannot do through hooks:
+An S3 gateway needs things that mitmproxy 12 gives no hook for:
 
-- fall back: answer the client from a second upstream after the first one answered
+- fall back: answer the client from a second upstream after the first one answered "not found"
   (see README, "How fallback works"); probing first costs a round trip on every hit, buffering
   the fallback's answer costs the object's size in memory;
-- answer an unreachable upstream with the addon's own error, not mitmproxy's HTML 502;
-- refuse a request with a body at once, without reading the body into memory first (a response
-  set in `requestheaders` makes mitmproxy buffer the whole body before sending it);
+- decide that before any addon sees the first answer: mitmproxy's flow saver (`mitmdump -w`),
+  mitmweb and other scripts must see one flow per client request, with the answer it got;
+- answer an unreachable or broken upstream with an S3 error (or skip it), not an HTML 502;
+- refuse a request with a body at once, without reading the body (a response set in a hook
+  makes mitmproxy buffer the whole body before sending it);
 - abort an upload half-way (bad chunk signature, wrong payload hash) so that the upstream, which
-  has not received the whole body, stores nothing, and the client gets the addon's error.
+  has not received the whole body, stores nothing.
 
-So we wrap three private methods of mitmproxy's `HttpStream`, for flows that opt in with
-`control(flow)`; the `Control` it returns is how the addon and the wrapped methods talk (kept
-beside the flow, not in `flow.metadata`, which mitmproxy deep-copies when it saves a flow):
+A flow opts in with `manage(flow, policy)`; the wrapped methods of mitmproxy's `HttpStream` then
+call the policy at each point and do what it says. Each wrap, and why no hook can do it:
 
-- `send_response`: for a response read whole (not streamed), if the addon set `resend`
-  (having re-targeted `flow.request`) in the `responseheaders` hook, or in the `response` hook
-  once the body told it, the request is sent again on the same stream instead of the response
-  (and, when decided at the headers, without a `response` hook). The next upstream's answer
-  runs the `responseheaders` and `response` hooks as usual and may stream. Only bodiless
-  requests are resent (a body, if any, was read whole).
-- `make_server_connection`: with `answer` set (a Response), no connection is made and that
-  response is sent; with `check_body` set, a body read whole is first given to that callable,
-  which may rewrite it or return the Response to send instead; when the upstream cannot be
-  reached, the `response` hook sees a placeholder 502 and `unreachable` (the reason), and may
-  re-target and resend, or replace it.
+- `make_server_connection`: `before_connect` may answer instead of connecting (a refusal: the
+  body was never read); a failed connection goes to `connect_failed`, which re-aims the request
+  (a sick fallback is skipped) or gives the answer. mitmproxy would send its HTML 502.
+- `state_wait_for_response_headers`: `response_headers` decides before the `responseheaders`
+  hook runs: pass the answer on, read its (small, capped) body first and ask `response_body`,
+  send the request again to the re-aimed upstream, or replace the answer. An intermediate answer
+  never reaches any addon. Only bodiless requests are sent again (asserted).
+- `handle_protocol_error`: an upstream that breaks before its answer reached the client
+  (garbage, reset, a short body read whole) goes to `response_broken` (re-aim or answer); once
+  the answer is streaming, the client's transfer is broken as mitmproxy does, so that a cut
+  body never looks complete.
 - `state_stream_request_body`: a request `stream` callable may raise `AbortUpload(response)`;
   the upstream connection is closed before the body completes and the response is sent.
+- `_handle_event`: a `DeadlinePassed` event, injected by the addon's timers, reaches the
+  stream's policy (mitmproxy routes injected events to the stream, but only WebSocket and TCP
+  layers take them).
+- `Http1Server.read_headers`: mitmproxy reads a request head of any size for as long as the
+  client drips it ("FIXME: protect against header size DoS" in its source): as an endpoint
+  (reverse mode) a head over `HeadLimits.max_bytes`, or still unfinished `HeadLimits.seconds`
+  after its first byte, is answered with an S3 error and the connection closed, before the
+  head goes anywhere.
 
-When the client is still sending a body nobody will read, our side of the connection is closed
-after the answer (half-close), so the client reads the answer instead of waiting; what it still
-sends is discarded, never buffered.
+When the client is still sending a body nobody will read, the answer says `Connection: close`
+and our side of the connection is half-closed after it (HTTP/1), or the stream is reset after it
+(HTTP/2, the connection's other streams go on); what the client still sends is discarded.
 
-Private API: the exact mitmproxy version is pinned and `install` refuses any other;
-tests/test_upstream_control.py fails loudly when the wrapped methods change.
+Policies live beside their flows (a WeakKeyDictionary), not in `flow.metadata`, which mitmproxy
+deep-copies when it saves a flow. Private API: the exact mitmproxy version is pinned, `install`
+refuses any other, and tests/test_upstream_control.py fingerprints the source of every wrapped
+method and of their callers, so that an upgrade fails there first and names what to re-check.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 import mitmproxy.version
 from mitmproxy import http
-from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection, SendData
+from mitmproxy.proxy.events import DataReceived, MessageInjected
 from mitmproxy.proxy.layers.http import (
+    ErrorCode,
     GetHttpConnection,
-    HttpResponseHook,
+    HttpLayer,
+    HttpResponseHeadersHook,
     HttpStream,
-    RequestData,
     RequestEndOfMessage,
     RequestHeaders,
+    ResponseData,
+    ResponseEndOfMessage,
+    ResponseProtocolError,
     SendHttp,
 )
+from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Server
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 SUPPORTED_MITMPROXY = "12.3.1"
-
-_original_send_response = HttpStream.send_response
-_original_make_server_connection = HttpStream.make_server_connection
-_original_state_stream_request_body = HttpStream.state_stream_request_body
 
 Commands = Generator[Any, Any, Any]
 
 
+class Pass:
+    """Let mitmproxy go on with this answer as usual (hooks, streaming, to the client)."""
+
+
+class Retry:
+    """Send the request again: the policy has re-aimed it at another upstream."""
+
+
+PASS, RETRY = Pass(), Retry()
+
+# The deadlines a timer of the addon can report (`DeadlinePassed.message`).
+CLIENT_BODY = "the client stopped sending its body"
+ANSWER = "no answer in time"
+ANSWER_BODY = "the answer's body stalled"
+
+
 @dataclass
-class Control:
-    """What the addon asks of one flow's upstream side, and what it is told back."""
-
-    resend: bool = False  # send the (re-targeted) request again instead of this response
-    answer: http.Response | None = None  # send this instead of connecting upstream
-    check_body: Callable[[http.Request], http.Response | None] | None = None
-    unreachable: str | None = None  # set here: why the upstream could not be reached
+class DeadlinePassed(MessageInjected[str]):
+    """Injected into the flow's connection by the addon (mitmproxy's proxyserver.inject_event)
+    when one of its timers expires: `message` is CLIENT_BODY, ANSWER or ANSWER_BODY."""
 
 
-_controls: WeakKeyDictionary[http.HTTPFlow, Control] = WeakKeyDictionary()
+@dataclass(frozen=True)
+class ReadBody:
+    """Read the answer's body, at most `limit` bytes, without passing it on; then ask again."""
+
+    limit: int
 
 
-def control(flow: http.HTTPFlow) -> Control:
-    """The flow's control, created on first use: from then on the flow is managed here."""
-    return _controls.setdefault(flow, Control())
+class Policy(Protocol):
+    """What a managed flow's owner decides at each point mitmproxy's hooks cannot reach."""
+
+    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None: ...
+    def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
+    def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response: ...
+    def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response: ...
+    def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
+    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response: ...
 
 
-def control_of(flow: http.HTTPFlow) -> Control | None:
-    return _controls.get(flow)
+@dataclass(frozen=True)
+class AnswerInstead:
+    """The policy of a flow answered without connecting anywhere (a refusal)."""
+
+    response: http.Response
+
+    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
+        return self.response
+
+    def _never(self, *_: object) -> Any:
+        raise AssertionError("a flow answered instead of connecting has no upstream")
+
+    connect_failed = response_headers = response_body = response_broken = _never
+    deadline_passed = _never
 
 
 class AbortUpload(Exception):
@@ -94,6 +144,26 @@ class AbortUpload(Exception):
     def __init__(self, response: http.Response) -> None:
         super().__init__(response.status_code)
         self.response = response
+
+
+_policies: WeakKeyDictionary[http.HTTPFlow, Policy] = WeakKeyDictionary()
+
+
+def manage(flow: http.HTTPFlow, policy: Policy) -> None:
+    """From now on, `policy` decides for this flow at the points listed above."""
+    _policies[flow] = policy
+
+
+def policy_of(flow: http.HTTPFlow) -> Policy | None:
+    return _policies.get(flow)
+
+
+_original_make_server_connection = HttpStream.make_server_connection
+_original_state_wait_for_response_headers = HttpStream.state_wait_for_response_headers
+_original_handle_protocol_error = HttpStream.handle_protocol_error
+_original_state_stream_request_body = HttpStream.state_stream_request_body
+_original_handle_event = HttpStream._handle_event
+_original_read_headers = Http1Server.read_headers
 
 
 def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
@@ -112,71 +182,188 @@ def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
             return True, reply
 
 
-def _take_resend(ctl: Control) -> bool:
-    resend, ctl.resend = ctl.resend, False
-    return resend
+def _make_server_connection(self: HttpStream) -> Commands:
+    policy = _policies.get(self.flow)
+    if policy is None:
+        return (yield from _original_make_server_connection(self))
+    answer = policy.before_connect(self.flow)
+    while answer is None:
+        failed, value = yield from _run_until(
+            _original_make_server_connection(self),
+            lambda command, reply: isinstance(command, GetHttpConnection) and bool(reply[1]),
+        )
+        if not failed:
+            return value
+        decision = policy.connect_failed(self.flow, value[1])
+        if isinstance(decision, http.Response):
+            answer = decision
+        # else re-aimed: connect to the next upstream (nothing was sent yet)
+    yield from _answer(self, answer)
+    return False
 
 
-def _send_response(self: HttpStream, already_streamed: bool = False) -> Commands:
-    ctl = _controls.get(self.flow)
-    if already_streamed or ctl is None:
-        return (yield from _original_send_response(self, already_streamed))
-    if _take_resend(ctl):  # decided at the response's headers
-        return (yield from _resend(self))
-    # Decided in the response hook: the response is dropped before any of it is sent.
-    resend, value = yield from _run_until(
-        _original_send_response(self, already_streamed),
-        lambda command, _: isinstance(command, HttpResponseHook) and _take_resend(ctl),
-    )
-    return (yield from _resend(self)) if resend else value
+def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
+    policy = _policies.get(self.flow)
+    if policy is None:
+        return (yield from _original_state_wait_for_response_headers(self, event))
+    self.flow.response = event.response
+    decision = policy.response_headers(self.flow)
+    if isinstance(decision, Pass):
+        return (yield from _original_state_wait_for_response_headers(self, event))
+    if isinstance(decision, ReadBody):
+        if event.end_stream:
+            return (yield from _decide_on_body(self, policy, b""))
+        self.server_state = _body_reader(self, policy, decision.limit)
+        return None
+    return (yield from _act(self, decision, body_pending=not event.end_stream))
+
+
+def _body_reader(self: HttpStream, policy: Policy, limit: int) -> Callable[[Any], Commands]:
+    """A server state that reads an answer's body without passing it on, up to `limit`."""
+    body = bytearray()
+
+    def state_read_answer_body(event: Any) -> Commands:
+        if isinstance(event, ResponseData):
+            body.extend(event.data)
+            if len(body) > limit:
+                decision = policy.response_broken(self.flow, f"an error body over {limit} bytes")
+                yield from _act(self, decision, body_pending=True)
+        elif isinstance(event, ResponseEndOfMessage):
+            yield from _decide_on_body(self, policy, bytes(body))
+        # Trailers of an answer we do not pass on are dropped.
+
+    return state_read_answer_body
+
+
+def _decide_on_body(self: HttpStream, policy: Policy, body: bytes) -> Commands:
+    assert self.flow.response is not None
+    self.flow.response.data.content = body
+    decision = policy.response_body(self.flow, body)
+    if isinstance(decision, Pass):
+        yield from _deliver(self)
+    else:
+        yield from _act(self, decision, body_pending=False)
+
+
+def _act(self: HttpStream, decision: Any, body_pending: bool) -> Commands:
+    """Carry out a Retry or a replacing Response for an answer the client has not seen."""
+    if body_pending:
+        # The rest of this answer is not wanted: drop its connection rather than read it.
+        yield from _detach_upstream(self)
+    if isinstance(decision, Retry):
+        yield from _resend(self)
+    else:
+        assert isinstance(decision, http.Response), decision
+        self.flow.response = decision
+        yield from _deliver(self)
+
+
+def _deliver(self: HttpStream) -> Commands:
+    """Hand `flow.response`, complete, to the client: both response hooks run, as they do for
+    a response an addon set in the `request` hook (mitmproxy's own emulation)."""
+    yield HttpResponseHeadersHook(self.flow)
+    if (yield from self.check_killed(True)):
+        return
+    yield from self.send_response()
 
 
 def _resend(self: HttpStream) -> Commands:
+    request = self.flow.request
+    assert not request.raw_content and self.client_state == self.state_done, (
+        "only a bodiless request that has been received whole is sent again"
+    )
     self.flow.response = None
     if not (yield from self.make_server_connection()):
         return
-    content = self.flow.request.raw_content or b""
-    yield SendHttp(
-        RequestHeaders(self.stream_id, self.flow.request, not content), self.context.server
-    )
-    if content:
-        yield SendHttp(RequestData(self.stream_id, content), self.context.server)
+    yield SendHttp(RequestHeaders(self.stream_id, request, True), self.context.server)
     yield SendHttp(RequestEndOfMessage(self.stream_id), self.context.server)
     self.server_state = self.state_wait_for_response_headers
 
 
-def _answer(self: HttpStream, response: http.Response) -> Commands:
-    """Send the addon's response in place of an upstream's; leaves the upstream out of it."""
-    self.flow.response = response
-    yield from self.send_response()
-    if self.client_state != self.state_done:
-        # A body is still on its way and nobody will read it: answer, then close our side so
-        # the client reads the answer instead of waiting; mitmproxy discards what still comes.
-        self.client_state = self.state_errored
-        yield CloseTcpConnection(self.context.client, half_close=True)
+def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
+    policy = _policies.get(self.flow) if hasattr(self, "flow") else None
+    if (
+        policy is None
+        or not isinstance(event, ResponseProtocolError)
+        or _answer_reached_client(self)
+    ):
+        return (yield from _original_handle_protocol_error(self, event))
+    yield from _detach_upstream(self)  # it would report its own close as one more error
+    decision = policy.response_broken(self.flow, event.message)
+    yield from _act(self, decision, body_pending=False)
 
 
-def _make_server_connection(self: HttpStream) -> Commands:
-    ctl = _controls.get(self.flow)
-    if ctl is None:
-        return (yield from _original_make_server_connection(self))
-    answer, ctl.answer = ctl.answer, None
-    check, ctl.check_body = ctl.check_body, None
-    if answer is None and check is not None:
-        answer = check(self.flow.request)
-    if answer is not None:
+def _detach_upstream(self: HttpStream) -> Commands:
+    """Close this stream's upstream connection and hear no more from it.
+
+    Its HTTP/1 client layer would report the close (or the rest of a broken answer) as an error
+    of this stream, which by then may be waiting for another upstream. mitmproxy's own
+    MessageInjected routing finds that layer the same way (HttpLayer._handle_event).
+    """
+    server = self.context.server
+    parent = self.context.layers[self.context.layers.index(self) - 1]
+    assert isinstance(parent, HttpLayer)
+    stack = parent.connections.get(server)
+    client = stack.context.layers[-1] if stack is not None else None
+    if isinstance(client, Http1Client) and client.stream_id == self.stream_id:
+        client.stream_id = None
+        client.state = client.done
+    yield CloseConnection(server)
+
+
+def _handle_event(self: HttpStream, event: Any) -> Commands:
+    if isinstance(event, DeadlinePassed):
+        return (yield from _deadline_passed(self, event))
+    return (yield from _original_handle_event(self, event))
+
+
+def _deadline_passed(self: HttpStream, event: DeadlinePassed) -> Commands:
+    """A timer of the addon expired: act on it if the flow is still where the timer was for."""
+    flow = event.flow
+    policy = _policies.get(flow) if isinstance(flow, http.HTTPFlow) else None
+    if policy is None or getattr(self, "flow", None) is not flow:
+        return  # the stream moved on to another request of the connection
+    phase = event.message
+    receiving = (self.state_stream_request_body, self.state_consume_request_body)
+    if phase == CLIENT_BODY and self.client_state in receiving:
+        if self.client_state == self.state_stream_request_body:
+            yield from _detach_upstream(self)  # it has part of a body: it must store nothing
+        answer = policy.deadline_passed(self.flow, phase)
+        assert isinstance(answer, http.Response), "a stalled client is answered, not re-aimed"
         yield from _answer(self, answer)
-        return False
-    # A failed connection leaves mitmproxy's error path (HTML 502) to the addon's response hook.
-    failed, value = yield from _run_until(
-        _original_make_server_connection(self),
-        lambda command, reply: isinstance(command, GetHttpConnection) and bool(reply[1]),
-    )
-    if not failed:
-        return value
-    ctl.unreachable = value[1]
-    yield from _answer(self, http.Response.make(502, b"", {"Connection": "close"}))
-    return False
+    elif phase == ANSWER_BODY and self.server_state == self.state_stream_response_body:
+        # The client has the headers and part of the body: break its transfer.
+        yield from _detach_upstream(self)
+        error = ResponseProtocolError(self.stream_id, phase, ErrorCode.GENERIC_SERVER_ERROR)
+        yield from _original_handle_protocol_error(self, error)
+    elif phase != CLIENT_BODY and not _answer_reached_client(self):
+        yield from _detach_upstream(self)
+        yield from _act(self, policy.deadline_passed(self.flow, phase), body_pending=False)
+
+
+def _answer_reached_client(self: HttpStream) -> bool:
+    """Whether the client has (part of) an answer, or the stream is over: too late to re-aim."""
+    over = (self.state_stream_response_body, self.state_done, self.state_errored)
+    return self.server_state in over
+
+
+def _answer(self: HttpStream, response: http.Response) -> Commands:
+    """Send the policy's response in place of an upstream's; leaves the upstream out of it."""
+    still_sending = self.client_state != self.state_done
+    if still_sending and not self.flow.request.is_http2:
+        response.headers["Connection"] = "close"  # we close after it: the client must know
+    self.flow.response = response
+    yield from _deliver(self)
+    if still_sending:
+        # A body is still on its way and nobody will read it.
+        self.client_state = self.state_errored
+        if self.flow.request.is_http2:
+            yield SendHttp(
+                ResponseProtocolError(self.stream_id, "request refused", ErrorCode.CANCEL),
+                self.context.client,
+            )
+        else:
+            yield CloseTcpConnection(self.context.client, half_close=True)
 
 
 def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
@@ -189,6 +376,63 @@ def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
         yield from _answer(self, abort.response)
 
 
+@dataclass
+class HeadLimits:
+    """What a client's request head may take (set by the addon from its config)."""
+
+    max_bytes: int = 24 * 1024
+    seconds: float = 20.0
+    # The answer, given the reason (TOO_LARGE or TOO_SLOW) and the client's address.
+    refuse: Callable[[str, Any], http.Response] = lambda reason, peer: http.Response.make(400)
+
+
+head_limits = HeadLimits()
+TOO_LARGE, TOO_SLOW = "too large", "too slow"
+
+
+_head_started: WeakKeyDictionary[Http1Server, float] = WeakKeyDictionary()
+
+
+def _read_headers(self: Http1Server, event: Any) -> Commands:
+    if not isinstance(event, DataReceived) or not isinstance(
+        self.context.client.proxy_mode, ReverseMode
+    ):
+        return (yield from _original_read_headers(self, event))
+    started = _head_started.setdefault(self, time.monotonic())
+    yield from _original_read_headers(self, event)
+    if self.state != self.read_headers:
+        _head_started.pop(self, None)  # the head is in: the next one is timed from its start
+        return None
+    # The head has not ended: all that is buffered is head.
+    reason = None
+    if len(self.buf) > head_limits.max_bytes:
+        reason = TOO_LARGE
+    elif time.monotonic() - started > head_limits.seconds:
+        reason = TOO_SLOW
+    if reason is not None:
+        answer = head_limits.refuse(reason, self.conn.peername)
+        yield SendData(self.conn, http1.assemble_response(answer))
+        yield CloseConnection(self.conn)
+        self.state = self.done
+    return None
+
+
+WRAPPED = {
+    "_handle_event": _handle_event,
+    "make_server_connection": _make_server_connection,
+    "state_wait_for_response_headers": _state_wait_for_response_headers,
+    "handle_protocol_error": _handle_protocol_error,
+    "state_stream_request_body": _state_stream_request_body,
+}
+ORIGINALS = {
+    "_handle_event": _original_handle_event,
+    "make_server_connection": _original_make_server_connection,
+    "state_wait_for_response_headers": _original_state_wait_for_response_headers,
+    "handle_protocol_error": _original_handle_protocol_error,
+    "state_stream_request_body": _original_state_stream_request_body,
+}
+
+
 def install() -> None:
     """Wrap the methods; idempotent. Refuses a mitmproxy version it was not tested with."""
     if mitmproxy.version.VERSION != SUPPORTED_MITMPROXY:
@@ -197,6 +441,6 @@ def install() -> None:
             f"{SUPPORTED_MITMPROXY} only; this is mitmproxy {mitmproxy.version.VERSION}. "
             f"Install mitmproxy=={SUPPORTED_MITMPROXY}."
         )
-    HttpStream.send_response = _send_response  # type: ignore[method-assign]
-    HttpStream.make_server_connection = _make_server_connection  # type: ignore[method-assign]
-    HttpStream.state_stream_request_body = _state_stream_request_body  # type: ignore[method-assign]
+    for name, wrapper in WRAPPED.items():
+        setattr(HttpStream, name, wrapper)
+    Http1Server.read_headers = _read_headers  # type: ignore[method-assign]

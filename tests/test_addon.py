@@ -1,46 +1,62 @@
-"""The addon's hooks, driven with mitmproxy's own test helpers (no network)."""
+"""The addon's hooks and the policy they give each flow, driven with mitmproxy's own test helpers
+(no network). What the wrapped mitmproxy internals do with a policy's decisions is tested end to
+end (test_routing.py, test_running.py); here, what the decisions are."""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import inspect
 import json
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from mitmproxy import exceptions, http
 from mitmproxy.addons.script import load_script
+from mitmproxy.flow import Error
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon import sigv4, upstream_control
-from addon.errors import S3Error
+from addon import upstream_control
+from addon.exchange import Exchange
+from addon.upstream_control import PASS, RETRY, AnswerInstead, ReadBody
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_HOST = "127.0.0.1:7070"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     backends = [
-        {
-            "name": "hot",
-            "access": "AKHOT",
-            "secret": "hot-secret",
-            "endpoint": "http://10.0.0.1:9000",
-        },
-        {
-            "name": "warm",
-            "access": "AKWARM",
-            "secret": "warm-secret",
-            "endpoint": "https://warm.example",
-        },
+        {"name": name, "access": f"AK{name.upper()}", "secret": f"{name}-secret"}
+        for name in ("hot", "warm")
     ]
+    backends[0]["endpoint"], backends[1]["endpoint"] = (
+        "http://10.0.0.1:9000",
+        "https://warm.example",
+    )
     for b in backends:
         b["usePathStyle"] = True
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"backends": backends}))
     return path
+
+
+_LOOP = asyncio.new_event_loop()
+
+
+def run(hook, *args):
+    """Call a hook or policy method as mitmproxy does: on the event loop (deadlines are
+    asyncio timers), awaiting it if it is a coroutine."""
+
+    async def call():
+        result = hook(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    return _LOOP.run_until_complete(call())
 
 
 def load_addon():
@@ -53,35 +69,25 @@ def tctx(config: Path):
     addon = load_addon()
     with taddons.context(addon) as tctx:
         tctx.configure(
-            addon,
-            s3multi_config=str(config),
-            s3multi_access="ROOT",
-            s3multi_secret="root-secret",
+            addon, s3multi_config=str(config), s3multi_access="ROOT", s3multi_secret="root-secret"
         )
         yield tctx, addon
 
 
-def signed_flow(method: str, path: str, secret: str = "root-secret") -> http.HTTPFlow:
-    raw_path, _, query = path.partition("?")
-    headers = [("x-amz-content-sha256", EMPTY_SHA256)]
-    auth = sigv4.sign_headers(
-        access="ROOT",
-        secret=secret,
-        region="us-east-1",
-        method=method,
-        host=PROXY_HOST,
-        path=sigv4.canonical_path(raw_path),
-        query=sigv4.canonical_query(sigv4.query_pairs(query)),
-        headers=headers,
-        signed_headers=["x-amz-content-sha256"],
-        payload_hash=EMPTY_SHA256,
+def signed_flow(
+    method: str, path: str, secret: str = "root-secret", body: bytes = b"", host: str = PROXY_HOST
+) -> http.HTTPFlow:
+    """A request as a client sends it, signed by botocore for the root keys."""
+    request = AWSRequest(method=method, url=f"http://{host}{path}", data=body)
+    request.headers["Host"] = host
+    S3SigV4Auth(Credentials("ROOT", secret), "s3", "us-east-1").add_auth(request)
+    fields = [(k.encode(), str(v).encode()) for k, v in request.headers.items()]
+    if body:
+        fields.append((b"Content-Length", str(len(body)).encode()))
+    treq = tutils.treq(
+        method=method.encode(), path=path.encode(), headers=http.Headers(fields), content=body
     )
-    # `auth` carries X-Amz-Date, X-Amz-Content-SHA256 and Authorization.
-    fields = [(b"Host", PROXY_HOST.encode())] + [(k.encode(), v.encode()) for k, v in auth.items()]
-    request = tutils.treq(
-        method=method.encode(), path=path.encode(), headers=http.Headers(fields), content=b""
-    )
-    return reverse_flow(request)
+    return reverse_flow(treq)
 
 
 def reverse_flow(request: http.Request) -> http.HTTPFlow:
@@ -91,28 +97,31 @@ def reverse_flow(request: http.Request) -> http.HTTPFlow:
     return flow
 
 
-def control(flow: http.HTTPFlow) -> upstream_control.Control:
-    found = upstream_control.control_of(flow)
-    assert found is not None, "the addon did not take the flow"
-    return found
+def exchange(flow: http.HTTPFlow) -> Exchange:
+    policy = upstream_control.policy_of(flow)
+    assert isinstance(policy, Exchange), "the addon did not forward the flow"
+    return policy
 
 
-def take_resend(flow: http.HTTPFlow) -> bool:
-    """What the wrapped send_response does: read the resend request, once."""
-    resend, control(flow).resend = control(flow).resend, False
-    return resend
+def refusal(flow: http.HTTPFlow) -> http.Response:
+    policy = upstream_control.policy_of(flow)
+    assert isinstance(policy, AnswerInstead), "the addon did not refuse the flow"
+    return policy.response
 
 
-def s3_404(code: str) -> http.Response:
-    return http.Response.make(
-        404, f"<Error><Code>{code}</Code></Error>".encode(), {"Content-Type": "application/xml"}
-    )
+def answer(flow: http.HTTPFlow, status: int, body: bytes = b"", **headers: str):
+    """The upstream's answer arriving for `flow`: what the policy decides at its headers."""
+    flow.response = http.Response.make(status, body, headers)
+    return run(exchange(flow).response_headers, flow)
+
+
+def s3_404(code: str) -> bytes:
+    return f"<Error><Code>{code}</Code></Error>".encode()
 
 
 def test_bad_config_is_an_options_error_without_secrets(tmp_path: Path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"backends": [{"name": "x", "access": "AK", "secret": "s3cr3t-v"}]}))
-    bad.write_text(bad.read_text().replace('"name"', '"nmae"'))
+    bad.write_text(json.dumps({"backends": [{"nmae": "x", "access": "AK", "secret": "s3cr3t-v"}]}))
     addon = load_addon()
     with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError) as raised:
         tctx.configure(
@@ -122,50 +131,82 @@ def test_bad_config_is_an_options_error_without_secrets(tmp_path: Path):
     assert "s3cr3t-v" not in str(raised.value)
 
 
+def test_the_secret_from_the_environment_is_never_an_option_value(config: Path):
+    """Option values show in `--options` and mitmweb's options page."""
+    addon = load_addon()
+    variables = {"ROOT_ACCESS_KEY_ID": "ROOT", "ROOT_SECRET_ACCESS_KEY": "root-secret"}
+    with mock.patch.dict("os.environ", variables), taddons.context(addon) as tctx:
+        tctx.configure(addon, s3multi_config=str(config))
+        assert addon.router is not None  # configured from the variables
+        assert tctx.options.s3multi_secret == "" and tctx.options.s3multi_access == ""
+        assert all("root-secret" not in str(o.default) for o in tctx.options._options.values())
+        flow = signed_flow("GET", "/bkt/k")
+        run(addon.requestheaders, flow)
+        assert exchange(flow)
+
+
 def test_signed_read_goes_to_the_primary_signed_with_its_keys(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/a%20b.txt?x-id=GetObject")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
 
-    assert flow.response is None and control(flow).answer is None
+    assert run(exchange(flow).before_connect, flow) is None
     assert (flow.request.scheme, flow.request.host, flow.request.port) == ("http", "10.0.0.1", 9000)
     assert flow.request.host_header == "10.0.0.1:9000"
     assert flow.request.path == "/bkt/a%20b.txt?x-id=GetObject"
     assert flow.request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKHOT/")
-    assert upstream_control.control_of(flow) is not None  # managed by the wrapped internals
 
 
 def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     tctx, addon = tctx
     flow = reverse_flow(tutils.treq(method=b"PUT", path=b"/bkt/k", host="proxy", port=7070))
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
 
-    answer = control(flow).answer  # sent instead of connecting anywhere
+    answer = refusal(flow)  # sent instead of connecting anywhere
     assert answer.status_code == 403
     assert b"<Code>AccessDenied</Code>" in answer.content
+    assert b"<Resource>/bkt/k</Resource>" in answer.content
     assert flow.response is None  # set here, mitmproxy would read the whole body first
     assert flow.request.stream is True
     assert flow.request.host == "proxy"
+    assert flow.comment == "refused: AccessDenied"
+
+
+def test_a_refused_virtual_hosted_request_names_bucket_and_key(tctx):
+    tctx, addon = tctx
+    tctx.configure(addon, s3multi_domain="s3.example.com")
+    flow = signed_flow("GET", "/some/key.txt", secret="guess", host="bkt.s3.example.com")
+    run(addon.requestheaders, flow)
+    assert b"<Resource>/bkt/some/key.txt</Resource>" in refusal(flow).content
 
 
 def test_wrong_secret_is_signature_does_not_match(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k", secret="guess")
-    addon.requestheaders(flow)
-    answer = control(flow).answer
-    assert answer.status_code == 403
-    assert b"<Code>SignatureDoesNotMatch</Code>" in answer.content
+    run(addon.requestheaders, flow)
+    assert refusal(flow).status_code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in refusal(flow).content
 
 
-def test_a_404_to_get_object_falls_back_at_the_headers(tctx):
-    """GetObject's 404 can only be NoSuchKey or NoSuchBucket: no need to wait for its body."""
+def test_a_small_body_that_does_not_match_its_hash_is_refused_in_the_request_hook(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("PUT", "/bkt/k", body=b"signed body")
+    run(addon.requestheaders, flow)
+    assert flow.request.stream is False  # small: read whole, then checked
+    flow.request.content = b"other body!"
+    run(addon.request, flow)
+    assert flow.response is not None and flow.response.status_code == 400
+    assert b"<Code>XAmzContentSHA256Mismatch</Code>" in flow.response.content
+    run(addon.response, flow)
+    assert "hot refused: XAmzContentSHA256Mismatch" in flow.comment
+
+
+def test_a_404_to_get_object_asks_for_its_body_then_the_next_backend(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
-    flow.response = http.Response.make(404)
-    addon.responseheaders(flow)
-
-    assert take_resend(flow)
+    run(addon.requestheaders, flow)
+    assert isinstance(answer(flow, 404), ReadBody)
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
     assert (flow.request.scheme, flow.request.host, flow.request.port) == (
         "https",
         "warm.example",
@@ -174,103 +215,104 @@ def test_a_404_to_get_object_falls_back_at_the_headers(tctx):
     assert "Credential=AKWARM/" in flow.request.headers["Authorization"]
 
 
-def test_a_sub_resource_read_falls_back_on_no_such_key_once_the_body_says_so(tctx):
+def test_a_head_404_asks_the_next_backend_at_once(tctx):
     tctx, addon = tctx
-    flow = signed_flow("GET", "/bkt/k?tagging")
-    addon.requestheaders(flow)
-    flow.response = s3_404("NoSuchKey")
-    addon.responseheaders(flow)
-    assert not control(flow).resend
-    assert flow.response.stream is False  # the 404 is read whole, to decide on it
-    addon.response(flow)
-
-    assert take_resend(flow)
+    flow = signed_flow("HEAD", "/bkt/k")
+    run(addon.requestheaders, flow)
+    assert answer(flow, 404) is RETRY
     assert flow.request.host == "warm.example"
 
 
 def test_a_sub_resource_404_is_answered_without_fallback(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt?tagging")
-    addon.requestheaders(flow)
-    flow.response = s3_404("NoSuchTagSet")
-    addon.responseheaders(flow)
-    addon.response(flow)
-
-    assert not control(flow).resend
+    run(addon.requestheaders, flow)
+    assert isinstance(answer(flow, 404), ReadBody)
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchTagSet")) is PASS
+    run(addon.response, flow)
     assert flow.request.host == "10.0.0.1"
-    assert "answered by hot" in flow.comment
+    assert flow.comment.endswith("answered by hot")
 
 
 def test_writes_never_fall_back(tctx):
     tctx, addon = tctx
     flow = signed_flow("DELETE", "/bkt/k")
-    addon.requestheaders(flow)
-    flow.response = s3_404("NoSuchKey")
-    addon.responseheaders(flow)
-    addon.response(flow)
-    assert not control(flow).resend
+    run(addon.requestheaders, flow)
+    assert answer(flow, 404, s3_404("NoSuchKey")) is PASS
     assert flow.request.host == "10.0.0.1"
 
 
 def test_large_answers_stream_and_small_ones_pass_whole(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
+    run(addon.requestheaders, flow)
     flow.response = http.Response.make(200)
     flow.response.headers["Content-Length"] = str(10 * 1024 * 1024)  # headers only, as they come
-    addon.responseheaders(flow)
-    assert flow.response.stream is True
+    run(addon.responseheaders, flow)
+    relay = flow.response.stream
+    assert callable(relay) and relay(b"piece") == b"piece"  # streamed, its progress watched
     flow.response = http.Response.make(200, b"small", {})
-    addon.responseheaders(flow)
+    run(addon.responseheaders, flow)
     assert flow.response.stream is False
 
 
 def test_unreachable_primary_becomes_an_s3_503(tctx):
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
-    control(flow).unreachable = "Connect call failed"
-    flow.response = http.Response.make(502)
-    addon.response(flow)
+    run(addon.requestheaders, flow)
+    response = run(exchange(flow).connect_failed, flow, "Connect call failed")
+    assert isinstance(response, http.Response)
+    assert response.status_code == 503
+    assert b"<Code>ServiceUnavailable</Code>" in response.content
+    assert b"Backend hot is unreachable." in response.content
+    assert response.headers["x-amz-request-id"]
 
-    assert flow.response.status_code == 503
-    assert b"<Code>ServiceUnavailable</Code>" in flow.response.content
-    assert flow.response.headers["x-amz-request-id"]
+
+def test_an_unreachable_fallback_is_skipped(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, flow)
+    answer(flow, 404)
+    run(exchange(flow).response_body, flow, s3_404("NoSuchKey"))
+    response = run(exchange(flow).connect_failed, flow, "refused")
+    assert isinstance(response, http.Response)  # the last one: not found anywhere
+    assert response.status_code == 404 and b"<Code>NoSuchKey</Code>" in response.content
 
 
 def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
     tctx, addon = tctx
     tctx.configure(addon, s3multi_domain="s3.amazonaws.com")
     other = tflow.tflow(req=tutils.treq(host="example.org", port=80, path=b"/anything"))
-    addon.requestheaders(other)
-    assert other.request.host == "example.org" and upstream_control.control_of(other) is None
+    run(addon.requestheaders, other)
+    assert other.request.host == "example.org" and upstream_control.policy_of(other) is None
 
     s3 = tflow.tflow(req=tutils.treq(host="bkt.s3.amazonaws.com", port=443, path=b"/k"))
-    addon.requestheaders(s3)
-    assert control(s3).answer.status_code == 403  # unsigned: refused
-
-
-def test_error_responses_to_head_have_no_body():
-    from addon.router import error_response
-
-    response = error_response(S3Error("AccessDenied"), "HEAD", "/b", "RID")
-    assert (response.status_code, response.content) == (403, b"")
+    run(addon.requestheaders, s3)
+    assert refusal(s3).status_code == 403  # unsigned: refused
 
 
 def test_the_flow_comment_names_every_backend_tried(tctx):
     """What mitmweb shows for a flow: the backends tried, their answers, the one that answered."""
     tctx, addon = tctx
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
-    flow.response = http.Response.make(404)
-    addon.responseheaders(flow)
-    assert take_resend(flow)
-    flow.response = http.Response.make(200, b"found")  # the resent request's answer
-    addon.responseheaders(flow)
-    addon.response(flow)
+    run(addon.requestheaders, flow)
+    answer(flow, 404)
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
+    assert answer(flow, 200, b"found") is PASS
+    run(addon.response, flow)
     assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
     assert ", warm 200 " in flow.comment
     assert flow.comment.endswith("answered by warm")
+
+
+def test_a_failed_flow_still_gets_its_comment(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, flow)
+    answer(flow, 200)
+    flow.error = Error("peer closed connection")
+    run(addon.error, flow)
+    assert flow.comment.endswith("answered by hot; failed: peer closed connection")
 
 
 def test_a_bug_of_ours_refuses_the_request_instead_of_relaying_it(tctx, monkeypatch):
@@ -281,7 +323,7 @@ def test_a_bug_of_ours_refuses_the_request_instead_of_relaying_it(tctx, monkeypa
 
     monkeypatch.setattr(addon.router, "start", broken)
     flow = signed_flow("GET", "/bkt/k")
-    addon.requestheaders(flow)
-    answer = control(flow).answer
-    assert answer.status_code == 500 and b"<Code>InternalError</Code>" in answer.content
+    run(addon.requestheaders, flow)
+    response = refusal(flow)
+    assert response.status_code == 500 and b"<Code>InternalError</Code>" in response.content
     assert flow.request.host == "address"  # never aimed at a backend

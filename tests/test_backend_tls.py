@@ -14,8 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from addon.local_backends import start_moto_servers
-from tests.test_routing import put_direct
+from addon.local_backends import free_port, start_moto_servers
+from tests.support.direct import put_direct
+from tests.support.processes import VENV_BIN
+from tests.support.proxy import proxy_env, start_proxy
+
+pytestmark = pytest.mark.e2e
 
 
 def self_signed(directory: Path) -> tuple[str, str]:
@@ -116,3 +120,20 @@ def test_a_private_ca_is_trusted_without_skipping_verification(
     assert proxy.client().get_object(Bucket=bucket, Key="private.txt")["Body"].read() == (
         b"behind a private CA"
     )
+
+
+def test_skip_verify_works_under_the_s3_multi_command(https_backend, tmp_path, bucket):
+    """The command adds the addon after mitmproxy's tlsconfig; `mitmdump -s` before it."""
+    config = tmp_path / "c.json"
+    entry = backend_entry(https_backend, https_backend.endpoint, skip_verify=True)
+    config.write_text(json.dumps({"backends": [entry]}))
+    port = free_port()
+    command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--port", f"127.0.0.1:{port}"]
+    proxy = start_proxy([*command, "--debug"], tmp_path, proxy_env(), port)
+    try:
+        put_direct(https_backend, bucket, "cmd.txt", b"self-signed, skipped")
+        got = proxy.client().get_object(Bucket=bucket, Key="cmd.txt")["Body"].read()
+    finally:
+        proxy.stop()
+    assert got == b"self-signed, skipped"
+    assert f"GetObject /{bucket}/cmd.txt via [https-warm-skip 200" in proxy.log()

@@ -7,13 +7,16 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, aws_cli, child_env
-from tests.test_routing import has_bucket, has_object, put_direct
+from tests.support.direct import has_bucket, has_object, put_direct
+from tests.support.processes import VENV_BIN, aws_cli, child_env
+from tests.support.raw_http import fetch
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+
+pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 
@@ -73,7 +76,8 @@ def test_s3cmd(proxy, backends, bucket, tmp_path):
     )
 
     url = s3cmd("signurl", f"s3://{bucket}/small.txt", "+300").strip()  # a SigV2 query URL
-    assert urllib.request.urlopen(url, timeout=10).read() == small.read_bytes()
+    answer = fetch(url)
+    assert (answer.status, answer.body) == (200, small.read_bytes())
 
     s3cmd("del", f"s3://{bucket}/small.txt")
     assert not has_object(primary, bucket, "small.txt")
@@ -107,7 +111,8 @@ def test_minio_py(proxy, backends, bucket, tmp_path):
     assert client.get_object(bucket, "warm.txt").read() == b"warm from minio's view"
     assert client.stat_object(bucket, "warm.txt").size == len(b"warm from minio's view")
     url = client.presigned_get_object(bucket, "small.txt")
-    assert urllib.request.urlopen(url, timeout=10).read() == b"minio"
+    answer = fetch(url)
+    assert (answer.status, answer.body) == (200, b"minio")
     client.remove_object(bucket, "small.txt")
     assert not has_object(primary, bucket, "small.txt")
     assert primary.client().get_object(Bucket=bucket, Key="m.bin")["Body"].read() == data
@@ -159,11 +164,13 @@ def test_rclone(proxy, backends, bucket, tmp_path):
     stored = primary.client().get_object(Bucket=bucket, Key="tree/sub/large.bin")
     assert stored["Body"].read() == (local / "sub" / "large.bin").read_bytes()
     link = rclone("link", f"gw:{bucket}/tree/small.txt").decode().strip()  # presigned
-    assert urllib.request.urlopen(link, timeout=10).read() == b"small via rclone"
+    answer = fetch(link)
+    assert (answer.status, answer.body) == (200, b"small via rclone")
     rclone("deletefile", f"gw:{bucket}/tree/small.txt")
     assert not has_object(primary, bucket, "tree/small.txt")
 
 
+@pytest.mark.slow
 @pytest.mark.client("boto3", "paginators over 1100 keys")
 def test_boto3_paginates_a_listing_of_more_than_1000_keys(proxy, backends, bucket):
     primary = backends[0].client()

@@ -49,7 +49,7 @@ def write(tmp_path: Path, document: object, suffix: str = ".yaml") -> Path:
 
 
 def load(tmp_path: Path, *backends: dict[str, object], environ: dict[str, str] | None = None):
-    return load_config(write(tmp_path, {"backends": list(backends)}), environ or {})
+    return load_config(write(tmp_path, {"backends": list(backends)}), environ or {}).backends
 
 
 def error(tmp_path: Path, document: object, environ: dict[str, str] | None = None, **kw) -> str:
@@ -79,7 +79,7 @@ def assert_names(message: str, source: object, where: str, field: str) -> None:
 def test_shipped_config_loads(path: Path) -> None:
     assert path.name in EXPECTED, f"new config {path.name}: add it to EXPECTED"
     count, primary = EXPECTED[path.name]
-    backends = load_config(path, environ={})
+    backends = load_config(path, environ={}).backends
     assert len(backends) == count
     assert backends[0].name == primary
     assert [b.index for b in backends] == list(range(count))
@@ -93,7 +93,7 @@ def test_local_demo_config_takes_its_servers_from_the_environment() -> None:
             f"{PREFIX}{n}_SECRET": f"{ENV_SECRET}-{n}",
             f"{PREFIX}{n}_ENDPOINT": f"http://127.0.0.1:{40000 + n}",
         }
-    backends = load_config(CONFIGS / "local.yaml", environ)
+    backends = load_config(CONFIGS / "local.yaml", environ).backends
     assert [b.name for b in backends] == ["primary", "secondary", "tertiary"]
     assert [b.endpoint for b in backends] == [f"http://127.0.0.1:{40000 + n}" for n in range(3)]
     assert [b.secret for b in backends] == [f"{ENV_SECRET}-{n}" for n in range(3)]
@@ -196,7 +196,7 @@ def test_yaml_and_json_are_equivalent(tmp_path: Path) -> None:
 def test_yaml_yes_no_on_off_are_not_booleans(tmp_path: Path) -> None:
     # YAML 1.1 would turn these into booleans; here a name stays a name.
     text = f"backends:\n  - name: on\n    access: {ACCESS}\n    secret: {SECRET}\n    region: no\n"
-    (backend,) = load_config(write(tmp_path, text), {})
+    (backend,) = load_config(write(tmp_path, text), {}).backends
     assert (backend.name, backend.region) == ("on", "no")
 
 
@@ -218,7 +218,7 @@ def test_default_environ_is_os_environ(tmp_path: Path, monkeypatch: pytest.Monke
     for var in [v for v in os.environ if v.startswith(PREFIX)]:
         monkeypatch.delenv(var)
     monkeypatch.setenv(f"{PREFIX}0_NAME", "from-os-environ")
-    (backend,) = load_config(write(tmp_path, {"backends": [entry()]}))
+    (backend,) = load_config(write(tmp_path, {"backends": [entry()]})).backends
     assert backend.name == "from-os-environ"
 
 
@@ -589,3 +589,70 @@ def test_env_credential_pasted_into_another_variable_is_masked(tmp_path: Path) -
     message = backend_error(tmp_path, entry(name="minio"), environ=environ)
     assert_names(message, f"{PREFIX}0_ENDPOINT", 'backends[0] ("minio")', "endpoint")
     assert "***" in message
+
+
+# --- timeouts and proxy-wide settings -----------------------------------------------------------
+
+
+def test_timeouts_have_defaults_and_can_be_set_per_backend(tmp_path: Path) -> None:
+    first, second = load(
+        tmp_path,
+        entry(name="a"),
+        entry(name="b", connectTimeout=1.5, responseTimeout=10, idleTimeout=2),
+        environ={f"{PREFIX}0_RESPONSE_TIMEOUT": "7.5"},
+    )
+    assert (first.connect_timeout, first.response_timeout, first.idle_timeout) == (5, 7.5, 30)
+    assert (second.connect_timeout, second.response_timeout, second.idle_timeout) == (1.5, 10, 2)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("5", "must be a number of seconds, unquoted, got the string '5'"),
+        (True, "must be a number of seconds, unquoted, got true"),
+        (0, "must be more than 0 and at most 86400 seconds, got 0"),
+        (-1, "must be more than 0 and at most 86400 seconds, got -1"),
+        (1e9, "must be more than 0 and at most 86400 seconds"),
+    ],
+)
+def test_a_bad_timeout_is_named(tmp_path: Path, value: object, problem: str) -> None:
+    message = backend_error(tmp_path, entry(idleTimeout=value))
+    assert_names(message, tmp_path / "config.yaml", 'backends[0] ("store")', "idleTimeout")
+    assert problem in message
+
+
+def test_a_bad_timeout_variable_is_named(tmp_path: Path) -> None:
+    message = backend_error(tmp_path, entry(), environ={f"{PREFIX}0_CONNECT_TIMEOUT": "soon"})
+    assert message.startswith(f"{PREFIX}0_CONNECT_TIMEOUT: backends[0]")
+    assert "connectTimeout: must be a number of seconds, got 'soon'" in message
+
+
+def test_proxy_wide_settings_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    document = {"backends": [entry()], "clientTimeout": 3, "fallbackOn5xx": True}
+    config = load_config(write(tmp_path, document), {})
+    assert (config.client_timeout, config.fallback_on_5xx) == (3.0, True)
+    overridden = load_config(
+        write(tmp_path, document),
+        {"VGW_S3_MULTI_CLIENT_TIMEOUT": "9", "VGW_S3_MULTI_FALLBACK_ON_5XX": "off"},
+    )
+    assert (overridden.client_timeout, overridden.fallback_on_5xx) == (9.0, False)
+    default = load_config(write(tmp_path, {"backends": [entry()]}), {})
+    assert (default.client_timeout, default.fallback_on_5xx) == (20.0, False)
+
+
+def test_a_bad_setting_is_named(tmp_path: Path) -> None:
+    message = error(tmp_path, {"backends": [entry()], "fallbackOn5xx": "yes"})
+    assert message == (
+        f"{tmp_path / 'config.yaml'}: fallbackOn5xx: must be true or false, unquoted, "
+        "got the string 'yes'"
+    )
+    message = error(tmp_path, {"backends": [entry()]}, environ={"VGW_S3_MULTI_CLIENT_TIMEOUT": "x"})
+    assert (
+        message
+        == "VGW_S3_MULTI_CLIENT_TIMEOUT: clientTimeout: must be a number of seconds, got 'x'"
+    )
+
+
+def test_an_unknown_top_level_key_suggests_a_setting(tmp_path: Path) -> None:
+    message = error(tmp_path, {"backends": [entry()], "clienttimeout": 3})
+    assert "unknown top-level key 'clienttimeout', did you mean 'clientTimeout'?" in message

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, child_env
-from tests.test_routing import has_object, put_direct
+from tests.support.direct import has_object, put_direct
+from tests.support.processes import child_env
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+
+pytestmark = pytest.mark.e2e
 
 JS = Path(__file__).resolve().parent / "js"
 MIB = 1024 * 1024

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
-import time
-from contextlib import contextmanager
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import aws_cli, write_config
-from tests.test_routing import has_bucket, put_direct
+from tests.support.direct import has_bucket, put_direct
+from tests.support.files import file_sha256
+from tests.support.processes import aws_cli
+from tests.support.proxy import peak_rss, write_config
+
+pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -106,6 +107,7 @@ def test_copy_of_a_fallback_only_source_is_the_primarys_answer(proxy, backends, 
     assert got.value.response["Error"]["Code"] == "NoSuchKey"
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 100 MiB (concurrent parts)")
 def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     source = tmp_path / "big.bin"
@@ -120,26 +122,6 @@ def test_aws_cli_multipart_of_100_mib(proxy, backends, bucket, tmp_path):
     for piece in stored["Body"].iter_chunks(MIB):
         digest.update(piece)
     assert digest.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
-
-
-@contextmanager
-def peak_rss(proxy):
-    """Samples the proxy's RSS every 20 ms while the block runs; yields a list holding the peak."""
-    peak = [proxy.rss_mb()]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], proxy.rss_mb())
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        stop.set()
-        sampler.join()
 
 
 class Zeros:
@@ -161,6 +143,7 @@ class Zeros:
         return self.position
 
 
+@pytest.mark.slow
 def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     backends, run_proxy, tmp_path, bucket
 ):
@@ -189,6 +172,7 @@ def test_256_mib_put_get_and_fallback_get_stay_in_bounded_memory(
     assert primary.client().head_object(Bucket=bucket, Key="big")["ContentLength"] == size
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "cp of 1 GiB (128 concurrent parts)")
 def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     """128 concurrent 8 MiB parts through the proxy; read back whole and compared by hash."""
@@ -206,11 +190,3 @@ def test_aws_cli_multipart_of_1_gib(proxy, backends, bucket, tmp_path):
     assert file_sha256(back) == file_sha256(source)
     source.unlink()
     back.unlink()
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while piece := f.read(MIB):
-            digest.update(piece)
-    return digest.hexdigest()

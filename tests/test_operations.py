@@ -20,6 +20,12 @@ from addon.operations import (
 )
 
 P, F, ALL = Route.PRIMARY, Route.FALLBACK, Route.ALL
+
+
+def named(operation: Operation | None) -> tuple[str, Route] | None:
+    return None if operation is None else (operation.name, operation.route)
+
+
 WRITE_METHODS = ("PUT", "POST", "DELETE")
 
 # --- parse_path ---------------------------------------------------------------------------------
@@ -148,11 +154,11 @@ def _id(row: tuple) -> str:
 @pytest.mark.parametrize("row", REQUESTS, ids=[_id(r) for r in REQUESTS])
 def test_classify(row: tuple) -> None:
     name, method, path, keys, copy_source, route = row
-    assert classify(method, parse_path(path), keys, copy_source) == Operation(name, route)
+    assert named(classify(method, parse_path(path), keys, copy_source)) == (name, route)
 
 
 def test_classify_takes_the_method_in_any_case() -> None:
-    assert classify("get", parse_path("/bucket/key"), []) == Operation("GetObject", F)
+    assert named(classify("get", parse_path("/bucket/key"), [])) == ("GetObject", F)
 
 
 def test_classify_ignores_query_key_order() -> None:
@@ -164,16 +170,16 @@ def test_classify_ignores_query_key_order() -> None:
 
 def test_classify_accepts_any_iterable_of_query_keys() -> None:
     keys = (k for k in ["partNumber", "uploadId"])
-    assert classify("PUT", parse_path("/bucket/key"), keys) == Operation("UploadPart", P)
+    assert named(classify("PUT", parse_path("/bucket/key"), keys)) == ("UploadPart", P)
 
 
 def test_unknown_subresource_is_the_plain_operation_on_that_path() -> None:
     """GET /bucket/key?policy is not an S3 operation; S3 answers it as GetObject."""
-    assert classify("GET", parse_path("/bucket/key"), ["policy"]) == Operation("GetObject", F)
+    assert named(classify("GET", parse_path("/bucket/key"), ["policy"])) == ("GetObject", F)
 
 
 def test_copy_source_does_not_rename_a_read() -> None:
-    assert classify("GET", parse_path("/bucket/key"), [], True) == Operation("GetObject", F)
+    assert named(classify("GET", parse_path("/bucket/key"), [], True)) == ("GetObject", F)
 
 
 @pytest.mark.parametrize(
@@ -276,3 +282,12 @@ def test_virtual_bucket_from_host(host, expected):
 def test_a_virtual_hosted_path_is_all_key():
     assert parse_virtual("bkt", "/dir/a%20b") == Target("bkt", "dir/a b")
     assert parse_virtual("bkt", "/") == Target("bkt", None)
+
+
+def test_only_plain_reads_miss_by_status() -> None:
+    """A 404 to these can only mean a missing bucket or key; any other read's 404 is told by
+    its code (NoSuchTagSet is an answer, NoSuchKey a miss)."""
+    by_status = {op.name for op in TABLE.values() if op.miss_by_status}
+    assert by_status == {"GetObject", "HeadObject", "HeadBucket", "ListObjects", "ListObjectsV2"}
+    versioned = classify("GET", parse_path("/bucket/key"), ["versionId"])
+    assert versioned is not None and not versioned.miss_by_status

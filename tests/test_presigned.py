@@ -9,20 +9,20 @@ to see where the bytes are.
 
 from __future__ import annotations
 
-import datetime
-import http.client
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
-from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
+import pytest
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli
-from tests.test_routing import has_bucket, has_object, put_direct
+from tests.support.clients import s3_client
+from tests.support.direct import has_bucket, has_object, put_direct
+from tests.support.processes import aws_cli
+from tests.support.raw_http import Answer, fetch
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.signing import clock
+
+pytestmark = pytest.mark.e2e
 
 WEEK = 7 * 24 * 3600
 EXPIRED = "Request has expired."
@@ -36,43 +36,14 @@ MISMATCH = (
 )
 
 
-@dataclass
-class Fetched:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def error(self) -> dict[str, str]:
-        root = ET.fromstring(self.body)
-        assert root.tag == "Error", self.body
-        return {child.tag: child.text or "" for child in root}
-
-
-def fetch(url: str, method: str = "GET", body: bytes | None = None) -> Fetched:
-    """What a browser or curl does with a presigned URL: the URL as given, nothing signed."""
-    split = urlsplit(url)
-    connection = http.client.HTTPConnection(split.hostname, split.port, timeout=20)
-    try:
-        target = split.path + (f"?{split.query}" if split.query else "")
-        # moto stores an empty object for a form content type: say what the bytes are.
-        headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
-        connection.request(method, target, body=body, headers=headers)
-        response = connection.getresponse()
-        return Fetched(response.status, response.headers, response.read())
-    finally:
-        connection.close()
+def upload(url: str, body: bytes) -> Answer:
+    # moto stores an empty object for a form content type: say what the bytes are.
+    return fetch(url, "PUT", body, headers=(("Content-Type", "application/octet-stream"),))
 
 
 def presigner(proxy):
     """boto3 makes SigV2 URLs for custom endpoints unless told otherwise: SigV4 here."""
-    return boto3.client(
-        "s3",
-        endpoint_url=proxy.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ROOT_ACCESS,
-        aws_secret_access_key=ROOT_SECRET,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
+    return s3_client(proxy.endpoint, signature_version="s3v4")
 
 
 def presign(proxy, method: str, bucket: str, key: str, expires: int = 600, **params) -> str:
@@ -83,13 +54,7 @@ def presign(proxy, method: str, bucket: str, key: str, expires: int = 600, **par
     return url
 
 
-def signed_in_the_past(seconds: int):
-    then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-    then -= datetime.timedelta(seconds=seconds)
-    return mock.patch("botocore.auth.get_current_datetime", return_value=then)
-
-
-def assert_error(fetched: Fetched, status: int, code: str, message: str, resource: str) -> dict:
+def assert_error(fetched: Answer, status: int, code: str, message: str, resource: str) -> dict:
     assert fetched.status == status, fetched.body
     assert fetched.headers["Content-Type"] == "application/xml"
     error = fetched.error()
@@ -139,7 +104,7 @@ def test_put_lands_on_the_primary_only(proxy, backends, bucket):
     proxy.client().create_bucket(Bucket=bucket)
     body = bytes(range(256)) * 4096 + b"presigned upload"
 
-    put = fetch(presign(proxy, "put_object", bucket, "up.bin"), "PUT", body)
+    put = upload(presign(proxy, "put_object", bucket, "up.bin"), body)
     assert put.status == 200, put.body
     assert backends[0].client().get_object(Bucket=bucket, Key="up.bin")["Body"].read() == body
     assert not has_bucket(backends[1], bucket) and not has_bucket(backends[2], bucket)
@@ -167,16 +132,16 @@ def test_query_parameters_other_than_the_signature_reach_the_backend(proxy, back
 def test_a_week_is_accepted(proxy, backends, bucket):
     put_direct(backends[0], bucket, "k", b"for a week")
     assert fetch(presign(proxy, "get_object", bucket, "k", expires=WEEK)).body == b"for a week"
-    put = fetch(presign(proxy, "put_object", bucket, "w", expires=WEEK), "PUT", b"weekly")
+    put = upload(presign(proxy, "put_object", bucket, "w", expires=WEEK), b"weekly")
     assert put.status == 200, put.body
     assert backends[0].client().get_object(Bucket=bucket, Key="w")["Body"].read() == b"weekly"
 
 
 def test_a_week_and_a_second_is_refused(proxy, backends, bucket):
     proxy.client().create_bucket(Bucket=bucket)
-    for method, http_method, body in (("get_object", "GET", None), ("put_object", "PUT", b"x")):
+    for method, send in (("get_object", fetch), ("put_object", lambda url: upload(url, b"x"))):
         url = presign(proxy, method, bucket, "k", expires=WEEK + 1)  # boto3 does not refuse it
-        refused = fetch(url, http_method, body)
+        refused = send(url)
         error = assert_error(
             refused, 400, "AuthorizationQueryParametersError", OVER_A_WEEK, f"/{bucket}/k"
         )
@@ -186,7 +151,7 @@ def test_a_week_and_a_second_is_refused(proxy, backends, bucket):
 
 def test_an_expired_url_is_access_denied(proxy, backends, bucket):
     put_direct(backends[0], bucket, "k", b"too late")
-    with signed_in_the_past(2 * 3600):
+    with clock(-2 * 3600):  # signed two hours ago
         get = presign(proxy, "get_object", bucket, "k", expires=3600)
         head = presign(proxy, "head_object", bucket, "k", expires=3600)
         put = presign(proxy, "put_object", bucket, "new", expires=3600)
@@ -195,7 +160,7 @@ def test_an_expired_url_is_access_denied(proxy, backends, bucket):
     assert error["X-Amz-Expires"] == "3600" and error["Expires"] and error["ServerTime"]
     refused_head = fetch(head, "HEAD")
     assert (refused_head.status, refused_head.body) == (403, b"")
-    assert_error(fetch(put, "PUT", b"too late"), 403, "AccessDenied", EXPIRED, f"/{bucket}/new")
+    assert_error(upload(put, b"too late"), 403, "AccessDenied", EXPIRED, f"/{bucket}/new")
     assert not any(has_object(server, bucket, "new") for server in backends)
 
 
@@ -208,7 +173,7 @@ def test_a_tampered_key_path_is_signature_does_not_match(proxy, backends, bucket
     error = assert_error(tampered, 403, "SignatureDoesNotMatch", MISMATCH, f"/{bucket}/yours.txt")
     assert error["AWSAccessKeyId"] == ROOT_ACCESS
     url = presign(proxy, "put_object", bucket, "allowed.txt")
-    refused = fetch(url.replace("/allowed.txt?", "/yours.txt?"), "PUT", b"overwritten")
+    refused = upload(url.replace("/allowed.txt?", "/yours.txt?"), b"overwritten")
     assert_error(refused, 403, "SignatureDoesNotMatch", MISMATCH, f"/{bucket}/yours.txt")
     assert backends[0].client().get_object(Bucket=bucket, Key="yours.txt")["Body"].read() == (
         b"yours"
@@ -216,6 +181,7 @@ def test_a_tampered_key_path_is_signature_does_not_match(proxy, backends, bucket
     assert not any(has_object(server, bucket, "allowed.txt") for server in backends)
 
 
+@pytest.mark.slow
 def test_aws_cli_presign_reads_from_primary_and_fallback(proxy, backends, bucket, tmp_path):
     put_direct(backends[0], bucket, "hot.txt", b"on the primary\n")
     put_direct(backends[1], bucket, "warm.txt", b"on the secondary\n")

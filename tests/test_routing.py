@@ -7,14 +7,16 @@ band, with the backend's own keys) to see where the bytes are.
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
-import xml.etree.ElementTree as ET
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET
+from tests.support.clients import s3_client
+from tests.support.direct import has_bucket, has_object, put_direct
+from tests.support.raw_http import fetch
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+
+pytestmark = pytest.mark.e2e
 
 
 def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
@@ -23,31 +25,6 @@ def error_code(excinfo: pytest.ExceptionInfo[ClientError]) -> str:
 
 def status(excinfo: pytest.ExceptionInfo[ClientError]) -> int:
     return excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def has_object(server, bucket: str, key: str) -> bool:
-    try:
-        server.client().head_object(Bucket=bucket, Key=key)
-    except ClientError as e:
-        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404, e
-        return False
-    return True
-
-
-def has_bucket(server, bucket: str) -> bool:
-    try:
-        server.client().head_bucket(Bucket=bucket)
-    except ClientError as e:
-        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 404, e
-        return False
-    return True
-
-
-def put_direct(server, bucket: str, key: str, body: bytes) -> None:
-    client = server.client()
-    if not has_bucket(server, bucket):
-        client.create_bucket(Bucket=bucket)
-    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/octet-stream")
 
 
 def test_put_lands_on_primary_only_and_reads_back(proxy, backends, bucket):
@@ -213,31 +190,24 @@ def test_unknown_access_key_is_refused(proxy):
 
 
 def test_unsigned_request_gets_an_s3_xml_error(proxy, bucket):
-    request = urllib.request.Request(f"{proxy.endpoint}/{bucket}/k", method="GET")
-    with pytest.raises(urllib.error.HTTPError) as got:
-        urllib.request.urlopen(request, timeout=10)
-    assert got.value.code == 403
-    assert got.value.headers["Content-Type"] == "application/xml"
-    request_id = got.value.headers["x-amz-request-id"]
-    error = ET.fromstring(got.value.read())
-    assert error.findtext("Code") == "AccessDenied"
-    assert error.findtext("Resource") == f"/{bucket}/k"
-    assert error.findtext("RequestId") == request_id
+    answer = fetch(f"{proxy.endpoint}/{bucket}/k")
+    assert answer.status == 403
+    assert answer.headers["Content-Type"] == "application/xml"
+    error = answer.error()
+    assert error["Code"] == "AccessDenied"
+    assert error["Resource"] == f"/{bucket}/k"
+    assert error["RequestId"] == answer.headers["x-amz-request-id"]
 
 
 def test_refused_head_has_no_body(proxy, bucket):
-    request = urllib.request.Request(f"{proxy.endpoint}/{bucket}", method="HEAD")
-    with pytest.raises(urllib.error.HTTPError) as got:
-        urllib.request.urlopen(request, timeout=10)
-    assert got.value.code == 403
-    assert got.value.headers["x-amz-request-id"]
-    assert got.value.read() == b""
+    answer = fetch(f"{proxy.endpoint}/{bucket}", "HEAD")
+    assert answer.status == 403
+    assert answer.headers["x-amz-request-id"]
+    assert (answer.body, answer.trailing) == (b"", b"")
 
 
 def test_backends_do_not_accept_the_root_keys(backends):
     """The proxy must re-sign: forwarding the client's signature would fail at every backend."""
-    from tests.conftest import s3_client
-
     with pytest.raises(ClientError) as got:
         s3_client(backends[0].endpoint, ROOT_ACCESS, ROOT_SECRET).list_buckets()
     assert error_code(got) == "InvalidAccessKeyId"

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 from mitmproxy import io
 
 from addon.local_backends import free_port
-from tests.conftest import (
-    ROOT,
-    ROOT_ACCESS,
-    ROOT_SECRET,
-    VENV_BIN,
-    aws_cli,
-    child_env,
-    dead_endpoint,
+from tests.support.direct import put_direct
+from tests.support.processes import REPO, VENV_BIN, aws_cli, child_env, dead_endpoint
+from tests.support.proxy import (
+    WEB_PASSWORD,
     mitmdump_command,
+    proxy_env,
+    start_mitmweb,
     start_proxy,
     write_config,
 )
-from tests.test_routing import put_direct
+from tests.support.raw_http import fetch
+from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+
+pytestmark = pytest.mark.e2e
 
 
 def test_unreachable_fallback_is_skipped(backends, run_proxy, tmp_path, bucket):
@@ -73,6 +73,7 @@ def aws(proxy_endpoint: str, *args: str) -> bytes:
     return aws_cli("--endpoint-url", proxy_endpoint, *args)
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "HTTP: mb, cp, s3api, a fallback read")
 def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, bucket, tmp_path):
     primary, secondary, _ = backends
@@ -137,7 +138,6 @@ def test_bad_config_stops_both_commands_with_one_clear_line(tmp_path, document, 
     config = tmp_path / "bad.json"
     config.write_text(json.dumps(document))
     port = free_port()
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
     runs = {
         "s3-multi": [
             str(VENV_BIN / "s3-multi"),
@@ -150,7 +150,7 @@ def test_bad_config_stops_both_commands_with_one_clear_line(tmp_path, document, 
     }
     for name, command in runs.items():
         done = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=60, cwd=ROOT
+            command, capture_output=True, text=True, env=proxy_env(), timeout=60, cwd=REPO
         )
         output = done.stdout + done.stderr
         assert done.returncode != 0, f"{name} started with a bad config:\n{output}"
@@ -170,23 +170,16 @@ def test_unconfigured_mitmdump_does_not_start(tmp_path):
 @pytest.mark.client("mitmweb", "each flow's comment names the backends tried")
 def test_mitmweb_shows_which_backends_each_flow_tried(backends, tmp_path, bucket):
     """Under mitmweb, a developer sees fallback happen: each flow's comment names the backends."""
-    config = write_config(tmp_path / "c.json", backends[:2])
-    port, web_port = free_port(), free_port()
-    command = mitmdump_command(config, port, tmp_path / "mitmproxy")
-    command[0] = str(VENV_BIN / "mitmweb")
-    command = [arg for arg in command if arg not in ("--flow-detail", "0")]
-    command += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
-    command += ["--set", "web_open_browser=false", "--set", "web_password=watch-the-traffic"]
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    proxy = start_proxy(command, tmp_path, env, port)
+    proxy, web_port = start_mitmweb(backends[:2], tmp_path)
     try:
         put_direct(backends[1], bucket, "seen.txt", b"watched")
         assert proxy.client().get_object(Bucket=bucket, Key="seen.txt")["Body"].read() == b"watched"
-        request = urllib.request.Request(
+        answer = fetch(
             f"http://127.0.0.1:{web_port}/flows",
-            headers={"Authorization": "Bearer watch-the-traffic"},
+            headers=(("Authorization", f"Bearer {WEB_PASSWORD}"),),
         )
-        flows = json.loads(urllib.request.urlopen(request, timeout=10).read())
+        assert answer.status == 200, answer.body
+        flows = json.loads(answer.body)
     finally:
         proxy.stop()
     comments = [f["comment"] for f in flows if f["request"]["path"].startswith(f"/{bucket}/")]
@@ -203,8 +196,7 @@ def test_flows_can_be_saved_for_later(backends, tmp_path, bucket):
     config = write_config(tmp_path / "c.json", backends[:2])
     port, saved = free_port(), tmp_path / "flows.mitm"
     command = [*mitmdump_command(config, port, tmp_path / "mitmproxy"), "-w", str(saved)]
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    proxy = start_proxy(command, tmp_path, env, port)
+    proxy = start_proxy(command, tmp_path, proxy_env(), port)
     try:
         put_direct(backends[1], bucket, "kept.txt", b"kept")
         backends[0].client().create_bucket(Bucket=bucket)

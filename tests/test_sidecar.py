@@ -6,21 +6,16 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
-import urllib.request
 
 import pytest
 
 from addon.local_backends import free_port
-from tests.conftest import (
-    ROOT_ACCESS,
-    ROOT_SECRET,
-    aws_cli,
-    child_env,
-    mitmdump_command,
-    start_proxy,
-    write_config,
-)
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
+from tests.support.processes import aws_cli
+from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
+from tests.support.raw_http import Request, send
+
+pytestmark = pytest.mark.e2e
 
 S3_DOMAINS = "s3.amazonaws.com,s3.us-east-1.amazonaws.com"
 # TLS to other hosts is tunnelled, not intercepted.
@@ -34,8 +29,7 @@ def sidecar(backends, tmp_path_factory):
     port, confdir = free_port(), workdir / "mitmproxy"
     command = mitmdump_command(config, port, confdir, sidecar=True)
     command += ["--allow-hosts", ALLOW_HOSTS, "--set", f"s3multi_domain={S3_DOMAINS}"]
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    proxy = start_proxy(command, workdir, env, port, confdir)
+    proxy = start_proxy(command, workdir, proxy_env(), port, confdir)
     yield proxy
     proxy.stop()
 
@@ -72,12 +66,12 @@ def test_other_traffic_passes_untouched(sidecar, tmp_path):
     thread = threading.Thread(target=server.serve_forever)
     thread.start()
     try:
-        proxied = urllib.request.build_opener(
-            urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{sidecar.port}"})
+        host = f"127.0.0.1:{server.server_address[1]}"
+        # What an application sends its HTTP proxy: the absolute URL as the request target.
+        answer = send(
+            sidecar.port, Request("GET", f"http://{host}/page.txt", headers=(("Host", host),))
         )
-        url = f"http://127.0.0.1:{server.server_address[1]}/page.txt"
-        answer = proxied.open(url, timeout=10)
-        assert (answer.status, answer.read()) == (200, b"not S3")
+        assert (answer.status, answer.body) == (200, b"not S3")
     finally:
         server.shutdown()
         thread.join()

@@ -21,7 +21,8 @@ from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
 from addon import sigv2
-from addon.client_auth import ClientAuth, RootKeys
+from addon.auth_checks import RootKeys
+from addon.client_auth import ClientAuth
 from addon.errors import S3Error
 from addon.operations import SUBRESOURCES, TABLE, Scope
 

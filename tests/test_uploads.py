@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
-import socket
-import threading
 import time
+from dataclasses import replace
 
-import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from addon import sigv4
-from addon.aws_chunked import ChunkChain
-from addon.sigv4 import signing_key
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, aws_cli, write_config
-from tests.test_routing import has_bucket, has_object
+from tests.support.aws_chunked_reference import SIGNED, SIGNED_TRAILER, ChunkSigner, encode
+from tests.support.clients import s3_client
+from tests.support.direct import has_bucket, has_object
+from tests.support.processes import aws_cli
+from tests.support.proxy import peak_rss, write_config
+from tests.support.raw_http import Connection, Request, fetch, send
+from tests.support.root_keys import REGION
+from tests.support.signing import sigv4
+
+pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 
@@ -43,68 +43,33 @@ def capture_payload_hashes(client) -> list[str]:
 
 def signed_chunk_upload(
     port: int, path: str, data: bytes, chunk: int = 64 * 1024, trailer: bool = False
-) -> tuple[dict[str, str], bytes]:
-    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] request as the Java and Go SDKs send it."""
-    form = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else "")
+) -> Request:
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] request as the Java and Go SDKs send it:
+    Content-Length signed too, so the framing's length is known before the signatures are."""
     pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    framed_length = sum(len(f"{len(p):x};chunk-signature=") + 64 + 4 + len(p) for p in pieces)
-    framed_length += len("0;chunk-signature=") + 64 + 2
-    trailer_line = b""
+    trailers = None
     if trailer:
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
-        trailer_line = f"x-amz-checksum-sha256:{digest}\r\n".encode()
-        framed_length += len(trailer_line) + len("x-amz-trailer-signature:") + 64 + 2 + 2
-    else:
-        framed_length += 2
-    headers = {
-        "Content-Encoding": "aws-chunked",
-        "Content-Type": "application/octet-stream",
-        "Content-Length": str(framed_length),
-        "x-amz-decoded-content-length": str(len(data)),
-    }
+        trailers = [
+            ("x-amz-checksum-sha256", base64.b64encode(hashlib.sha256(data).digest()).decode())
+        ]
+    # The framing's length does not depend on the signatures' values, only on their count.
+    placeholder = ChunkSigner("", "00000000T000000Z", REGION, "0" * 64)
+    headers = [
+        ("Host", f"127.0.0.1:{port}"),
+        ("Content-Encoding", "aws-chunked"),
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(len(encode(pieces, signer=placeholder, trailers=trailers)))),
+        ("x-amz-decoded-content-length", str(len(data))),
+    ]
     if trailer:
-        headers["x-amz-trailer"] = "x-amz-checksum-sha256"
-    host = f"127.0.0.1:{port}"
-    signed = sigv4.sign_headers(
-        access=ROOT_ACCESS,
-        secret=ROOT_SECRET,
-        region="us-east-1",
-        method="PUT",
-        host=host,
-        path=sigv4.canonical_path(path),
-        query="",
-        headers=list(headers.items()),
-        signed_headers=[h.lower() for h in headers],
-        payload_hash=form,
+        headers.append(("x-amz-trailer", "x-amz-checksum-sha256"))
+    request = sigv4(
+        Request("PUT", path, headers=tuple(headers)),
+        payload_hash=SIGNED_TRAILER if trailer else SIGNED,
     )
-    timestamp = signed["X-Amz-Date"]
-    seed = signed["Authorization"].rpartition("Signature=")[2]
-    chain = ChunkChain(
-        signing_key(ROOT_SECRET, timestamp[:8], "us-east-1"),
-        timestamp,
-        f"{timestamp[:8]}/us-east-1/s3/aws4_request",
-        seed,
-    )
-    body = b"".join(
-        f"{len(p):x};chunk-signature={chain.chunk(p)}\r\n".encode() + p + b"\r\n" for p in pieces
-    )
-    body += f"0;chunk-signature={chain.chunk(b'')}\r\n".encode()
-    if trailer:
-        canonical = trailer_line.replace(b"\r", b"")
-        body += trailer_line + f"x-amz-trailer-signature:{chain.trailer(canonical)}\r\n".encode()
-    body += b"\r\n"
-    assert len(body) == framed_length
-    return {**headers, **signed}, body
-
-
-def send(port: int, method: str, path: str, headers: dict[str, str], body: bytes):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    body = encode(pieces, signer=ChunkSigner.seeded_by(request), trailers=trailers)
+    assert str(len(body)) == request.header("Content-Length")
+    return replace(request, body=body)
 
 
 @pytest.mark.parametrize("trailer", [False, True], ids=["signed", "signed-trailer"])
@@ -113,10 +78,10 @@ def test_signed_chunk_upload_is_stored_without_framing(proxy, backends, bucket, 
     primary = backends[0]
     primary.client().create_bucket(Bucket=bucket)
     data = os.urandom(300_000)
-    headers, body = signed_chunk_upload(proxy.port, f"/{bucket}/chunked", data, trailer=trailer)
+    upload = signed_chunk_upload(proxy.port, f"/{bucket}/chunked", data, trailer=trailer)
 
-    status, answer = send(proxy.port, "PUT", f"/{bucket}/chunked", headers, body)
-    assert status == 200, answer
+    answer = send(proxy.port, upload)
+    assert answer.status == 200, answer.body
     assert primary.client().get_object(Bucket=bucket, Key="chunked")["Body"].read() == data
     assert not has_bucket(backends[1], bucket)
 
@@ -125,12 +90,12 @@ def test_a_forged_chunk_stores_nothing(proxy, backends, bucket):
     primary = backends[0]
     primary.client().create_bucket(Bucket=bucket)
     data = os.urandom(200_000)
-    headers, body = signed_chunk_upload(proxy.port, f"/{bucket}/forged", data)
-    forged = bytearray(body)
-    forged[len(body) // 2] ^= 0xFF  # a byte of the second chunk
+    upload = signed_chunk_upload(proxy.port, f"/{bucket}/forged", data)
+    forged = bytearray(upload.body)
+    forged[len(forged) // 2] ^= 0xFF  # a byte of the second chunk
 
-    status, answer = send(proxy.port, "PUT", f"/{bucket}/forged", headers, bytes(forged))
-    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer
+    answer = send(proxy.port, replace(upload, body=bytes(forged)))
+    assert (answer.status, answer.error()["Code"]) == (403, "SignatureDoesNotMatch")
     assert not has_object(primary, bucket, "forged")
 
 
@@ -138,15 +103,11 @@ def test_a_truncated_chunked_body_stores_nothing(proxy, backends, bucket):
     primary = backends[0]
     primary.client().create_bucket(Bucket=bucket)
     data = os.urandom(200_000)
-    headers, body = signed_chunk_upload(proxy.port, f"/{bucket}/short", data)
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        sock.sendall(
-            f"PUT /{bucket}/short HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n{head}\r\n".encode()
-        )
-        sock.sendall(body[:-1000])
-        sock.shutdown(socket.SHUT_WR)  # the client gives up half-way
-        sock.recv(65536)
+    upload = signed_chunk_upload(proxy.port, f"/{bucket}/short", data)
+    with Connection(proxy.port, timeout=30) as connection:
+        connection.write(upload.head() + upload.body[:-1000])
+        connection.end_writing()  # the client gives up half-way
+        connection.read_until_closed()
     time.sleep(0.5)
     assert not has_object(primary, bucket, "short")
 
@@ -185,6 +146,7 @@ def test_boto3_multipart_upload_over_https(proxy, backends, bucket, tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.client("aws CLI", "HTTPS: mb, cp (20 MiB multipart), s3api")
 def test_aws_cli_over_https(proxy, backends, bucket, tmp_path):
     def aws(*args: str) -> bytes:
@@ -223,83 +185,47 @@ def test_a_body_that_does_not_match_its_signed_hash_stores_nothing(proxy, backen
     primary.client().create_bucket(Bucket=bucket)
     signed_body, sent_body = b"what was signed" * 1000, b"what was sent!!" * 1000
     payload_hash = hashlib.sha256(signed_body).hexdigest()
-    headers = {"Content-Type": "text/plain", "Content-Length": str(len(sent_body))}
-    headers.update(
-        sigv4.sign_headers(
-            access=ROOT_ACCESS,
-            secret=ROOT_SECRET,
-            region="us-east-1",
-            method="PUT",
-            host=f"127.0.0.1:{proxy.port}",
-            path=f"/{bucket}/tampered",
-            query="",
-            headers=list(headers.items()),
-            signed_headers=["content-type"],
-            payload_hash=payload_hash,
-        )
+    headers = (("Host", f"127.0.0.1:{proxy.port}"), ("Content-Type", "text/plain"))
+    signed = sigv4(
+        Request("PUT", f"/{bucket}/tampered", headers=headers), payload_hash=payload_hash
     )
-    status, answer = send(proxy.port, "PUT", f"/{bucket}/tampered", headers, sent_body)
-    assert status == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in answer
+    tampered = replace(signed.add("Content-Length", str(len(sent_body))), body=sent_body)
+    answer = send(proxy.port, tampered)
+    assert (answer.status, answer.error()["Code"]) == (400, "XAmzContentSHA256Mismatch")
     assert not has_object(primary, bucket, "tampered")
 
 
+@pytest.mark.slow
 def test_a_refused_1_gib_upload_is_not_read_into_memory(backends, run_proxy, tmp_path, bucket):
     proxy = run_proxy(write_config(tmp_path / "c.json", backends[:1]))
     before = proxy.rss_mb()
-    size = 1024 * MIB
-    piece = bytes(MIB)
-    peak = before
-    answer = b""
-
-    def watch(stop: threading.Event) -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, proxy.rss_mb())
-            time.sleep(0.02)
-
-    stop = threading.Event()
-    watcher = threading.Thread(target=watch, args=(stop,))
-    watcher.start()
-    try:
-        with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
-            sock.sendall(
-                f"PUT /{bucket}/huge HTTP/1.1\r\nHost: 127.0.0.1:{proxy.port}\r\n"
-                f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n".encode()
-            )
-            sent = 0
-            try:
-                while sent < size:
-                    sock.sendall(piece)
-                    sent += len(piece)
-            except OSError:
-                pass  # the proxy answered and closed its side; the rest is not wanted
-            sock.settimeout(10)
-            answer = sock.recv(65536)
-    finally:
-        stop.set()
-        watcher.join()
-    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
-    assert b"<Code>AccessDenied</Code>" in answer
-    assert peak - before < 100, f"RSS grew from {before:.0f} MB to {peak:.0f} MB"
+    size, piece = 1024 * MIB, bytes(MIB)
+    fields = (
+        ("Host", f"127.0.0.1:{proxy.port}"),
+        ("Content-Length", str(size)),
+        ("Content-Type", "application/octet-stream"),
+    )
+    unsigned = Request("PUT", f"/{bucket}/huge", headers=fields)
+    with peak_rss(proxy) as peak, Connection(proxy.port, timeout=30) as connection:
+        connection.write(unsigned.head())
+        sent = 0
+        # Until the proxy answers and closes its side: the rest is not wanted.
+        while sent < size and connection.write(piece):
+            sent += len(piece)
+        answer = connection.answer("PUT")
+    assert (answer.status, answer.error()["Code"]) == (403, "AccessDenied")
+    assert peak[0] - before < 100, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
     assert not has_object(backends[0], bucket, "huge")
 
 
 def test_presigned_put_is_not_a_way_around_the_signature(proxy, backends, bucket):
     """A PUT with a body but a broken presigned signature is refused and stores nothing."""
     backends[0].client().create_bucket(Bucket=bucket)
-    presigner = boto3.client(
-        "s3",
-        endpoint_url=proxy.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=ROOT_ACCESS,
-        aws_secret_access_key=ROOT_SECRET,
-        config=Config(signature_version="s3v4"),
-    )
+    presigner = s3_client(proxy.endpoint, signature_version="s3v4")
     url = presigner.generate_presigned_url(
         "put_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60
     )
-    path = url.split(str(proxy.port), 1)[1].replace("X-Amz-Signature=", "X-Amz-Signature=0")
-    status, answer = send(proxy.port, "PUT", path, {"Content-Type": "text/plain"}, b"x" * 10)
-    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in answer
-    with pytest.raises(ClientError):
-        backends[0].client().head_object(Bucket=bucket, Key="p")
+    broken = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    answer = fetch(broken, "PUT", b"x" * 10, headers=(("Content-Type", "text/plain"),))
+    assert (answer.status, answer.error()["Code"]) == (403, "SignatureDoesNotMatch")
+    assert not has_object(backends[0], bucket, "p")

@@ -1,40 +1,182 @@
-"""The mitmproxy internals that the in-flow fallback wraps (addon/upstream_control.py).
+"""The mitmproxy internals that addon/upstream_control.py wraps, fingerprinted.
 
-The fallback's behaviour is tested end to end in test_routing.py and test_running.py; these tests
-make a mitmproxy upgrade fail here first, with a message that says what to re-check.
+What the wrapped methods do with a policy's decisions is tested end to end (test_routing.py,
+test_running.py, ...). These tests make a mitmproxy upgrade fail here first, naming each method
+whose source changed and what upstream_control relies on it for, so that it is re-read before
+SUPPORTED_MITMPROXY moves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+from collections.abc import Callable
 
 import mitmproxy.version
 import pytest
-from mitmproxy.proxy.layers.http import HttpStream
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
+from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
+from mitmproxy.proxy.layers.http._http2 import Http2Connection
+from mitmproxy.proxy.server import ConnectionHandler
 
 from addon import upstream_control
+
+# name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
+RELIED_ON: dict[str, tuple[str, str]] = {
+    # wrapped
+    "HttpStream.make_server_connection": (
+        "yields one GetHttpConnection whose reply is (connection, error); on error it only "
+        "calls handle_protocol_error",
+        "ddc7bc72f4d2fbc7",
+    ),
+    "HttpStream.state_wait_for_response_headers": (
+        "sets flow.response, runs the responseheaders hook, then streams or consumes the body",
+        "10e32e91b2948164",
+    ),
+    "HttpStream.handle_protocol_error": (
+        "is where an upstream's ResponseProtocolError arrives, before the client is told",
+        "59fc3b2eeeabf63a",
+    ),
+    "HttpStream.state_stream_request_body": (
+        "calls request.stream per piece of body, so an exception there stops the upload",
+        "c98f7f715cef7cfa",
+    ),
+    # their callers, and what the wrappers call
+    "HttpStream._handle_event": (
+        "routes response events to server_state and protocol errors to handle_protocol_error",
+        "e3cbfef7310ae81f",
+    ),
+    "HttpStream.state_wait_for_request_headers": (
+        "sets server_state to state_wait_for_response_headers; sends 100 Continue after the "
+        "requestheaders hook",
+        "3706d5d5ce01dcd4",
+    ),
+    "HttpStream.start_request_stream": (
+        "calls make_server_connection before sending a streamed request's headers",
+        "46f03368a2a54362",
+    ),
+    "HttpStream.state_consume_request_body": (
+        "runs the request hook, skips the upstream when it set a response, else calls "
+        "make_server_connection",
+        "45459c1bbd8bdb1a",
+    ),
+    "HttpStream.state_consume_response_body": (
+        "reads a body whole, then send_response",
+        "5323db61dfc7e2e1",
+    ),
+    "HttpStream.state_stream_response_body": (
+        "is the server state once the client has the answer's headers",
+        "3fb6320300d3ddd5",
+    ),
+    "HttpStream.send_response": (
+        "runs the response hook and sends a complete flow.response to the client",
+        "d581bc106152e369",
+    ),
+    "HttpStream.check_killed": ("is safe to call after a hook", "368cad352d1e82b6"),
+    "HttpStream.flow_done": ("ends the stream once both sides are done", "ad9969744785c572"),
+    "HttpLayer.get_connection": (
+        "opens a new upstream connection when the matching one was closed",
+        "1aa1c63e3175766c",
+    ),
+    "Http1Server.send": (
+        "closes the client connection on a ResponseProtocolError after the answer",
+        "cc218a1337c0f5cf",
+    ),
+    "Http1Server.read_headers": (
+        "is wrapped: reads a request head from the buffer, or waits for more",
+        "3fe0945216bcf7bc",
+    ),
+    "Http1Client.read_headers": (
+        "reports a close while it waits for an answer as an error of its stream_id (detach)",
+        "415454c5fa8b5981",
+    ),
+    "Http1Connection.read_body": (
+        "reports a close within an answer's body as an error of its stream_id (detach)",
+        "aece271029af36e4",
+    ),
+    "Http1Connection._handle_event": (
+        "passes connection events to `state`, so state = done silences a detached client",
+        "2ac8db3e43ae743f",
+    ),
+    "HttpLayer._handle_event": (
+        "routes an injected event (DeadlinePassed) to the stream of the flow's connection",
+        "6ba31883cc7a06b3",
+    ),
+    "ConnectionHandler.open_connection": (
+        "runs the server_connect hook in the task that connects, sets timestamp_start just "
+        "before connecting, and turns a cancellation while connecting into a failed connection",
+        "5e0b3cbaf7a4030a",
+    ),
+    "ConnectionHandler.handle_connection": (
+        "is what a connect-timeout cancel must never interrupt (it is not: the timer ends at "
+        "server_connected)",
+        "95c3f93e9824e527",
+    ),
+    "Proxyserver.inject_event": (
+        "hands an injected event to the flow's live connection, or raises ValueError",
+        "2c18850a10b55b72",
+    ),
+    "Http2Connection._handle_event": (
+        "resets only that stream on a ResponseProtocolError after the answer",
+        "7fc814a8a507f234",
+    ),
+}
+
+_CLASSES = {
+    c.__name__: c
+    for c in (
+        HttpStream,
+        HttpLayer,
+        Http1Server,
+        Http1Client,
+        Http1Connection,
+        Http2Connection,
+        ConnectionHandler,
+        Proxyserver,
+    )
+}
+
+
+def _original(qualified: str) -> Callable:
+    class_name, name = qualified.split(".")
+    if class_name == "HttpStream" and name in upstream_control.ORIGINALS:
+        return upstream_control.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
+    if qualified == "Http1Server.read_headers":
+        return upstream_control._original_read_headers
+    return getattr(_CLASSES[class_name], name)
+
+
+def _fingerprint(function: Callable) -> str:
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16]
 
 
 def test_installed_mitmproxy_is_the_one_the_wrapper_was_written_for():
     assert mitmproxy.version.VERSION == upstream_control.SUPPORTED_MITMPROXY, (
-        "mitmproxy changed: re-read HttpStream.send_response, make_server_connection, "
-        "state_wait_for_response_headers and flow_done before moving SUPPORTED_MITMPROXY"
+        "mitmproxy changed: re-read every method in RELIED_ON before moving SUPPORTED_MITMPROXY"
     )
 
 
-def test_wrapped_methods_keep_their_signatures():
-    original_send = inspect.signature(upstream_control._original_send_response)
-    original_make = inspect.signature(upstream_control._original_make_server_connection)
-    assert list(original_send.parameters) == ["self", "already_streamed"]
-    assert list(original_make.parameters) == ["self"]
-    for name in ("state_wait_for_response_headers", "flow_done", "state_done", "state_errored"):
-        assert callable(getattr(HttpStream, name)), name
+@pytest.mark.parametrize("qualified", sorted(RELIED_ON))
+def test_the_source_upstream_control_relies_on_is_unchanged(qualified: str):
+    why, expected = RELIED_ON[qualified]
+    assert _fingerprint(_original(qualified)) == expected, (
+        f"mitmproxy's {qualified} changed: upstream_control relies on it because it {why}. "
+        "Re-read it, adapt upstream_control, then update its fingerprint here."
+    )
 
 
-def test_install_wraps_both_methods():
+def test_every_wrapped_method_is_fingerprinted():
+    wrapped = {f"HttpStream.{name}" for name in upstream_control.WRAPPED}
+    assert wrapped <= set(RELIED_ON)
+    assert set(upstream_control.WRAPPED) == set(upstream_control.ORIGINALS)
+
+
+def test_install_wraps_every_method():
     upstream_control.install()
-    assert HttpStream.send_response is upstream_control._send_response
-    assert HttpStream.make_server_connection is upstream_control._make_server_connection
+    for name, wrapper in upstream_control.WRAPPED.items():
+        assert getattr(HttpStream, name) is wrapper, name
+    assert Http1Server.read_headers is upstream_control._read_headers
 
 
 def test_install_refuses_another_mitmproxy(monkeypatch):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.client
-
 import pytest
 
-from addon import sigv4
-from tests.conftest import ROOT_ACCESS, ROOT_SECRET, write_config
-from tests.test_routing import put_direct
+from tests.support.direct import put_direct
+from tests.support.proxy import write_config
+from tests.support.raw_http import Answer, Request, send
+from tests.support.signing import sigv4
+
+pytestmark = pytest.mark.e2e
 
 DOMAIN = "s3.test"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -21,74 +20,36 @@ def virtual_proxy(backends, run_proxy, tmp_path_factory):
     return run_proxy(config, f"s3multi_domain={DOMAIN},other.example")
 
 
-def request(proxy, method: str, bucket: str, path: str, body: bytes = b"", query: str = ""):
-    """Signed for Host bucket.s3.test:port, sent to 127.0.0.1 (no DNS needed)."""
-    host = f"{bucket}.{DOMAIN}:{proxy.port}"
-    payload_hash = hashlib.sha256(body).hexdigest()
-    headers = {"Content-Type": "text/plain"} if body else {}
-    headers.update(
-        sigv4.sign_headers(
-            access=ROOT_ACCESS,
-            secret=ROOT_SECRET,
-            region="us-east-1",
-            method=method,
-            host=host,
-            path=sigv4.canonical_path(path),
-            query=sigv4.canonical_query(sigv4.query_pairs(query)),
-            headers=list(headers.items()),
-            signed_headers=list(h.lower() for h in headers),
-            payload_hash=payload_hash,
-        )
-    )
-    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=20)
-    try:
-        connection.putrequest(method, path + (f"?{query}" if query else ""), skip_host=True)
-        connection.putheader("Host", host)
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+def request(
+    proxy, method: str, bucket: str | None, path: str, body: bytes = b"", query: str = ""
+) -> Answer:
+    """Signed by botocore for Host bucket.s3.test:port (127.0.0.1:port without a bucket), sent
+    to 127.0.0.1 (no DNS needed)."""
+    host = f"{bucket}.{DOMAIN}:{proxy.port}" if bucket else f"127.0.0.1:{proxy.port}"
+    headers = [("Host", host)] + ([("Content-Type", "text/plain")] if body else [])
+    signed = sigv4(Request(method, path, query, tuple(headers), body))
+    return send(proxy.port, signed.add("Content-Length", str(len(body))))
 
 
 def test_virtual_hosted_put_lands_on_the_primary(virtual_proxy, backends, bucket):
     backends[0].client().create_bucket(Bucket=bucket)
-    status, answer = request(virtual_proxy, "PUT", bucket, "/dir/v.txt", b"virtually hosted")
-    assert status == 200, answer
+    answer = request(virtual_proxy, "PUT", bucket, "/dir/v.txt", b"virtually hosted")
+    assert answer.status == 200, answer.body
     stored = backends[0].client().get_object(Bucket=bucket, Key="dir/v.txt")["Body"].read()
     assert stored == b"virtually hosted"
 
 
 def test_virtual_hosted_read_falls_back(virtual_proxy, backends, bucket):
     put_direct(backends[1], bucket, "warm.txt", b"from the fallback")
-    status, body = request(virtual_proxy, "GET", bucket, "/warm.txt")
-    assert (status, body) == (200, b"from the fallback")
-    status, listing = request(virtual_proxy, "GET", bucket, "/", query="list-type=2")
-    assert status == 200 and b"<Key>warm.txt</Key>" in listing
+    answer = request(virtual_proxy, "GET", bucket, "/warm.txt")
+    assert (answer.status, answer.body) == (200, b"from the fallback")
+    listing = request(virtual_proxy, "GET", bucket, "/", query="list-type=2")
+    assert listing.status == 200 and b"<Key>warm.txt</Key>" in listing.body
 
 
 def test_unknown_domains_are_path_style(virtual_proxy, backends, bucket):
     """Host names outside the configured domains address no bucket: the path does."""
     backends[0].client().create_bucket(Bucket=bucket)
     put_direct(backends[0], bucket, "p.txt", b"path style")
-    host = f"127.0.0.1:{virtual_proxy.port}"
-    headers = sigv4.sign_headers(
-        access=ROOT_ACCESS,
-        secret=ROOT_SECRET,
-        region="us-east-1",
-        method="GET",
-        host=host,
-        path=f"/{bucket}/p.txt",
-        query="",
-        headers=[],
-        signed_headers=[],
-        payload_hash=EMPTY_SHA256,
-    )
-    connection = http.client.HTTPConnection("127.0.0.1", virtual_proxy.port, timeout=20)
-    connection.request("GET", f"/{bucket}/p.txt", headers=headers)
-    response = connection.getresponse()
-    assert (response.status, response.read()) == (200, b"path style")
-    connection.close()
+    answer = request(virtual_proxy, "GET", None, f"/{bucket}/p.txt")
+    assert (answer.status, answer.body) == (200, b"path style")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from addon import sigv4
+from addon.sigv4 import UNSIGNED_PAYLOAD
+from tests.benchmark.suite import Request, sigv4
 
 BUCKET = "bench"
 BLOCK = 1024 * 1024  # large bodies are written and read in blocks of this size
@@ -23,21 +23,8 @@ class Keys:
     region: str = "us-east-1"
 
 
-@dataclass(frozen=True)
-class SignedRequest:
-    """A request as sent: `headers` in wire order, Host first; valid for 15 minutes."""
-
-    method: str
-    target: str  # path and query
-    headers: tuple[tuple[str, str], ...]
-    body: bytes = b""
-
-    def head(self) -> bytes:
-        lines = [f"{self.method} {self.target} HTTP/1.1", *(f"{n}: {v}" for n, v in self.headers)]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-    def wire(self) -> bytes:
-        return self.head() + self.body
+def wire(request: Request) -> bytes:
+    return request.head() + request.body
 
 
 def sign(
@@ -50,47 +37,34 @@ def sign(
     body: bytes = b"",
     content_length: int | None = None,
     extra: tuple[tuple[str, str], ...] = (),
-) -> SignedRequest:
-    """`method` on /bench/`key` at 127.0.0.1:`port`, signed now.
+) -> Request:
+    """`method` on /bench/`key` at 127.0.0.1:`port`, signed now by botocore (SigV4, valid for
+    15 minutes).
 
     A `body` is sent whole and signed by its hash; `content_length` alone announces a body
     streamed later, unsigned (UNSIGNED-PAYLOAD). `extra` headers are sent unsigned.
     """
-    host = f"127.0.0.1:{port}"
     path = f"/{BUCKET}/{key}" if key else f"/{BUCKET}"
     length = len(body) if body else content_length
-    typed = [("Content-Type", "application/octet-stream")] if length is not None else []
-    if content_length is not None and not body:
-        payload_hash = sigv4.UNSIGNED_PAYLOAD
-    else:
-        payload_hash = hashlib.sha256(body).hexdigest()
-    signed = sigv4.sign_headers(
+    headers = [("Host", f"127.0.0.1:{port}")]
+    if length is not None:
+        headers.append(("Content-Type", "application/octet-stream"))
+    streamed = content_length is not None and not body
+    signed = sigv4(
+        Request(method, path, query, tuple(headers), body),
+        payload_hash=UNSIGNED_PAYLOAD if streamed else None,
         access=keys.access,
         secret=keys.secret,
         region=keys.region,
-        method=method,
-        host=host,
-        path=path,
-        query=query,
-        headers=typed,
-        signed_headers=[name.lower() for name, _ in typed],
-        payload_hash=payload_hash,
     )
-    headers = [("Host", host), *typed, *signed.items(), *extra]
-    if length is not None:
-        headers.append(("Content-Length", str(length)))
-    target = f"{path}?{query}" if query else path
-    return SignedRequest(method, target, tuple(headers), body)
+    for name, value in extra:
+        signed = signed.add(name, value)
+    return signed if length is None else signed.add("Content-Length", str(length))
 
 
-def tampered(request: SignedRequest) -> SignedRequest:
+def tampered(request: Request) -> Request:
     """The same request with the last hex digit of its signature changed."""
-    headers = []
-    for name, value in request.headers:
-        if name == "Authorization":
-            value = value[:-1] + ("0" if value[-1] != "0" else "1")
-        headers.append((name, value))
-    return replace(request, headers=tuple(headers))
+    return request.auth(lambda value: value[:-1] + ("0" if value[-1] != "0" else "1"))
 
 
 def parse_head(head: bytes) -> tuple[int, dict[str, str]]:
@@ -150,7 +124,7 @@ class BlockingConnection:
             got += n
         return got
 
-    def put(self, head: SignedRequest, pieces: Iterable[bytes | memoryview]) -> int:
+    def put(self, head: Request, pieces: Iterable[bytes | memoryview]) -> int:
         """Send `head`, then its body piece by piece; the answer's status."""
         self.sock.sendall(head.head())
         for piece in pieces:
@@ -160,19 +134,19 @@ class BlockingConnection:
         return status
 
     def get(
-        self, request: SignedRequest, sink: Callable[[memoryview], Any] | None
+        self, request: Request, sink: Callable[[memoryview], Any] | None
     ) -> tuple[int, int, int]:
         """Send `request`, hand the answer's body to `sink` as it comes: status, length, got."""
-        self.sock.sendall(request.wire())
+        self.sock.sendall(wire(request))
         status, headers = self.read_head()
         length = body_length(request.method, status, headers)
         if length is None:
             raise ConnectionError("unexpected chunked answer")
         return status, length, self.read_body(length, sink)
 
-    def exchange(self, request: SignedRequest) -> tuple[int, dict[str, str], bytes]:
+    def exchange(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         """Send a whole request; the answer with its body (for small answers)."""
-        self.sock.sendall(request.wire())
+        self.sock.sendall(wire(request))
         status, headers = self.read_head()
         length = body_length(request.method, status, headers)
         if length is None:
@@ -182,7 +156,7 @@ class BlockingConnection:
         return status, headers, b"".join(parts)
 
 
-def one_request(port: int, request: SignedRequest) -> tuple[int, dict[str, str], bytes]:
+def one_request(port: int, request: Request) -> tuple[int, dict[str, str], bytes]:
     connection = BlockingConnection(port)
     try:
         return connection.exchange(request)
@@ -190,7 +164,7 @@ def one_request(port: int, request: SignedRequest) -> tuple[int, dict[str, str],
         connection.close()
 
 
-def stream_put(port: int, head: SignedRequest, pieces: Iterable[bytes | memoryview]) -> int:
+def stream_put(port: int, head: Request, pieces: Iterable[bytes | memoryview]) -> int:
     connection = BlockingConnection(port)
     try:
         return connection.put(head, pieces)
@@ -199,7 +173,7 @@ def stream_put(port: int, head: SignedRequest, pieces: Iterable[bytes | memoryvi
 
 
 def stream_get(
-    port: int, request: SignedRequest, sink: Callable[[memoryview], Any]
+    port: int, request: Request, sink: Callable[[memoryview], Any]
 ) -> tuple[int, int, int]:
     connection = BlockingConnection(port)
     try:

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tests.benchmark.backends import PUT_OK, repeated
-from tests.benchmark.http1 import BlockingConnection, SignedRequest, body_length, parse_head
+from tests.benchmark.http1 import BlockingConnection, body_length, parse_head, wire
+from tests.benchmark.suite import Request
 
 WRK_INSTALL = "apt-get install -y wrk"
 WRK_RESULT = "wrk-result"
@@ -90,7 +91,7 @@ def lua_string(data: bytes) -> str:
     return '"' + "".join(f"\\{b}" for b in data) + '"'
 
 
-def wrk_script(request: SignedRequest) -> str:
+def wrk_script(request: Request) -> str:
     """The Lua that makes wrk send `request` (wrk adds Content-Length from the body itself)."""
     lines = [f"wrk.method = {lua_string(request.method.encode())}"]
     lines.append(f"wrk.path = {lua_string(request.target.encode())}")
@@ -157,7 +158,7 @@ class WrkLoad:
 
 
 def start_wrk(
-    wrk: str, port: int, request: SignedRequest, seconds: int, connections: int, workdir: Path
+    wrk: str, port: int, request: Request, seconds: int, connections: int, workdir: Path
 ) -> WrkLoad:
     """wrk with one thread and `connections` keep-alive connections for `seconds`."""
     script = workdir / "wrk.lua"
@@ -189,17 +190,17 @@ class ReplayJob:
     what completes inside the window counts, an answer with status 400 or more is an error."""
 
     port: int
-    request: SignedRequest
+    request: Request
     connections: int
     seconds: float
 
 
 async def _replay(job: ReplayJob, end: float, latencies: list[float], result: LoadResult) -> None:
-    wire = job.request.wire()
+    data = wire(job.request)
     reader, writer = await asyncio.open_connection("127.0.0.1", job.port)
     try:
         while (began := time.perf_counter()) < end:
-            writer.write(wire)
+            writer.write(data)
             status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
             length = body_length(job.request.method, status, headers)
             if length is None:
@@ -240,7 +241,7 @@ class GetJob:
     """One connection GETting one object again and again for at least `min_seconds`."""
 
     port: int
-    request: SignedRequest
+    request: Request
     size: int
     min_seconds: float
     sha256: str | None = None  # also hash every body and compare
@@ -251,7 +252,7 @@ class PutJob:
     """One connection PUTting `size` bytes (one block, repeated) for at least `min_seconds`."""
 
     port: int
-    head: SignedRequest
+    head: Request
     block: bytes
     size: int
     min_seconds: float

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from tests.benchmark.backends import PUT_OK, NginxPair, Pair, Store, repeated_sha256
-from tests.benchmark.http1 import BLOCK, SignedRequest, one_request, sign
+from tests.benchmark.http1 import BLOCK, one_request, sign
 from tests.benchmark.legs import (
     ASYNCIO,
     MIB,
@@ -38,7 +38,7 @@ from tests.benchmark.measurement import (
 )
 from tests.benchmark.services import Endpoint, slug
 from tests.benchmark.settings import Settings
-from tests.benchmark.suite import ROOT
+from tests.benchmark.suite import ROOT, Request
 
 
 @dataclass
@@ -167,7 +167,7 @@ def place_objects(deployment: Deployment, legs: Iterable[Leg], block: bytes) -> 
         list(pool.map(place, range(len(deployment.pair.backends))))
 
 
-def check_answer(deployment: Deployment, leg: Leg, way: Way, request: SignedRequest) -> None:
+def check_answer(deployment: Deployment, leg: Leg, way: Way, request: Request) -> None:
     """One request of a small leg, before it is timed: the status and the bytes."""
     endpoint = deployment.endpoints[way.name]
     status, headers, body = one_request(endpoint.port, request)

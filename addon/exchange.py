@@ -1,0 +1,146 @@
+"""One client request forwarded in-flow: the journey's decisions carried out on the flow.
+
+`Exchange` is the policy `upstream_control` calls for the flow: each time mitmproxy reaches a
+point that decides something (an answer's headers, a 404's body, a failed connection, a broken
+answer), it asks the `Journey` and carries out the verdict on the request, re-aiming it with
+`retarget.aim` when the next backend is to be asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from addon import retarget, uploads
+from addon.deadlines import Deadline
+from addon.errors import S3Error, error_response
+from addon.journey import Answer, AskNext, Journey, ReadBody, Replace, Verdict
+from addon.upstream_control import (
+    ANSWER,
+    ANSWER_BODY,
+    CLIENT_BODY,
+    PASS,
+    RETRY,
+    AbortUpload,
+    Pass,
+    Retry,
+)
+from addon.upstream_control import ReadBody as ReadAnswerBody
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Exchange:
+    request_id: str
+    resource: str  # /bucket/key, as S3 names it in errors
+    plan: retarget.Plan
+    journey: Journey
+    deadline: Deadline
+    client_timeout: float
+    transducer: uploads.Transducer | None = field(default=None, repr=False)
+
+    # --- the addon's hooks -----------------------------------------------------------------------
+
+    def start(self, request: http.Request) -> None:
+        """Aim the request at the first backend and set how its body goes (a small body is
+        read whole and given to `check_whole_body` in the `request` hook)."""
+        self.transducer = retarget.aim(request, self.journey.begin(), self.plan)
+        if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
+            retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
+            self.deadline.start(CLIENT_BODY, self.client_timeout)
+
+    def sent(self) -> None:
+        """The whole request is on its way (the `request` hook): the backend's turn."""
+        self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
+
+    def relay(self, data: bytes) -> bytes:
+        """The answer's `stream` callable: passes the body on, noting that it moves."""
+        self.deadline.touch()
+        return data
+
+    def finished(self) -> None:
+        self.deadline.stop()
+
+    def check_whole_body(self, request: http.Request) -> http.Response | None:
+        """The answer to send instead when a body read whole is refused."""
+        if self.transducer is None:
+            return None
+        try:
+            retarget.check_whole_body(request, self.transducer)
+        except S3Error as e:
+            self.journey.refused(e.code)
+            return self.error(e)
+        return None
+
+    def may_stream(self, response: http.Response) -> bool:
+        """Stream the answer's body to the client unless it is small: passing a small body
+        whole costs mitmproxy less."""
+        length = response.headers.get("content-length", "")
+        return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
+
+    def summary(self) -> str:
+        return self.journey.summary(self.resource)
+
+    def error(self, error: S3Error) -> http.Response:
+        return error_response(error, self.plan.method, self.resource, self.request_id)
+
+    def _abort(self, error: S3Error) -> Exception:
+        self.journey.refused(error.code)
+        return AbortUpload(self.error(error))
+
+    # --- upstream_control.Policy -----------------------------------------------------------------
+
+    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
+        return None
+
+    def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
+        attempt = self.journey.current
+        log.warning("backend %s unreachable: %s", attempt.backend.name, reason)
+        return self._carry_out(flow, self.journey.unreachable(reason))  # type: ignore[return-value]
+
+    def response_headers(
+        self, flow: http.HTTPFlow
+    ) -> Pass | ReadAnswerBody | Retry | http.Response:
+        response = flow.response
+        assert response is not None
+        marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
+        verdict = self.journey.headers(response.status_code, delete_marker=marker)
+        if isinstance(verdict, ReadBody | Answer):
+            self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
+        if isinstance(verdict, ReadBody):
+            return ReadAnswerBody(verdict.limit)
+        return self._carry_out(flow, verdict)
+
+    def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response:
+        return self._carry_out(flow, self.journey.body(body))  # type: ignore[return-value]
+
+    def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
+        log.warning("backend %s broke: %s", self.journey.current.backend.name, reason)
+        return self._carry_out(flow, self.journey.broken(reason))  # type: ignore[return-value]
+
+    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response:
+        if phase == CLIENT_BODY:
+            self.journey.refused("RequestTimeout")
+            return self.error(S3Error("RequestTimeout"))
+        backend = self.journey.current.backend
+        if phase == ANSWER:
+            reason = f"no answer within {backend.response_timeout:g}s"
+        else:
+            reason = f"its answer stalled for {backend.idle_timeout:g}s"
+        log.warning("backend %s timed out: %s", backend.name, reason)
+        return self._carry_out(flow, self.journey.timed_out(reason))  # type: ignore[return-value]
+
+    def _carry_out(self, flow: http.HTTPFlow, verdict: Verdict) -> Pass | Retry | http.Response:
+        match verdict:
+            case Answer():
+                return PASS
+            case AskNext(backend):
+                retarget.aim(flow.request, backend, self.plan)
+                self.deadline.start(ANSWER, backend.response_timeout)
+                return RETRY
+            case Replace(error):
+                return self.error(error)
+        raise AssertionError(f"{verdict} cannot be carried out here")
