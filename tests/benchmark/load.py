@@ -28,6 +28,7 @@ from tests.benchmark.http1 import BlockingConnection, body_length, parse_head, w
 from tests.benchmark.suite import Request
 
 WRK_INSTALL = "apt-get install -y wrk"
+REQUEST_TIMEOUT = 10.0  # seconds for an answer to a small request, before it counts as a timeout
 WRK_RESULT = "wrk-result"
 WRK_ERRORS = ("status", "connect", "read", "write", "timeout")  # "status": 400 or more
 WRK_FIELDS = {  # what our `done` prints: name -> its value in wrk's Lua API
@@ -164,8 +165,14 @@ def start_wrk(
     script = workdir / "wrk.lua"
     script.write_text(wrk_script(request))
     output = workdir / "wrk.out"
-    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
-    command += ["-s", str(script), f"http://127.0.0.1:{port}/"]
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s"]
+    command += [
+        "--timeout",
+        f"{REQUEST_TIMEOUT:g}s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/",
+    ]
     with output.open("w") as out:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -195,17 +202,27 @@ class ReplayJob:
     seconds: float
 
 
+async def _exchange(job: ReplayJob, reader: asyncio.StreamReader) -> int:
+    """The answer to the request just sent: its status, its body read and dropped."""
+    status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
+    length = body_length(job.request.method, status, headers)
+    if length is None:
+        raise ConnectionError("unexpected chunked answer")
+    await reader.readexactly(length)
+    return status
+
+
 async def _replay(job: ReplayJob, end: float, latencies: list[float], result: LoadResult) -> None:
     data = wire(job.request)
     reader, writer = await asyncio.open_connection("127.0.0.1", job.port)
     try:
         while (began := time.perf_counter()) < end:
             writer.write(data)
-            status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
-            length = body_length(job.request.method, status, headers)
-            if length is None:
-                raise ConnectionError("unexpected chunked answer")
-            await reader.readexactly(length)
+            try:
+                status = await asyncio.wait_for(_exchange(job, reader), REQUEST_TIMEOUT)
+            except TimeoutError:
+                result.fail(f"no answer in {REQUEST_TIMEOUT:g} s: the connection is dropped")
+                return
             done = time.perf_counter()
             if done <= end:
                 latencies.append(done - began)
