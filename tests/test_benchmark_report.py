@@ -145,6 +145,13 @@ def test_throughput_table_ratios_use_the_stand_in_for_ways_without_fallback():
     )
 
 
+def test_a_leg_with_failed_requests_is_marked():
+    samples = _samples()
+    samples[("t", SMALL_LEGS[1].name, RCLONE.name)][0].result.fail("status 503")
+    row = throughput_table(Figures(samples, SMALL_LEGS), SETUP, SMALL_LEGS[1:2]).splitlines()[2]
+    assert row.startswith("| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | 250 ! |")
+
+
 def test_rss_table_keeps_each_process_peak_per_column():
     samples = _samples()
     big = large_legs(256)[0]

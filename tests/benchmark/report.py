@@ -22,6 +22,7 @@ NOTES = (
     "† replayed by an asyncio client with the same connections, not wrk: wrk cannot replay HEAD "
     "(its parser waits for the body a HEAD answer announces).",
 )
+FAILED_NOTE = "! some requests of the leg failed (wrong status, no answer in 10 s): see PROBLEMS."
 
 
 def median(values: Iterable[float]) -> float | None:
@@ -63,6 +64,15 @@ class Figures:
     def value(self, setup: Setup, leg: Leg, way: Way) -> float | None:
         return median(map(metric(leg), self.runs(setup, leg, way)))
 
+    def failed(self, setup: Setup, leg: Leg, way: Way) -> bool:
+        """Whether some request of this leg failed (wrong status, timeout, dropped)."""
+        return any(m.result.error_count for m in self.runs(setup, leg, way))
+
+    def cell(self, setup: Setup, leg: Leg, way: Way) -> str:
+        """The median, marked when some request failed."""
+        mark = " !" if self.failed(setup, leg, way) else ""
+        return number(self.value(setup, leg, way)) + mark
+
     def ratio(self, setup: Setup, leg: Leg, ours: Way, other: Way) -> float | None:
         """Ours / other on this leg, or on the stand-in leg for a way that cannot run it."""
         theirs = leg if leg.runs_on(other) else self.legs.get(leg.stand_in or "")
@@ -92,7 +102,7 @@ def throughput_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str
     rows = [
         [
             _label(leg),
-            *(number(figures.value(setup, leg, way)) for way in setup.ways),
+            *(figures.cell(setup, leg, way) for way in setup.ways),
             *(number(figures.ratio(setup, leg, ours, way), 2) for way in others),
         ]
         for leg in legs
@@ -223,7 +233,7 @@ def report(
         ]
         if large:
             parts += ["", throughput_table(figures, setup, large)]
-    for note in NOTES:
+    for note in (*NOTES, FAILED_NOTE) if problems else NOTES:
         parts += ["", note]
     parts += ["", rss_table(samples, legs)]
     if trips:

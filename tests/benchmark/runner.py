@@ -81,7 +81,7 @@ class Bench:
         for error in measured.result.errors:
             self.problem(f"{where}: {error}")
         if measured.result.error_count > len(measured.result.errors):
-            self.problem(f"{where}: {measured.result.error_count} wrong answers in all")
+            self.problem(f"{where}: {measured.result.error_count} failed requests in all")
 
     def problem(self, message: str) -> None:
         if message not in self.problems:
