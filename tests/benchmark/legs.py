@@ -1,0 +1,132 @@
+"""What is measured, as data: the ways to the backends, the backend pairs, and the legs.
+
+A `Way` is one way of reaching a pair of backends (the primary directly, plain mitmdump, s3-multi,
+the rclone union); a `Setup` is a pair of backends with the ways run in front of it; a `Leg` is
+one kind of request (method, object, size). Every leg runs on every setup, through every way
+that can serve it (`requires` names what a way must be able to do).
+
+To add a way, such as s3-multi with N worker processes: a `Way` whose `start` runs it (a
+function beside `services.s3_multi`), listed in the setups' `ways`. To add a leg, such as a
+merged listing page: a `Leg` in `SMALL_LEGS` (it is replayed by wrk like the others) with what
+it requires (a capability, say "merged listing", that only the ways which merge listings have);
+the objects it needs are placed by `runner.place_objects` (before the ways start: rclone
+caches listings), its answer is checked by `runner.check_answer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.benchmark import backends, services
+from tests.benchmark.backends import Pair
+from tests.benchmark.services import Backend, Endpoint
+
+MIB = 1024 * 1024
+SMALL = 1024
+FALLBACK = "fallback"  # serves an object that only a later backend holds
+WRK, ASYNCIO = "wrk", "asyncio"  # small legs' load generators (load.py: wrk cannot replay HEAD)
+PRIMARY, SECONDARY = 0, 1  # where an object is placed before the legs, by backend index
+
+
+@dataclass(frozen=True)
+class Way:
+    name: str
+    start: Callable[[Sequence[Backend], Path, str], Endpoint]
+    can: frozenset[str] = frozenset()
+    ours: bool = False  # the project's proxy: the subject of ratios and targets
+
+
+DIRECT = Way("direct", services.direct)
+PLAIN = Way("plain mitmdump", services.plain_mitmdump)
+S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK}), ours=True)
+RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK}))
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    start: Callable[[Path], Pair]
+    ways: tuple[Way, ...]
+    targets: bool = False  # checked here: only the proxy's own cost shows
+    # Its data in tmpfs when there is room (nginx: a PUT's file is gone as soon as it is
+    # removed); else on disk (SeaweedFS gives space back only when its volumes are vacuumed).
+    in_memory: bool = False
+
+
+SETUPS = (
+    Setup("nginx", backends.start_nginx, (DIRECT, PLAIN, S3_MULTI), targets=True, in_memory=True),
+    Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE)),
+)
+
+
+@dataclass(frozen=True)
+class Leg:
+    name: str
+    label: str
+    method: str
+    key: str  # a PUT writes `<key>-<way>`, one key per way
+    on: int | None  # the backend that holds the object beforehand; None for a PUT
+    size: int
+    requires: frozenset[str] = frozenset()
+    stand_in: str | None = None  # a way that cannot run this leg is compared on that leg
+    generator: str = WRK  # for small legs
+
+    @property
+    def large(self) -> bool:
+        return self.size >= MIB
+
+    @property
+    def unit(self) -> str:
+        return "MB/s" if self.large else "req/s"
+
+    def runs_on(self, way: Way) -> bool:
+        return self.requires <= way.can
+
+    def key_for(self, way: Way) -> str:
+        return self.key if self.on is not None else f"{self.key}-{services.slug(way.name)}"
+
+
+SMALL_LEGS = (
+    Leg("get", "GET 1 KiB, primary hit", "GET", "small-hit", PRIMARY, SMALL),
+    Leg(
+        "get-fallback",
+        "GET 1 KiB, fallback hit",
+        "GET",
+        "small-fallback",
+        SECONDARY,
+        SMALL,
+        frozenset({FALLBACK}),
+        stand_in="get",
+    ),
+    Leg(
+        "head-fallback",
+        "HEAD 1 KiB, fallback hit",
+        "HEAD",
+        "small-fallback",
+        SECONDARY,
+        SMALL,
+        frozenset({FALLBACK}),
+        generator=ASYNCIO,
+    ),
+    Leg("put", "PUT 1 KiB", "PUT", "small-put", None, SMALL),
+)
+
+
+def large_legs(size_mib: int) -> tuple[Leg, ...]:
+    size = size_mib * MIB
+    return (
+        Leg(f"get-{size_mib}", f"GET {size_mib} MiB", "GET", f"large-{size_mib}", PRIMARY, size),
+        Leg(
+            f"get-{size_mib}-fallback",
+            f"GET {size_mib} MiB, fallback hit",
+            "GET",
+            f"large-{size_mib}-fallback",
+            SECONDARY,
+            size,
+            frozenset({FALLBACK}),
+            stand_in=f"get-{size_mib}",
+        ),
+        Leg(f"put-{size_mib}", f"PUT {size_mib} MiB", "PUT", f"put-{size_mib}", None, size),
+    )

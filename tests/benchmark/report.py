@@ -1,0 +1,247 @@
+"""The report: medians and same-run ratios, as the Markdown tables README's Benchmarks shows."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+
+from tests.benchmark.legs import ASYNCIO, DIRECT, MIB, PLAIN, Leg, Setup, Way
+from tests.benchmark.measurement import Measured, Samples, Trip
+from tests.benchmark.settings import Settings
+
+# Targets: s3-multi relative to plain mitmdump in the same run, on nginx (where only the proxy's
+# own cost shows).
+TARGETS = {"get": 0.85, "get-fallback": 0.7, "put": 0.8}
+TARGET_LARGE = 0.9
+TARGET_RSS_MB = 150.0
+TARGET_RSS_SPREAD_MB = 25.0  # "flat across sizes": largest minus smallest peak
+
+NOTES = (
+    "\\* fallback hit: the object is on the secondary only (the primary answers 404 first); "
+    "a way without fallback is compared on its primary-hit figures of the same run.",
+    "† replayed by an asyncio client with the same connections, not wrk: wrk cannot replay HEAD "
+    "(its parser waits for the body a HEAD answer announces).",
+)
+FAILED_NOTE = "! some requests of the leg failed (wrong status, no answer in 10 s): see PROBLEMS."
+
+
+def median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def run_ratios(ours: Sequence[float], theirs: Sequence[float]) -> float | None:
+    """The median over runs of ours / theirs, each pair taken in the same run."""
+    return median(a / b for a, b in zip(ours, theirs, strict=False) if b)
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def metric(leg: Leg) -> Callable[[Measured], float]:
+    if leg.large:
+        return lambda m: m.result.mb_per_second
+    return lambda m: m.result.per_second
+
+
+class Figures:
+    """The samples of a run, looked up by setup, leg and way."""
+
+    def __init__(self, samples: Samples, legs: Sequence[Leg]) -> None:
+        self.samples = samples
+        self.legs = {leg.name: leg for leg in legs}
+
+    def runs(self, setup: Setup, leg: Leg, way: Way) -> list[Measured]:
+        return self.samples.get((setup.name, leg.name, way.name), [])
+
+    def value(self, setup: Setup, leg: Leg, way: Way) -> float | None:
+        return median(map(metric(leg), self.runs(setup, leg, way)))
+
+    def failed(self, setup: Setup, leg: Leg, way: Way) -> bool:
+        """Whether some request of this leg failed (wrong status, timeout, dropped)."""
+        return any(m.result.error_count for m in self.runs(setup, leg, way))
+
+    def cell(self, setup: Setup, leg: Leg, way: Way) -> str:
+        """The median, marked when some request failed."""
+        mark = " !" if self.failed(setup, leg, way) else ""
+        return number(self.value(setup, leg, way)) + mark
+
+    def ratio(self, setup: Setup, leg: Leg, ours: Way, other: Way) -> float | None:
+        """Ours / other on this leg, or on the stand-in leg for a way that cannot run it."""
+        theirs = leg if leg.runs_on(other) else self.legs.get(leg.stand_in or "")
+        if theirs is None:
+            return None
+        return run_ratios(
+            [metric(leg)(m) for m in self.runs(setup, leg, ours)],
+            [metric(theirs)(m) for m in self.runs(setup, theirs, other)],
+        )
+
+
+def _ours(setup: Setup) -> tuple[Way, list[Way]]:
+    """The subject of the ratios, and what it is compared with: the backends directly last."""
+    ours = next(way for way in setup.ways if way.ours)
+    others = [way for way in setup.ways if way is not ours]
+    return ours, sorted(others, key=lambda way: way is DIRECT)
+
+
+def _label(leg: Leg) -> str:
+    marks = (" *" if leg.stand_in else "") + (" †" if leg.generator == ASYNCIO else "")
+    return f"{leg.label} ({leg.unit}){marks}"
+
+
+def throughput_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
+    ours, others = _ours(setup)
+    header = ["leg", *(w.name for w in setup.ways), *(f"{ours.name} / {w.name}" for w in others)]
+    rows = [
+        [
+            _label(leg),
+            *(figures.cell(setup, leg, way) for way in setup.ways),
+            *(number(figures.ratio(setup, leg, ours, way), 2) for way in others),
+        ]
+        for leg in legs
+    ]
+    return markdown(header, rows)
+
+
+def latency_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
+    """p50 / p99 in ms (medians over runs of wrk's percentiles)."""
+
+    def cell(leg: Leg, way: Way) -> str:
+        runs = figures.runs(setup, leg, way)
+        p50 = median(m.result.p50_ms for m in runs if m.result.p50_ms is not None)
+        p99 = median(m.result.p99_ms for m in runs if m.result.p99_ms is not None)
+        return "-" if p50 is None else f"{number(p50, 1)} / {number(p99, 1)}"
+
+    rows = [[leg.label, *(cell(leg, way) for way in setup.ways)] for leg in legs]
+    return markdown(["leg: p50 / p99 (ms)", *(w.name for w in setup.ways)], rows)
+
+
+def cpu_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
+    """CPU time per request of the process that serves it."""
+
+    def cell(leg: Leg, way: Way) -> str:
+        runs = figures.runs(setup, leg, way)
+        us = median(m.cpu_us_per_op for m in runs if m.cpu_us_per_op is not None)
+        return number(us)
+
+    rows = [[leg.label, *(cell(leg, way) for way in setup.ways)] for leg in legs]
+    return markdown(["leg: CPU per request (µs)", *(w.name for w in setup.ways)], rows)
+
+
+def rss_table(samples: Samples, legs: Sequence[Leg]) -> str:
+    """Each process's peak RSS (MB) over the small legs and over each size's large legs."""
+    by_name = {leg.name: leg for leg in legs}
+    columns: list[str] = []
+    peaks: dict[str, dict[str, float]] = {}  # process -> column -> MB
+    for (_, leg_name, _), runs in samples.items():
+        leg = by_name[leg_name]
+        column = f"{leg.size // MIB} MiB legs" if leg.large else "small legs"
+        if column not in columns:
+            columns.append(column)
+        for measured in runs:
+            for process, mb in measured.peak_rss_mb.items():
+                cells = peaks.setdefault(process, {})
+                cells[column] = max(cells.get(column, 0.0), mb)
+    rows = [[p, *(number(cells.get(c)) for c in columns)] for p, cells in peaks.items()]
+    return markdown(["process: peak RSS (MB)", *columns], rows)
+
+
+def trips_table(trips: list[Trip]) -> str:
+    header = ["request via s3-multi", "status", "at primary", "at secondary", "all nginx"]
+    rows = [
+        [
+            t.case.name,
+            str(t.status),
+            str(t.counted[0]),
+            str(t.counted[1]),
+            str(t.total),
+        ]
+        for t in trips
+    ]
+    for row, trip in zip(rows, trips, strict=True):
+        row.append(f"{trip.case.expected[0]} + {trip.case.expected[1]} {'✓' if trip.ok else '✗'}")
+    return markdown([*header, "expected"], rows)
+
+
+def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Trip]) -> list[str]:
+    """The targets, checked on `setup` (nginx): s3-multi / plain mitmdump, memory, round trips."""
+    ours, _ = _ours(setup)
+    checks: list[tuple[str, float | None, float, bool]] = []  # what, value, bound, at least
+    for leg in legs:
+        bound = TARGET_LARGE if leg.large else TARGETS.get(leg.name)
+        if bound is not None:
+            value = figures.ratio(setup, leg, ours, PLAIN)
+            checks.append((f"{leg.label}: {ours.name} / {PLAIN.name}", value, bound, True))
+    by_size: dict[int, float] = {}
+    for leg in legs:
+        if leg.large:
+            for measured in figures.runs(setup, leg, ours):
+                mb = measured.front_peak_rss_mb or 0.0
+                by_size[leg.size] = max(by_size.get(leg.size, 0.0), mb)
+    if by_size:
+        peak, low = max(by_size.values()), min(by_size.values())
+        checks.append((f"peak RSS {ours.name}, large legs (MB)", peak, TARGET_RSS_MB, False))
+        spread = f"peak RSS {ours.name}, spread across sizes (MB)"
+        checks.append((spread, peak - low, TARGET_RSS_SPREAD_MB, False))
+    lines = []
+    for what, value, bound, at_least in checks:
+        met = value is not None and (value >= bound if at_least else value <= bound)
+        sign = ">=" if at_least else "<="
+        lines.append(f"{'✓' if met else '✗'} {what}: {number(value, 2)} (target {sign} {bound:g})")
+    lines.append(f"{'✓' if all(t.ok for t in trips) else '✗'} backend round trips as expected")
+    return lines
+
+
+def report(
+    settings: Settings,
+    machine: list[str],
+    setups: Sequence[Setup],
+    samples: Samples,
+    legs: Sequence[Leg],
+    trips: list[Trip],
+    problems: list[str],
+) -> str:
+    figures = Figures(samples, legs)
+    small = [leg for leg in legs if not leg.large]
+    large = [leg for leg in legs if leg.large]
+    s = settings
+    repeat = f"repeated for at least {s.large_seconds:g} s" if s.large_seconds else "once"
+    parts = [
+        *machine,
+        f"small legs: wrk, {s.connections} keep-alive connections, {s.seconds} s per leg, "
+        f"medians of {s.runs} run(s); large legs: one connection, each transfer {repeat}, "
+        f"medians of {s.large_runs} run(s); ratios are medians of per-run ratios; "
+        "MB = 10^6 bytes",
+    ]
+    for setup in setups:
+        parts += [
+            "",
+            f"#### {setup.name} backends",
+            "",
+            throughput_table(figures, setup, small),
+            "",
+            latency_table(figures, setup, small),
+            "",
+            cpu_table(figures, setup, small),
+        ]
+        if large:
+            parts += ["", throughput_table(figures, setup, large)]
+    for note in (*NOTES, FAILED_NOTE) if problems else NOTES:
+        parts += ["", note]
+    parts += ["", rss_table(samples, legs)]
+    if trips:
+        parts += ["", "Backend round trips, counted by nginx itself:", "", trips_table(trips)]
+    for setup in setups:
+        if setup.targets:
+            parts += ["", f"targets ({setup.name} backends):"]
+            parts += targets(figures, setup, legs, trips)
+    if problems:
+        parts += ["", "PROBLEMS (the numbers above may not count):", *(f"- {p}" for p in problems)]
+    return "\n".join(parts)

@@ -1,0 +1,56 @@
+"""The command line: how long and how often the legs run."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+USAGE = """Benchmark: s3-multi beside plain mitmdump, the rclone union peer and the backends.
+
+Starts everything it needs on 127.0.0.1 and stops it at the end (also on Ctrl-C): nginx as two
+fake S3 backends, two SeaweedFS servers as real ones, and in front of each pair plain mitmdump
+(before the primary), s3-multi and, for SeaweedFS, `rclone serve s3` over an rclone union.
+Small requests come from wrk (8 keep-alive connections replaying a request signed once), large
+objects from a streaming client on one connection. Each run measures every way in turn, so a
+ratio compares numbers taken moments apart; tables show medians over runs.
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    runs: int  # of the small legs
+    seconds: int  # wrk's duration for one small leg (wrk takes whole seconds)
+    large_runs: int
+    large_seconds: float  # a large leg repeats its transfer until this much time has passed
+    sizes_mib: tuple[int, ...]
+    connections: int = 8
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmark",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="one short run, 64 MiB objects")
+    parser.add_argument(
+        "--size-mib",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="large object sizes in MiB (default: 256 1024; --quick: 64)",
+    )
+    parser.add_argument("--runs", type=int, help="runs of the small legs (default 3, --quick 1)")
+    parser.add_argument("--large-runs", type=int, default=1, help="runs of the large legs (1)")
+    args = parser.parse_args(argv)
+    sizes = args.size_mib or ([64] if args.quick else [256, 1024])
+    if any(size < 1 for size in sizes):
+        parser.error("--size-mib takes sizes of at least 1")
+    for name in ("runs", "large_runs"):
+        if (getattr(args, name) or 1) < 1:
+            parser.error(f"--{name.replace('_', '-')} takes at least 1")
+    runs = args.runs or (1 if args.quick else 3)
+    ordered = tuple(dict.fromkeys(sizes))  # in order, once each
+    if args.quick:
+        return Settings(runs, 1, args.large_runs, 0.0, ordered)
+    return Settings(runs, 3, args.large_runs, 2.0, ordered)

@@ -1,0 +1,195 @@
+"""The benchmark's pure parts, without servers: wrk's script and output, the maths, the tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from addon import sigv4
+from tests.benchmark.http1 import Keys, body_length, parse_head, sign, tampered
+from tests.benchmark.legs import (
+    DIRECT,
+    PLAIN,
+    RCLONE,
+    S3_MULTI,
+    SETUPS,
+    SMALL_LEGS,
+    Setup,
+    large_legs,
+)
+from tests.benchmark.load import LoadResult, lua_string, parse_wrk, percentile, wrk_script
+from tests.benchmark.measurement import Measured, Trip, TripCase
+from tests.benchmark.report import (
+    Figures,
+    markdown,
+    rss_table,
+    run_ratios,
+    targets,
+    throughput_table,
+)
+from tests.benchmark.settings import parse_args
+
+KEYS = Keys("AKTEST", "test-secret")
+WRK_OUTPUT = """Running 3s test @ http://127.0.0.1:4000/
+  1 threads and 8 connections
+  1860 requests in 3.00s, 2.26MB read
+Requests/sec:    619.80
+wrk-result requests=1860 duration_us=3001000 bytes=2370000 connect=0 read=0 write=0 \
+status=2 timeout=0 p50_us=12100 p99_us=25300
+"""
+
+
+def test_wrk_output_parsed_with_its_errors():
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.counted == 1860
+    assert result.per_second == pytest.approx(1860 / 3.001)
+    assert (result.p50_ms, result.p99_ms) == (12.1, 25.3)
+    assert result.error_count == 2
+    assert result.errors == ["wrk: 2 answers with status 400 or more"]
+
+
+def test_wrk_without_its_result_line_is_a_failure():
+    result = parse_wrk("unable to connect to 127.0.0.1:4000 Connection refused\n")
+    assert result.counted == 0
+    assert result.error_count == 1
+    assert "Connection refused" in result.errors[0]
+
+
+def test_wrk_script_sends_the_signed_request_byte_for_byte():
+    body = bytes(range(256)) * 4
+    request = sign(KEYS, "PUT", 4000, "k", body=body)
+    script = wrk_script(request)
+    assert f"wrk.method = {lua_string(b'PUT')}" in script
+    assert f"wrk.path = {lua_string(b'/bench/k')}" in script
+    authorization = dict(request.headers)["Authorization"]
+    assert f"= {lua_string(authorization.encode())}" in script
+    assert f"wrk.body = {lua_string(body)}" in script
+    assert lua_string(b"Content-Length") not in script  # wrk adds it from the body
+    assert "done = function(summary, latency, requests)" in script
+
+
+def test_lua_string_escapes_every_byte():
+    assert lua_string(b'a"\n\\') == '"\\97\\34\\10\\92"'
+
+
+def test_signed_request_and_its_tampered_twin():
+    request = sign(KEYS, "GET", 4000, "k", extra=(("X-Bench-Trace", "t1"),))
+    head = request.head().decode()
+    assert head.startswith("GET /bench/k HTTP/1.1\r\nHost: 127.0.0.1:4000\r\n")
+    headers = dict(request.headers)
+    assert headers["X-Amz-Content-SHA256"] == sigv4.EMPTY_SHA256
+    assert "Content-Length" not in headers
+    bad = dict(tampered(request).headers)
+    assert bad["Authorization"][:-1] == headers["Authorization"][:-1]
+    assert bad["Authorization"][-1] != headers["Authorization"][-1]
+    streamed = dict(sign(KEYS, "PUT", 4000, "big", content_length=5 << 30).headers)
+    assert streamed["X-Amz-Content-SHA256"] == sigv4.UNSIGNED_PAYLOAD
+    assert streamed["Content-Length"] == str(5 << 30)
+
+
+def test_response_head_and_body_length():
+    status, headers = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\n\r\n")
+    assert (status, headers) == (404, {"content-length": "12"})
+    assert body_length("GET", status, headers) == 12
+    assert body_length("HEAD", 200, headers) == 0
+    assert body_length("GET", 200, {"transfer-encoding": "chunked"}) is None
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile([3.0], 99) == 3
+    assert percentile([], 50) is None
+
+
+def test_ratios_pair_runs_and_skip_missing_figures():
+    assert run_ratios([100, 90, 80], [200, 100, 100]) == 0.8
+    assert run_ratios([100], [0]) is None
+    assert run_ratios([], [100]) is None
+
+
+def _measured(per_second: float, rss: dict[str, float], front: str = "s3-multi (t)") -> Measured:
+    result = LoadResult(counted=int(per_second * 2), seconds=2.0, p50_ms=1.0, p99_ms=2.0)
+    return Measured(result, front, rss, cpu_seconds=0.5)
+
+
+SETUP = Setup("t", SETUPS[1].start, (DIRECT, PLAIN, S3_MULTI, RCLONE), targets=True)
+
+
+def _samples() -> dict:
+    get, fallback = SMALL_LEGS[0], SMALL_LEGS[1]
+    rss = {"s3-multi (t)": 80.0, "weed primary": 200.0}
+    return {
+        ("t", get.name, DIRECT.name): [_measured(5000, {}), _measured(5000, {})],
+        ("t", get.name, PLAIN.name): [_measured(1000, {}), _measured(800, {})],
+        ("t", get.name, S3_MULTI.name): [_measured(800, rss), _measured(720, rss)],
+        ("t", get.name, RCLONE.name): [_measured(400, {}), _measured(400, {})],
+        ("t", fallback.name, S3_MULTI.name): [_measured(500, rss), _measured(400, rss)],
+        ("t", fallback.name, RCLONE.name): [_measured(250, {}), _measured(250, {})],
+    }
+
+
+def test_throughput_table_ratios_use_the_stand_in_for_ways_without_fallback():
+    table = throughput_table(Figures(_samples(), SMALL_LEGS), SETUP, SMALL_LEGS[:2]).splitlines()
+    assert table[0] == (
+        "| leg | direct | plain mitmdump | s3-multi | rclone union | s3-multi / plain mitmdump "
+        "| s3-multi / rclone union | s3-multi / direct |"
+    )
+    # ratios per run: plain 0.8 and 0.9, rclone 2.0 and 1.8, direct 0.16 and 0.144
+    assert table[2] == (
+        "| GET 1 KiB, primary hit (req/s) | 5,000 | 900 | 760 | 400 | 0.85 | 1.90 | 0.15 |"
+    )
+    # fallback: plain and direct are compared on their primary-hit figures of the same run
+    assert table[3] == (
+        "| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | 250 | 0.50 | 1.80 | 0.09 |"
+    )
+
+
+def test_a_leg_with_failed_requests_is_marked():
+    samples = _samples()
+    samples[("t", SMALL_LEGS[1].name, RCLONE.name)][0].result.fail("status 503")
+    row = throughput_table(Figures(samples, SMALL_LEGS), SETUP, SMALL_LEGS[1:2]).splitlines()[2]
+    assert row.startswith("| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | 250 ! |")
+
+
+def test_rss_table_keeps_each_process_peak_per_column():
+    samples = _samples()
+    big = large_legs(256)[0]
+    samples[("t", big.name, S3_MULTI.name)] = [_measured(1, {"s3-multi (t)": 95.0})]
+    table = rss_table(samples, [*SMALL_LEGS, big]).splitlines()
+    assert table[0] == "| process: peak RSS (MB) | small legs | 256 MiB legs |"
+    assert "| s3-multi (t) | 80 | 95 |" in table
+    assert "| weed primary | 200 | - |" in table
+
+
+def test_targets_name_what_is_met_and_what_is_not():
+    case = TripCase("GET", "GET", "k", frozenset({200}), (1, 0))
+    trips = [Trip(case, 200, (1, 0), 1, True)]
+    lines = targets(Figures(_samples(), SMALL_LEGS), SETUP, SMALL_LEGS, trips)
+    assert "✓ GET 1 KiB, primary hit: s3-multi / plain mitmdump: 0.85 (target >= 0.85)" in lines
+    assert "✗ GET 1 KiB, fallback hit: s3-multi / plain mitmdump: 0.50 (target >= 0.7)" in lines
+    assert "✗ PUT 1 KiB: s3-multi / plain mitmdump: - (target >= 0.8)" in lines
+    assert lines[-1] == "✓ backend round trips as expected"
+
+
+def test_markdown_table():
+    assert markdown(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |"
+
+
+def test_legs_compare_on_legs_that_exist():
+    legs = [*SMALL_LEGS, *large_legs(64)]
+    names = {leg.name for leg in legs}
+    assert len(names) == len(legs)
+    assert all(leg.stand_in in names for leg in legs if leg.stand_in)
+    put = next(leg for leg in legs if leg.name == "put")
+    assert put.key_for(S3_MULTI) == "small-put-s3-multi"
+    assert SMALL_LEGS[0].key_for(S3_MULTI) == "small-hit"
+
+
+def test_settings():
+    quick = parse_args(["--quick"])
+    assert (quick.runs, quick.seconds, quick.sizes_mib) == (1, 1, (64,))
+    full = parse_args(["--size-mib", "256", "1024", "256"])
+    assert (full.runs, full.sizes_mib, full.connections) == (3, (256, 1024), 8)
+    with pytest.raises(SystemExit):
+        parse_args(["--size-mib", "0"])
