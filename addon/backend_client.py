@@ -19,15 +19,24 @@ from dataclasses import dataclass, field
 
 import h11
 
-from addon import backends
+from addon import backends, sigv4
 from addon.config import Backend
 
 _READ_SIZE = 65536
 _IDLE_PER_ADDRESS = 8
+_NEVER_SIGNED = frozenset({"expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"})
 
 
 class BackendError(Exception):
     """The backend could not be reached, timed out, or answered something unusable."""
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A request body sent piece by piece as it comes (another answer's body), of `length`."""
+
+    pieces: AsyncIterator[bytes]
+    length: int
 
 
 @dataclass(frozen=True)
@@ -86,17 +95,23 @@ class Reply:
     async def read(self, limit: int) -> bytes:
         """The whole body; BackendError when it is longer than `limit`."""
         body = bytearray()
+        async for piece in self.pieces():
+            body += piece
+            if len(body) > limit:
+                raise BackendError(f"an answer body over {limit} bytes")
+        return bytes(body)
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The body as it comes (a copy streams it on, in bounded memory)."""
         while True:
             try:
                 event = await self._connection.next_event(self._timeout)
             except (OSError, h11.ProtocolError) as e:
                 raise BackendError(str(e) or type(e).__name__) from None
             if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > limit:
-                    raise BackendError(f"an answer body over {limit} bytes")
+                yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
+                return
             else:
                 raise BackendError(f"unexpected {type(event).__name__} in the answer body")
 
@@ -118,17 +133,24 @@ class BackendClient:
         key_path: str = "",
         query: str = "",
         headers: Sequence[tuple[str, str]] = (),
-        body: bytes = b"",
+        body: bytes | Streamed = b"",
         signed_headers: Sequence[str] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a signed request to `backend`; yields its answer (headers in, body unread).
         Every header is signed unless `signed_headers` names those to sign (a client's request
         sent again: its other headers may be changed on the way, as they were not signed).
+        A `Streamed` body is sent as it comes (UNSIGNED-PAYLOAD: its hash is not known ahead).
         Raises BackendError when it cannot be had."""
         location = backends.locate(backend, bucket, key_path, query)
-        payload_hash = hashlib.sha256(body).hexdigest()
-        sent = [*headers, ("content-length", str(len(body)))] if body else list(headers)
-        names = [n.lower() for n, _ in sent] if signed_headers is None else signed_headers
+        if isinstance(body, Streamed):
+            payload_hash, length = sigv4.UNSIGNED_PAYLOAD, body.length
+        else:
+            payload_hash, length = hashlib.sha256(body).hexdigest(), len(body)
+        sent = [*headers, ("content-length", str(length))] if length else list(headers)
+        if signed_headers is None:  # all but what botocore never signs (proxies rewrite them)
+            names = [n.lower() for n, _ in sent if n.lower() not in _NEVER_SIGNED]
+        else:
+            names = list(signed_headers)
         signed = backends.sign(backend, method, location, sent, names, payload_hash)
         head = [("host", location.authority), *sent, *signed.headers.items()]
         address = (location.scheme, location.host, location.port, backend.ssl_skip_verify)
@@ -144,13 +166,16 @@ class BackendClient:
         method: str,
         target: str,
         head: list[tuple[str, str]],
-        body: bytes,
+        body: bytes | Streamed,
     ) -> Reply:
-        events: list[h11.Event] = [h11.Request(method=method, target=target, headers=head)]
-        if body:
-            events.append(h11.Data(data=body))
         try:
-            await connection.send(*events, h11.EndOfMessage())
+            await connection.send(h11.Request(method=method, target=target, headers=head))
+            if isinstance(body, Streamed):
+                async for piece in body.pieces:
+                    await connection.send(h11.Data(data=piece))
+            elif body:
+                await connection.send(h11.Data(data=body))
+            await connection.send(h11.EndOfMessage())
             answer = await connection.next_event(self.timeouts.read)
         except (OSError, h11.ProtocolError) as e:
             raise BackendError(str(e) or type(e).__name__) from None

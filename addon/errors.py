@@ -48,6 +48,7 @@ KNOWN: dict[str, tuple[int, str]] = {
         "The difference between the request time and the current time is too large.",
     ),
     "KeyTooLongError": (400, "Your key is too long"),
+    "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
     "RequestHeaderSectionTooLarge": (
         400,
         "Your request header section exceeds the maximum allowed size.",

@@ -18,6 +18,7 @@ from addon.config import Config
 from addon.deadlines import Deadline, Injector
 from addon.errors import S3Error, new_request_id
 from addon.exchange import Exchange
+from addon.fallback_copy import CopyFromFallback
 from addon.journey import Journey
 from addon.listing import BucketsMerge
 from addon.object_listing import ListingMerge, ListingRequest, Tokens
@@ -144,6 +145,11 @@ class Router:
         if bucket is not None and writes and len(self.backends) > 1:
             primary, *fallbacks = self.backends
             exchange.settle.append(AdoptBucket(self.client, primary, tuple(fallbacks), plan))
+        if operation.name in COPIES and len(self.backends) > 1:
+            primary, *fallbacks = self.backends
+            part = operation.name == "UploadPartCopy"
+            copy = CopyFromFallback(self.client, primary, tuple(fallbacks), plan, part, tombstones)
+            exchange.settle.append(copy)
         if tombstones is not None and bucket is not None:
             if reads and target.key is not None:
                 exchange.tombstone = lookup(tombstones.meta_bucket, bucket, target.key)
@@ -155,6 +161,7 @@ class Router:
 
 
 _LISTINGS = ("ListObjects", "ListObjectsV2")
+COPIES = ("CopyObject", "UploadPartCopy")
 MAX_HEADER_SECTION = 8192  # S3's: the header fields and the query together
 MAX_KEY_BYTES = 1024
 

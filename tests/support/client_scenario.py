@@ -77,7 +77,8 @@ class Scenario:
         primary, secondary, tertiary = self.backends
         assert report["small"] == SMALL
         assert report["size"] == len(SMALL)
-        assert report["listed"] == ["gone.txt", "large.bin", "small.txt"]  # the primary's
+        # Listed: every backend's keys, the secondary's warm.txt too (gone.txt is deleted later).
+        assert report["listed"] == ["gone.txt", "large.bin", "small.txt", "warm.txt"]
         assert report["warm"] == WARM.decode()
         large = self.workdir / "large.bin"
         assert file_sha256(self.workdir / "large.back") == file_sha256(large)
