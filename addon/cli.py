@@ -1,6 +1,7 @@
 """The `s3-multi` command: VersityGW's `versitygw s3-multi` command line, on mitmproxy.
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
+    s3-multi tombstones --config FILE [--prune]
 
 Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
 (`addon/multi.py`), so both ways of running behave the same.
@@ -20,6 +21,8 @@ from mitmproxy import exceptions
 from mitmproxy.addons.script import load_script
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
+
+from addon import tombstone_command
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -128,6 +131,9 @@ async def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["tombstones"]:
+        return tombstone_command.main(argv[1:])
     args = build_parser().parse_args(argv)
     missing = [f"--{n}" for n in ("config", "access", "secret") if not getattr(args, n)]
     if missing:

@@ -90,7 +90,7 @@ class Tombstones:
         """The key was written through the proxy: nothing of it is hidden any more."""
         try:
             async with self.client.request(
-                self.primary, "DELETE", self.meta_bucket, _path(key_of(bucket, key))
+                self.primary, "DELETE", self.meta_bucket, path_of(key_of(bucket, key))
             ) as reply:
                 body = await reply.read(_MAX_BODY)
         except BackendError as e:
@@ -103,7 +103,7 @@ class Tombstones:
 
         async def etag(backend: Backend) -> str | None:
             try:
-                async with self.client.request(backend, "HEAD", bucket, _path(key)) as reply:
+                async with self.client.request(backend, "HEAD", bucket, path_of(key)) as reply:
                     found = reply.header("etag") if reply.status == 200 else None
                     await reply.read(0)
             except BackendError as e:
@@ -120,7 +120,7 @@ class Tombstones:
         headers = [("content-type", "application/json")]
         for attempt in range(2):
             async with self.client.request(
-                self.primary, "PUT", self.meta_bucket, _path(key), headers=headers, body=body
+                self.primary, "PUT", self.meta_bucket, path_of(key), headers=headers, body=body
             ) as reply:
                 answer = await reply.read(_MAX_BODY)
             if reply.status == 200:
@@ -136,6 +136,21 @@ class Tombstones:
         if reply.status != 200 and error_code(answer) not in ("BucketAlreadyOwnedByYou",):
             raise TombstoneError(f"cannot create {self.meta_bucket}: {reply.status}")
 
+    async def forget(self, tomb_key: str, etag: str) -> None:
+        """Remove a tombstone, if it is still the one read (its ETag)."""
+        async with self.client.request(
+            self.primary, "HEAD", self.meta_bucket, path_of(tomb_key)
+        ) as head:
+            await head.read(0)
+        if head.status != 200 or head.header("etag") != etag:
+            return  # gone, or written again since: not the one that was reviewed
+        async with self.client.request(
+            self.primary, "DELETE", self.meta_bucket, path_of(tomb_key)
+        ) as reply:
+            await reply.read(_MAX_BODY)
+        if reply.status not in (200, 204):
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+
     # --- reads (listings) ------------------------------------------------------------------------
 
     async def hiding(self, bucket: str, names: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -147,22 +162,22 @@ class Tombstones:
         found: dict[str, dict[str, str]] = {}
         after = None
         while True:
-            page, truncated = await self._list_tombstones(first, after)
+            page, truncated = await self.list_tombstones(first, after)
             for tomb_key, etag in page:
                 if tomb_key > last:
                     return found
                 if tomb_key in wanted:
-                    found[wanted[tomb_key]] = await self._body(tomb_key, etag)
+                    found[wanted[tomb_key]] = await self.hides_of(tomb_key, etag)
             if not truncated or not page:
                 return found
             after = page[-1][0]
 
     async def any_under(self, bucket: str, prefix: str) -> bool:
         """Whether any key under `prefix` has a tombstone."""
-        page, _ = await self._list_tombstones(key_of(bucket, prefix), None, under=True)
+        page, _ = await self.list_tombstones(key_of(bucket, prefix), None, under=True)
         return bool(page)
 
-    async def _list_tombstones(
+    async def list_tombstones(
         self, first: str, after: str | None, under: bool = False
     ) -> tuple[list, bool]:
         """Tombstones from `first` on (after `after`), or with `under`: only one whose key
@@ -187,14 +202,14 @@ class Tombstones:
             raise TombstoneError(f"{self.primary.name} answered {reply.status}")
         return _listed(body)
 
-    async def _body(self, tomb_key: str, etag: str) -> dict[str, str]:
+    async def hides_of(self, tomb_key: str, etag: str) -> dict[str, str]:
         kept = self._bodies.get((tomb_key, etag))
         if kept is not None:
             self._bodies.move_to_end((tomb_key, etag))
             return kept
         try:
             async with self.client.request(
-                self.primary, "GET", self.meta_bucket, _path(tomb_key)
+                self.primary, "GET", self.meta_bucket, path_of(tomb_key)
             ) as reply:
                 body = await reply.read(_MAX_BODY)
         except BackendError as e:
@@ -211,7 +226,7 @@ class Tombstones:
         return hides
 
 
-def _path(key: str) -> str:
+def path_of(key: str) -> str:
     """A key as the canonical path under its bucket."""
     return sigv4.canonical_path("/" + key)[1:]
 

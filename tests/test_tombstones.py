@@ -6,6 +6,7 @@ the tombstone; the proxy's own bucket is nobody's."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from tests.support.direct import client as direct
 from tests.support.direct import has_object, put_direct
-from tests.support.processes import aws_cli
+from tests.support.processes import VENV_BIN, aws_cli, child_env
 
 pytestmark = pytest.mark.e2e
 META = "s3multi-meta"
@@ -136,3 +137,32 @@ def test_without_a_meta_bucket_the_log_says_deletes_do_not_stick(backends, run_p
     while warning not in proxy.log() and time.monotonic() < deadline:
         time.sleep(0.1)  # the log reaches its file a little after the port opens
     assert warning in proxy.log()
+
+
+def test_the_tombstones_command_prunes_those_that_hide_nothing(
+    two_instances, backends, bucket, tmp_path
+):
+    one, _ = two_instances
+    primary, secondary, _ = backends
+    direct(primary).create_bucket(Bucket=bucket)
+    put_direct(secondary, bucket, "k.txt", b"old")
+    one.client().delete_object(Bucket=bucket, Key="k.txt")
+    path = config(tmp_path / "c.json", backends)
+
+    def tombstones(*args: str) -> str:
+        done = subprocess.run(
+            [str(VENV_BIN / "s3-multi"), "tombstones", "--config", str(path), *args],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "still hide a copy" in tombstones()
+    assert has_object(primary, META, f"tombstones/{bucket}/k.txt")
+    direct(secondary).delete_object(Bucket=bucket, Key="k.txt")  # the hidden copy goes
+    report = tombstones("--prune")
+    assert " pruned" in report and not report.startswith("0 ")
+    assert not has_object(primary, META, f"tombstones/{bucket}/k.txt")

