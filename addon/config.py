@@ -7,33 +7,25 @@ the file or variable, the backend and the field. Error messages never contain a 
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from addon.config_files import ConfigError, read_document
+from addon.config_values import (
+    Field,
+    aws_endpoint,
+    kind,
+    normalise_endpoint,
+    suggest,
+    typed,
+)
 
 ENV_PREFIX = "VGW_S3_MULTI_BACKEND_"
 SETTINGS_PREFIX = "VGW_S3_MULTI_"
 DEFAULT_REGION = "us-east-1"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field: its name in the file, its type, default and variable suffix."""
-
-    key: str  # as written in the file
-    attr: str  # the Backend (or Config) attribute
-    kind: type  # str, bool or float (seconds, more than 0)
-    env: str  # VGW_S3_MULTI_BACKEND_<N>_<env> (settings: VGW_S3_MULTI_<env>)
-    default: object = ""
-    credential: bool = False  # never echoed in a message
-    choices: tuple[str, ...] = ()  # a string field that takes only these
-
 
 FIELDS: tuple[Field, ...] = (
     Field("name", "name", str, "NAME"),
@@ -58,13 +50,8 @@ SETTINGS: tuple[Field, ...] = (
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
 _TOP_LEVEL = {"backends": None, **{f.key: f for f in SETTINGS}}
-_ENV_BOOLS = {
-    "true": True, "1": True, "yes": True, "on": True,
-    "false": False, "0": False, "no": False, "off": False,
-}  # fmt: skip
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 _REGION = re.compile(r"[a-z0-9-]+")
-_HOST = re.compile(r"[a-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -124,26 +111,26 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> Config:
         )
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{source}: the top level must be a mapping with a 'backends' list, got {_kind(data)}"
+            f"{source}: the top level must be a mapping with a 'backends' list, got {kind(data)}"
         )
     for key in data:
         if key not in _TOP_LEVEL:
-            raise ConfigError(f"{source}: unknown top-level key {key!r}{_suggest(key, _TOP_LEVEL)}")
+            raise ConfigError(f"{source}: unknown top-level key {key!r}{suggest(key, _TOP_LEVEL)}")
     backends = data.get("backends")
     if not isinstance(backends, list) or not backends:
         raise ConfigError(
             f"{source}: backends: must be a non-empty list (the first is the primary), "
-            f"got {'an empty list' if backends == [] else _kind(backends)}"
+            f"got {'an empty list' if backends == [] else kind(backends)}"
         )
     raws: list[_Raw] = []
     for index, entry in enumerate(backends):
         if not isinstance(entry, dict):
-            raise _error(source, index, {}, "", f"must be a mapping of fields, got {_kind(entry)}")
+            raise _error(source, index, {}, "", f"must be a mapping of fields, got {kind(entry)}")
         raw: _Raw = {key: (value, source, False) for key, value in entry.items()}
         for key in entry:
             if key not in _BY_KEY:
                 raise _error(
-                    source, index, raw, "", f"unknown field {key!r}{_suggest(key, _BY_KEY)}"
+                    source, index, raw, "", f"unknown field {key!r}{suggest(key, _BY_KEY)}"
                 )
         raws.append(raw)
     _apply_environment(raws, source, environ)
@@ -163,44 +150,10 @@ def _settings(data: dict, source: str, environ: Mapping[str, str]) -> dict[str, 
             values[f.attr] = f.default
             continue
         try:
-            values[f.attr] = _typed(f, value, from_env)
+            values[f.attr] = typed(f, value, from_env)
         except ValueError as e:
             raise ConfigError(f"{where}: {f.key}: {e}") from None
     return values
-
-
-def _typed(f: Field, value: object, from_env: bool) -> object:
-    """`value` as field `f` takes it; ValueError says what is wrong (never quoting a
-    credential)."""
-    if f.kind is bool and from_env:
-        parsed = _ENV_BOOLS.get(str(value).lower())
-        if parsed is None:
-            raise ValueError(f"must be true/false, 1/0, yes/no or on/off, got {value!r}")
-        return parsed
-    if f.kind is bool and not isinstance(value, bool):
-        raise ValueError(f"must be true or false, unquoted, got {_show(value)}")
-    if f.kind is float:
-        return _seconds(value, from_env)
-    if f.kind is str and not isinstance(value, str):
-        got = _kind(value) if f.credential else _show(value)
-        raise ValueError(f"must be a string (quote it in the file), got {got}")
-    if f.choices and value not in f.choices:
-        raise ValueError(f"must be one of {', '.join(f.choices)}, got {value!r}")
-    return value
-
-
-def _seconds(value: object, from_env: bool) -> float:
-    number: object = value
-    if from_env:
-        try:
-            number = float(str(value))
-        except ValueError:
-            raise ValueError(f"must be a number of seconds, got {value!r}") from None
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        raise ValueError(f"must be a number of seconds, unquoted, got {_show(value)}")
-    if not 0 < number <= 86400:
-        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {number}")
-    return float(number)
 
 
 def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]) -> None:
@@ -229,7 +182,7 @@ def _apply_environment(raws: list[_Raw], source: str, environ: Mapping[str, str]
         found = _BY_ENV.get(env_field)
         if found is None:
             known = ", ".join(_BY_ENV)
-            suggestion = _suggest(env_field.upper(), _BY_ENV)
+            suggestion = suggest(env_field.upper(), _BY_ENV)
             problem = f"unknown field {env_field!r} (known: {known}){suggestion}"
             raise _error(var, index, raws[index], "", problem)
         raws[index][found.key] = (value, var, True)
@@ -245,7 +198,7 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
             return f.default  # null in the file means "not set" for string fields
         value, _, from_env = raw[f.key]
         try:
-            return _typed(f, value, from_env)
+            return typed(f, value, from_env)
         except ValueError as e:
             raise fail(f.key, str(e)) from None
 
@@ -264,50 +217,15 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
     endpoint = str(values["endpoint"])
     if endpoint:
         try:
-            endpoint = _normalise_endpoint(endpoint)
+            endpoint = normalise_endpoint(endpoint)
         except ValueError as e:
             # A URL with user:password@ is not echoed: the password may be a real secret.
             shown = "" if "@" in endpoint else f", got {endpoint!r}"
             raise fail("endpoint", f"{e}{shown}") from None
     else:
-        endpoint = _aws_endpoint(region)
+        endpoint = aws_endpoint(region)
     values.update(region=region, endpoint=endpoint, name=values["name"] or f"backend-{index}")
     return Backend(index=index, **values)  # type: ignore[arg-type]
-
-
-def _aws_endpoint(region: str) -> str:
-    if region == "us-east-1":
-        return "https://s3.amazonaws.com"
-    return f"https://s3.{region}.amazonaws.com"
-
-
-def _normalise_endpoint(url: str) -> str:
-    """Return "scheme://host[:port][/path]", lowercased and without a default port or trailing /."""
-    if any(c.isspace() for c in url):
-        raise ValueError("must not contain spaces")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ValueError("must be a URL with a valid host and port (1-65535)") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not url.lower().startswith(f"{scheme}://"):
-        raise ValueError("must start with http:// or https://")
-    if "@" in parts.netloc:
-        raise ValueError("must not contain credentials (user:password@), use access and secret")
-    if parts.query or parts.fragment or "?" in url or "#" in url:
-        raise ValueError("must not have a query (?) or fragment (#)")
-    host = parts.hostname or ""
-    if not host:
-        raise ValueError("has no host")
-    if ":" not in host and not _HOST.fullmatch(host):  # IPv6 was already checked by urlsplit
-        raise ValueError("has an invalid host")
-    if port == 0:
-        raise ValueError("has an invalid port (must be 1-65535)")
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != {"http": 80, "https": 443}[scheme]:
-        netloc += f":{port}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -320,45 +238,6 @@ def _error(source: str, index: int, raw: _Raw, key: str, problem: str) -> Config
     if isinstance(name, str) and name:
         label += f" ({json.dumps(name, ensure_ascii=False)})"
     return ConfigError(": ".join(part for part in (source, label, key, problem) if part))
-
-
-def _suggest(key: object, known: Iterable[str]) -> str:
-    """ ", did you mean 'usePathStyle'?" when key is close to a known name, else ""."""
-    candidates = list(known)
-    text = str(key)
-    squashed = {c.lower().replace("_", ""): c for c in candidates}
-    match = squashed.get(text.lower().replace("_", "").replace("-", ""))
-    if match is None:
-        close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
-        match = close[0] if close else None
-    return f", did you mean {match!r}?" if match else ""
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
-
-
-def _show(value: object) -> str:
-    """_kind plus the value itself, for fields whose values are not secret."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return _kind(value)
 
 
 def _credentials(data: object, environ: Mapping[str, str]) -> set[str]:
