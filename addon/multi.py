@@ -23,7 +23,7 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
-from addon import backends, retarget, upstream_control
+from addon import backends, client_heads, retarget, upstream_control
 from addon.auth_checks import RootKeys
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
@@ -146,7 +146,7 @@ class S3Multi:
             )
         self.router = Router(config, auth, _inject, self.client, domains, tombstones)
         self.connect_timeouts = ConnectTimeouts(config.backends)
-        upstream_control.head_limits = upstream_control.HeadLimits(
+        client_heads.head_limits = client_heads.HeadLimits(
             seconds=config.client_timeout, refuse=self._refuse_head
         )
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
@@ -256,8 +256,8 @@ class S3Multi:
 
     def _refuse_head(self, reason: str, peer: object) -> http.Response:
         """The answer to a request head that is too large or too slow to arrive."""
-        if reason == upstream_control.TOO_LARGE:
-            limit = str(upstream_control.head_limits.max_bytes)
+        if reason == client_heads.TOO_LARGE:
+            limit = str(client_heads.head_limits.max_bytes)
             error = S3Error("RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": limit})
         else:
             error = S3Error("RequestTimeout")

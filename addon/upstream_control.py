@@ -32,11 +32,8 @@ call the policy at each point and do what it says. Each wrap, and why no hook ca
 - `_handle_event`: a `DeadlinePassed` event, injected by the addon's timers, reaches the
   stream's policy (mitmproxy routes injected events to the stream, but only WebSocket and TCP
   layers take them).
-- `Http1Server.read_headers`: mitmproxy reads a request head of any size for as long as the
-  client drips it ("FIXME: protect against header size DoS" in its source): as an endpoint
-  (reverse mode) a head over `HeadLimits.max_bytes`, or still unfinished `HeadLimits.seconds`
-  after its first byte, is answered with an S3 error and the connection closed, before the
-  head goes anywhere.
+- `Http1Server.read_headers`: the client's request head, bounded in size and time (see
+  `client_heads`).
 
 When the client is still sending a body nobody will read, the answer says `Connection: close`
 and our side of the connection is half-closed after it (HTTP/1), or the stream is reset after it
@@ -50,7 +47,6 @@ method and of their callers, so that an upgrade fails there first and names what
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -58,9 +54,8 @@ from weakref import WeakKeyDictionary
 
 import mitmproxy.version
 from mitmproxy import http
-from mitmproxy.net.http import http1
-from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection, SendData
-from mitmproxy.proxy.events import DataReceived, MessageInjected
+from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
+from mitmproxy.proxy.events import MessageInjected
 from mitmproxy.proxy.layers.http import (
     ErrorCode,
     GetHttpConnection,
@@ -74,8 +69,9 @@ from mitmproxy.proxy.layers.http import (
     ResponseProtocolError,
     SendHttp,
 )
-from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Server
-from mitmproxy.proxy.mode_specs import ReverseMode
+from mitmproxy.proxy.layers.http._http1 import Http1Client
+
+from addon import client_heads
 
 SUPPORTED_MITMPROXY = "12.3.1"
 
@@ -163,7 +159,6 @@ _original_state_wait_for_response_headers = HttpStream.state_wait_for_response_h
 _original_handle_protocol_error = HttpStream.handle_protocol_error
 _original_state_stream_request_body = HttpStream.state_stream_request_body
 _original_handle_event = HttpStream._handle_event
-_original_read_headers = Http1Server.read_headers
 
 
 def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
@@ -397,47 +392,6 @@ def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
         yield from _answer(self, abort.response)
 
 
-@dataclass
-class HeadLimits:
-    """What a client's request head may take (set by the addon from its config)."""
-
-    max_bytes: int = 24 * 1024
-    seconds: float = 20.0
-    # The answer, given the reason (TOO_LARGE or TOO_SLOW) and the client's address.
-    refuse: Callable[[str, Any], http.Response] = lambda reason, peer: http.Response.make(400)
-
-
-head_limits = HeadLimits()
-TOO_LARGE, TOO_SLOW = "too large", "too slow"
-
-
-_head_started: WeakKeyDictionary[Http1Server, float] = WeakKeyDictionary()
-
-
-def _read_headers(self: Http1Server, event: Any) -> Commands:
-    if not isinstance(event, DataReceived) or not isinstance(
-        self.context.client.proxy_mode, ReverseMode
-    ):
-        return (yield from _original_read_headers(self, event))
-    started = _head_started.setdefault(self, time.monotonic())
-    yield from _original_read_headers(self, event)
-    if self.state != self.read_headers:
-        _head_started.pop(self, None)  # the head is in: the next one is timed from its start
-        return None
-    # The head has not ended: all that is buffered is head.
-    reason = None
-    if len(self.buf) > head_limits.max_bytes:
-        reason = TOO_LARGE
-    elif time.monotonic() - started > head_limits.seconds:
-        reason = TOO_SLOW
-    if reason is not None:
-        answer = head_limits.refuse(reason, self.conn.peername)
-        yield SendData(self.conn, http1.assemble_response(answer))
-        yield CloseConnection(self.conn)
-        self.state = self.done
-    return None
-
-
 WRAPPED = {
     "_handle_event": _handle_event,
     "make_server_connection": _make_server_connection,
@@ -464,4 +418,4 @@ def install() -> None:
         )
     for name, wrapper in WRAPPED.items():
         setattr(HttpStream, name, wrapper)
-    Http1Server.read_headers = _read_headers  # type: ignore[method-assign]
+    client_heads.install()

@@ -20,7 +20,7 @@ from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Htt
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
 from mitmproxy.proxy.server import ConnectionHandler
 
-from addon import upstream_control
+from addon import client_heads, upstream_control
 
 # name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
@@ -147,7 +147,7 @@ def _original(qualified: str) -> Callable:
     if class_name == "HttpStream" and name in upstream_control.ORIGINALS:
         return upstream_control.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
     if qualified == "Http1Server.read_headers":
-        return upstream_control._original_read_headers
+        return client_heads._original_read_headers
     return getattr(_CLASSES[class_name], name)
 
 
@@ -180,7 +180,7 @@ def test_install_wraps_every_method():
     upstream_control.install()
     for name, wrapper in upstream_control.WRAPPED.items():
         assert getattr(HttpStream, name) is wrapper, name
-    assert Http1Server.read_headers is upstream_control._read_headers
+    assert Http1Server.read_headers is client_heads.read_headers
 
 
 def test_install_refuses_another_mitmproxy(monkeypatch):

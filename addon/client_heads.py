@@ -1,0 +1,75 @@
+"""A client's request head, bounded in size and in time, before it goes anywhere.
+
+mitmproxy reads a request head of any size for as long as the client drips it ("FIXME: protect
+against header size DoS" in its source). As an endpoint (reverse mode) a head over
+`HeadLimits.max_bytes`, or still unfinished `HeadLimits.seconds` after its first byte, is answered
+with the addon's S3 error and the connection closed. No hook sees a head before it is complete, so
+this wraps mitmproxy's private `Http1Server.read_headers`; it is installed by
+`upstream_control.install` (which checks mitmproxy's version) and fingerprinted with the rest in
+tests/test_upstream_control.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from mitmproxy import http
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.commands import CloseConnection, SendData
+from mitmproxy.proxy.events import DataReceived
+from mitmproxy.proxy.layers.http._http1 import Http1Server
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+Commands = Generator[Any, Any, Any]
+
+
+@dataclass
+class HeadLimits:
+    """What a client's request head may take (set by the addon from its config)."""
+
+    max_bytes: int = 24 * 1024
+    seconds: float = 20.0
+    # The answer, given the reason (TOO_LARGE or TOO_SLOW) and the client's address.
+    refuse: Callable[[str, Any], http.Response] = lambda reason, peer: http.Response.make(400)
+
+
+head_limits = HeadLimits()
+TOO_LARGE, TOO_SLOW = "too large", "too slow"
+
+
+_head_started: WeakKeyDictionary[Http1Server, float] = WeakKeyDictionary()
+
+
+_original_read_headers = Http1Server.read_headers
+
+
+def read_headers(self: Http1Server, event: Any) -> Commands:
+    if not isinstance(event, DataReceived) or not isinstance(
+        self.context.client.proxy_mode, ReverseMode
+    ):
+        return (yield from _original_read_headers(self, event))
+    started = _head_started.setdefault(self, time.monotonic())
+    yield from _original_read_headers(self, event)
+    if self.state != self.read_headers:
+        _head_started.pop(self, None)  # the head is in: the next one is timed from its start
+        return None
+    # The head has not ended: all that is buffered is head.
+    reason = None
+    if len(self.buf) > head_limits.max_bytes:
+        reason = TOO_LARGE
+    elif time.monotonic() - started > head_limits.seconds:
+        reason = TOO_SLOW
+    if reason is not None:
+        answer = head_limits.refuse(reason, self.conn.peername)
+        yield SendData(self.conn, http1.assemble_response(answer))
+        yield CloseConnection(self.conn)
+        self.state = self.done
+    return None
+
+
+def install() -> None:
+    Http1Server.read_headers = read_headers  # type: ignore[method-assign]
