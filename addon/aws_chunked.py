@@ -23,13 +23,10 @@ nothing stored.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
-import zlib
-from collections.abc import Callable
-from typing import Protocol
 
 from addon import sigv4
+from addon.body_checks import CHECKSUMS
 from addon.errors import S3Error
 
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -40,54 +37,6 @@ FORMS = (UNSIGNED_TRAILER, SIGNED, SIGNED_TRAILER)
 MIN_CHUNK = 8192  # every chunk but the last
 MAX_CHUNK = 64 * 1024 * 1024  # what we hold in memory for one signed chunk
 _MAX_LINE = 4096
-
-
-class Checksum(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def digest(self) -> bytes: ...
-
-
-class _Crc32:
-    def __init__(self) -> None:
-        self.value = 0
-
-    def update(self, data: bytes) -> None:
-        self.value = zlib.crc32(data, self.value)
-
-    def digest(self) -> bytes:
-        return self.value.to_bytes(4, "big")
-
-
-def _crt(name: str) -> Callable[[], Checksum] | None:
-    """crc32c and crc64nvme need awscrt (optional); without it the backend checks them."""
-    try:
-        from awscrt import checksums  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    width = {"crc32c": 4, "crc64nvme": 8}[name]
-    function = {"crc32c": "crc32c", "crc64nvme": "crc64nvme"}[name]
-
-    class _Crt:
-        def __init__(self) -> None:
-            self.value = 0
-
-        def update(self, data: bytes) -> None:
-            self.value = getattr(checksums, function)(data, self.value)
-
-        def digest(self) -> bytes:
-            return self.value.to_bytes(width, "big")
-
-    return _Crt
-
-
-# trailer header -> (name S3 uses in messages, checksum factory or None when we cannot compute it)
-CHECKSUMS: dict[str, tuple[str, Callable[[], Checksum] | None]] = {
-    "x-amz-checksum-crc32": ("CRC32", _Crc32),
-    "x-amz-checksum-crc32c": ("CRC32C", _crt("crc32c")),
-    "x-amz-checksum-crc64nvme": ("CRC64NVME", _crt("crc64nvme")),
-    "x-amz-checksum-sha1": ("SHA1", hashlib.sha1),
-    "x-amz-checksum-sha256": ("SHA256", hashlib.sha256),
-}
 
 
 def _malformed_trailer() -> S3Error:
@@ -345,33 +294,6 @@ class AwsChunkedUpload:
         assert self.backend is not None
         signature = self.backend.trailer(canonical).encode()
         return name + sep + value.replace(value.strip(), signature)
-
-
-class PayloadHashCheck:
-    """A plain body whose SHA-256 was signed: the last byte is held until the hash matches."""
-
-    def __init__(self, expected: str) -> None:
-        self.expected = expected
-        self.hash = hashlib.sha256()
-        self.held = b""
-
-    def feed(self, data: bytes) -> bytes:
-        if not data:
-            return b""
-        self.hash.update(data)
-        out, self.held = self.held + data[:-1], data[-1:]
-        return out
-
-    def finish(self) -> bytes:
-        if self.hash.hexdigest() != self.expected:
-            raise S3Error(
-                "XAmzContentSHA256Mismatch",
-                extra={
-                    "ClientComputedContentSHA256": self.expected,
-                    "S3ComputedContentSHA256": self.hash.hexdigest(),
-                },
-            )
-        return self.held
 
 
 def decoded_headers(headers: list[tuple[str, str]], decoded_length: int) -> list[tuple[str, str]]:

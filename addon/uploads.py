@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from addon import aws_chunked, sigv4
+from addon import aws_chunked, body_checks, sigv4
 from addon.auth_checks import HeaderLookup, Verified
 from addon.config import Backend
 from addon.errors import S3Error
@@ -54,7 +54,7 @@ class BodyPlan:
             raise S3Error("InvalidRequest", f"{payload_hash} does not carry a trailer.")
         if payload_hash != aws_chunked.SIGNED and not names:
             raise S3Error("InvalidRequest", "x-amz-trailer is required for a trailing checksum.")
-        unknown = [n for n in names if n not in aws_chunked.CHECKSUMS]
+        unknown = [n for n in names if n not in body_checks.CHECKSUMS]
         if unknown or len(names) > 1:
             raise S3Error(
                 "InvalidRequest",
@@ -85,7 +85,7 @@ class BodyPlan:
         """What checks and rewrites the body for `backend`, once its request is signed."""
         payload_hash = self.verified.payload_hash
         if sigv4.HEX_SHA256.fullmatch(payload_hash):
-            return aws_chunked.PayloadHashCheck(payload_hash)
+            return body_checks.PayloadHashCheck(payload_hash)
         if not self.chunked:
             return None
         assert self.decoded_length is not None

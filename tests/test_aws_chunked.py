@@ -18,9 +18,9 @@ from addon.aws_chunked import (
     SIGNED_TRAILER,
     UNSIGNED_TRAILER,
     AwsChunkedUpload,
-    PayloadHashCheck,
     decoded_headers,
 )
+from addon.body_checks import PayloadHashCheck
 from addon.errors import S3Error
 from addon.sigv4 import ChunkChain, signing_key
 from addon.uploads import stream_callable
