@@ -21,7 +21,8 @@ from addon.exchange import Exchange
 from addon.fallback_copy import CopyFromFallback
 from addon.journey import Journey
 from addon.listing import BucketsMerge
-from addon.object_listing import ListingMerge, ListingRequest, Tokens
+from addon.listing_pages import ListingRequest, Tokens
+from addon.object_listing import ListingMerge
 from addon.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
 from addon.retarget import Plan
 from addon.tombstones import BURIES, CLEARS, AfterWrite, Tombstones, lookup

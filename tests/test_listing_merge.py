@@ -10,7 +10,7 @@ import pytest
 
 from addon.errors import S3Error
 from addon.listing_merge import Entry, Merge, Page
-from addon.object_listing import ListingRequest, Tokens, parse_page, render
+from addon.listing_pages import ListingRequest, Tokens, parse_page, render
 
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 
