@@ -168,14 +168,13 @@ class FakeBackend(_Listening):
 
     def stop(self) -> None:
         self.stopping.set()
-        accepting, *serving = self._threads or [None]
-        if accepting is not None:
-            accepting.join()  # no connection is added after this
+        if self._threads:
+            self._threads[0].join()  # the accepting thread: no connection is added after this
         with self._lock:
             for conn in self._open:
                 with contextlib.suppress(OSError):  # already closed by the peer
                     conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv or send
-        for thread in serving:
+        for thread in self._threads[1:]:  # those accepted while stopping too
             thread.join(timeout=10)
         super().stop()
 
