@@ -40,6 +40,7 @@ FIELDS: tuple[Field, ...] = (
     Field("connectTimeout", "connect_timeout", float, "CONNECT_TIMEOUT", 5.0),
     Field("responseTimeout", "response_timeout", float, "RESPONSE_TIMEOUT", 30.0),
     Field("idleTimeout", "idle_timeout", float, "IDLE_TIMEOUT", 30.0),
+    Field("migrate", "migrate", str, "MIGRATE", "off", choices=("off", "on-read")),
 )
 # Proxy-wide, at the top level beside `backends`.
 SETTINGS: tuple[Field, ...] = (
@@ -69,6 +70,7 @@ class Backend:
     connect_timeout: float = 5.0  # seconds to have a TCP connection
     response_timeout: float = 30.0  # from the request sent to the answer's headers
     idle_timeout: float = 30.0  # longest pause within an answer's body
+    migrate: str = "off"  # "on-read": a full GET this fallback serves is copied to the primary
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,8 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
             raise fail("endpoint", f"{e}{shown}") from None
     else:
         endpoint = aws_endpoint(region)
+    if index == 0 and values["migrate"] != "off":
+        raise fail("migrate", "the primary is where copies go; set it on a fallback")
     values.update(region=region, endpoint=endpoint, name=values["name"] or f"backend-{index}")
     return Backend(index=index, **values)  # type: ignore[arg-type]
 

@@ -656,3 +656,41 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
 def test_an_unknown_top_level_key_suggests_a_setting(tmp_path: Path) -> None:
     message = error(tmp_path, {"backends": [entry()], "clienttimeout": 3})
     assert "unknown top-level key 'clienttimeout', did you mean 'clientTimeout'?" in message
+
+
+# --- migration ----------------------------------------------------------------------------------
+
+
+def test_migrate_is_off_unless_a_fallback_asks_for_copies_on_read(tmp_path: Path) -> None:
+    primary, warm, cold = load(
+        tmp_path,
+        entry(name="new"),
+        entry(name="warm", migrate="on-read"),
+        entry(name="cold"),
+        environ={f"{PREFIX}2_MIGRATE": "on-read"},
+    )
+    assert (primary.migrate, warm.migrate, cold.migrate) == ("off", "on-read", "on-read")
+    (_, warm) = load(
+        tmp_path, entry(), entry(migrate="on-read"), environ={f"{PREFIX}1_MIGRATE": "off"}
+    )
+    assert warm.migrate == "off"
+
+
+@pytest.mark.parametrize(("value", "shown"), [("always", "'always'"), ("ON-READ", "'ON-READ'")])
+def test_a_bad_migrate_value_is_named(tmp_path: Path, value: str, shown: str) -> None:
+    message = backend_error(tmp_path, entry(), entry(name="warm", migrate=value))
+    assert_names(message, tmp_path / "config.yaml", 'backends[1] ("warm")', "migrate")
+    assert f"must be one of off, on-read, got {shown}" in message
+    message = backend_error(tmp_path, entry(), entry(), environ={f"{PREFIX}1_MIGRATE": value})
+    assert message.startswith(f"{PREFIX}1_MIGRATE: backends[1]")
+
+
+def test_a_bad_migrate_type_is_named(tmp_path: Path) -> None:
+    message = backend_error(tmp_path, entry(), entry(migrate=True))
+    assert "migrate: must be a string (quote it in the file), got true" in message
+
+
+def test_the_primary_cannot_migrate_to_itself(tmp_path: Path) -> None:
+    message = backend_error(tmp_path, entry(name="new", migrate="on-read"), entry())
+    assert_names(message, tmp_path / "config.yaml", 'backends[0] ("new")', "migrate")
+    assert "the primary is where copies go; set it on a fallback" in message
