@@ -20,31 +20,22 @@ import email.utils
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
 from mitmproxy import http
 
-from addon import s3_xml, sigv4
+from addon import s3_xml
 from addon.backend_client import BackendClient, BackendError, Reply, Streamed
 from addon.config import Backend
 from addon.errors import S3Error, error_response, new_request_id
 from addon.journey import error_code
+from addon.object_meta import described, describes_object, key_path, tagging_header, tags_of
 from addon.retarget import Plan
 from addon.tombstones import TombstoneError, Tombstones
 
 log = logging.getLogger(__name__)
 MAX_COPY = 5 * 1024**3  # S3's most for CopyObject (larger objects: UploadPartCopy)
-_CONTENT = frozenset(
-    {
-        "content-type",
-        "content-encoding",
-        "content-language",
-        "content-disposition",
-        "cache-control",
-        "expires",
-    }
-)
 _NOT_FORWARDED = frozenset(
     {
         "x-amz-copy-source",
@@ -119,7 +110,7 @@ class CopyFromFallback:
         if self.tombstones is not None:
             hides = (await self.tombstones.hiding(bucket, [key])).get(key, {})
         for backend in self.fallbacks:
-            async with self.client.request(backend, "HEAD", bucket, _path(key)) as head:
+            async with self.client.request(backend, "HEAD", bucket, key_path(key)) as head:
                 await head.read(0)
             if head.status == 200 and hides.get(backend.name) != head.header("etag"):
                 return backend, head
@@ -145,7 +136,7 @@ class CopyFromFallback:
         put_headers = await self._destination_headers(backend, bucket, key, head, asked)
         plan = self.plan
         async with self.client.request(
-            backend, "GET", bucket, _path(key), headers=get_headers
+            backend, "GET", bucket, key_path(key), headers=get_headers
         ) as source:
             if source.status not in (200, 206):
                 raise BackendError(f"{backend.name} answered {source.status} to the GET")
@@ -170,42 +161,18 @@ class CopyFromFallback:
         request's (REPLACE); its tags, or the request's; the rest of the request's headers."""
         keep = [(k, v) for k, v in asked.items() if k not in _NOT_FORWARDED]
         if self.part:
-            return [(k, v) for k, v in keep if not _describes_object(k)]
+            return [(k, v) for k, v in keep if not describes_object(k)]
         if asked.get("x-amz-metadata-directive", "COPY").upper() != "REPLACE":
-            keep = [(k, v) for k, v in keep if not _describes_object(k)]
-            keep += [(k, v) for k, v in head.headers if _describes_object(k.lower())]
+            keep = [(k, v) for k, v in keep if not describes_object(k)]
+            keep += described(head.headers)
         if asked.get("x-amz-tagging-directive", "COPY").upper() != "REPLACE":
             keep = [(k, v) for k, v in keep if k != "x-amz-tagging"]
-            tags = await self._tags(backend, bucket, key)
-            if tags:
-                keep.append(("x-amz-tagging", urlencode(tags)))
+            keep += tagging_header(await tags_of(self.client, backend, bucket, key))
         return keep
-
-    async def _tags(self, backend: Backend, bucket: str, key: str) -> list[tuple[str, str]]:
-        async with self.client.request(
-            backend, "GET", bucket, _path(key), query="tagging="
-        ) as reply:
-            body = await reply.read(64 * 1024)
-        if reply.status != 200:
-            return []
-        document = s3_xml.root(body, "Tagging")
-        tag_set = s3_xml.child(document, "TagSet")
-        return [
-            (s3_xml.text(tag, "Key", strip=False), s3_xml.text(tag, "Value", strip=False))
-            for tag in (tag_set if tag_set is not None else [])
-        ]
 
     def _error(self, flow: http.HTTPFlow, error: S3Error) -> http.Response:
         resource = f"/{self.plan.bucket}/{unquote(self.plan.key_path)}"
         return error_response(error, flow.request.method, resource, new_request_id())
-
-
-def _describes_object(name: str) -> bool:
-    return name in _CONTENT or name.startswith("x-amz-meta-")
-
-
-def _path(key: str) -> str:
-    return sigv4.canonical_path("/" + key)[1:]
 
 
 def _range(header: str, size: int) -> tuple[int, int]:
