@@ -47,7 +47,7 @@ class AdoptBucket:
         try:
             if not await self._on_a_fallback():
                 return ""
-            await self._create_on_primary()
+            await create_bucket(self.client, self.primary, self.bucket)
         except (BackendError, S3Error) as e:
             log.warning("bucket %s not taken on by the primary: %s", self.bucket, e)
             return ""
@@ -99,14 +99,16 @@ class AdoptBucket:
 
         return any(await asyncio.gather(*(has(b) for b in self.fallbacks)))
 
-    async def _create_on_primary(self) -> None:
-        body = b""
-        if self.primary.region != DEFAULT_REGION:
-            body = (
-                "<CreateBucketConfiguration><LocationConstraint>"
-                f"{self.primary.region}</LocationConstraint></CreateBucketConfiguration>"
-            ).encode()
-        async with self.client.request(self.primary, "PUT", self.bucket, body=body) as reply:
-            answer = await reply.read(_MAX_BODY)
-        if reply.status != 200 and error_code(answer) != "BucketAlreadyOwnedByYou":
-            raise S3Error("ServiceUnavailable", f"CreateBucket answered {reply.status}")
+
+async def create_bucket(client: BackendClient, primary: Backend, bucket: str) -> None:
+    """The bucket on the primary, in the primary's region (there already: fine)."""
+    body = b""
+    if primary.region != DEFAULT_REGION:
+        body = (
+            "<CreateBucketConfiguration><LocationConstraint>"
+            f"{primary.region}</LocationConstraint></CreateBucketConfiguration>"
+        ).encode()
+    async with client.request(primary, "PUT", bucket, body=body) as reply:
+        answer = await reply.read(_MAX_BODY)
+    if reply.status != 200 and error_code(answer) != "BucketAlreadyOwnedByYou":
+        raise S3Error("ServiceUnavailable", f"CreateBucket answered {reply.status}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from mitmproxy import http
 
 from addon import retarget, uploads
+from addon.copy_on_read import CopyOnRead, Tee
 from addon.deadlines import Deadline
 from addon.errors import S3Error, error_response
 from addon.journey import (
@@ -57,6 +58,8 @@ class Exchange:
     settled: str = ""
     whole_body: bool = False  # read the body whole whatever its size (settle needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
+    copy_on_read: CopyOnRead | None = None  # a whole read a migrating fallback serves is copied
+    tee: Tee | None = None  # ... its bytes on their way to the copy
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
@@ -74,12 +77,17 @@ class Exchange:
         self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
 
     def relay(self, data: bytes) -> bytes:
-        """The answer's `stream` callable: passes the body on, noting that it moves."""
+        """The answer's `stream` callable: passes the body on, noting that it moves (and
+        handing it to a copy on read)."""
         self.deadline.touch()
+        if self.tee is not None:
+            self.tee.feed(data)
         return data
 
     def finished(self) -> None:
         self.deadline.stop()
+        if self.tee is not None:
+            self.tee.cut()
 
     def check_whole_body(self, request: http.Request) -> http.Response | None:
         """The answer to send instead when a body read whole is refused."""
@@ -104,10 +112,13 @@ class Exchange:
         """The `response` hook: tombstones settled before the client hears (see tombstones)."""
         done = [await step(flow) for step in self.settle]
         self.settled = "; ".join(d for d in done if d)
+        if self.tee is not None and flow.response is not None:
+            self.tee.settle(flow.response)
 
     def summary(self) -> str:
-        line = self.journey.summary(self.resource)
-        return f"{line}; {self.settled}" if self.settled else line
+        copying = f"copying to {self.journey.candidates[0].name}" if self.tee else ""
+        notes = [line for line in (self.settled, copying) if line]
+        return "; ".join([self.journey.summary(self.resource), *notes])
 
     def error(self, error: S3Error) -> http.Response:
         return error_response(error, self.plan.method, self.resource, self.request_id)
@@ -134,6 +145,8 @@ class Exchange:
         marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
         etag = response.headers.get("etag")
         verdict = self.journey.headers(response.status_code, delete_marker=marker, etag=etag)
+        if isinstance(verdict, Answer) and self.copy_on_read is not None:
+            self.tee = self.copy_on_read.start(self.journey, response)
         if isinstance(verdict, ReadBody | Answer):
             self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
         if isinstance(verdict, ReadBody):

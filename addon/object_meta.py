@@ -26,6 +26,9 @@ CONTENT = frozenset(
     }
 )
 _MAX_TAGGING = 64 * 1024  # ten tags of S3's largest are under 3 KiB
+# A copy to the primary names the source's ETag here: a later drain tells a current copy by it,
+# a delete tells a copy of what it deleted.
+SOURCE_ETAG = "x-amz-meta-s3multi-source-etag"
 
 
 def describes_object(name: str) -> bool:
@@ -50,6 +53,11 @@ def described(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
                 continue
         kept.append((lname, value))
     return kept
+
+
+def same_etag(a: str, b: str) -> bool:
+    """ETags compared as S3 means them (with or without their quotes)."""
+    return a.strip().strip('"') == b.strip().strip('"')
 
 
 def key_path(key: str) -> str:

@@ -15,6 +15,7 @@ from addon.adoption import NOT_ADOPTED, WRITES, AdoptBucket
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import Config
+from addon.copy_on_read import CopiesOnRead
 from addon.deadlines import Deadline, Injector
 from addon.errors import S3Error, new_request_id
 from addon.exchange import Exchange
@@ -22,6 +23,7 @@ from addon.fallback_copy import CopyFromFallback
 from addon.journey import Journey
 from addon.listing import BucketsMerge
 from addon.listing_pages import ListingRequest, Tokens
+from addon.migration import Migrator
 from addon.object_listing import ListingMerge
 from addon.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
 from addon.retarget import Plan
@@ -48,6 +50,9 @@ class Router:
         self.tokens = Tokens(auth.root.secret)  # any instance with these root keys takes them
         self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
+        self.copies = None  # copy-on-read, when a fallback migrates on read
+        if any(b.migrate == "on-read" for b in self.backends[1:]):
+            self.copies = CopiesOnRead(Migrator(client, self.backends[0], tombstones))
 
     def serves(self, host: str) -> bool:
         """Whether a request to `host` is S3 for us, when the proxy is not an endpoint itself
@@ -141,6 +146,10 @@ class Router:
             Deadline(flow, self.inject),
             self.config.client_timeout,
         )
+        if self.copies is not None and reads:
+            exchange.copy_on_read = self.copies.for_read(
+                operation.name, request.method, target.bucket, target.key, request.headers, pairs
+            )
         bucket = target.bucket
         writes = request.method.upper() in WRITES and operation.name not in NOT_ADOPTED
         if bucket is not None and writes and len(self.backends) > 1:

@@ -12,6 +12,12 @@ the same backends agrees at once.
 
 This module makes the proxy's own requests for it (`backend_client`): writing, clearing and
 reading tombstones for listings, and pruning those whose fallback copies are gone.
+
+A copy of a fallback's object to the primary (`migration`: copy-on-read, the drain) may land
+while a delete of that key is on its way. The copy reads the tombstone after it landed; the
+delete, after writing the tombstone, looks for such a copy on the primary (its
+x-amz-meta-s3multi-source-etag names a copy the tombstone hides) and removes it: whichever
+comes second sees the other, so a deleted key never comes back.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from addon.backend_client import BackendClient, BackendError
 from addon.config import Backend
 from addon.errors import S3Error, error_response
 from addon.journey import error_code
+from addon.object_meta import SOURCE_ETAG, same_etag
 from addon.retarget import Plan
 from addon.uploads import BodyPlan
 
@@ -83,6 +90,7 @@ class Tombstones:
                 hides = await self._copies(bucket, key)
                 if hides:
                     await self._put(key_of(bucket, key), {"hides": hides})
+                    await self._remove_landed_copy(bucket, key, hides)
 
         await asyncio.gather(*(one(k) for k in keys))
 
@@ -114,6 +122,25 @@ class Tombstones:
 
         found = await asyncio.gather(*(etag(b) for b in self.fallbacks))
         return {b.name: e for b, e in zip(self.fallbacks, found, strict=True) if e is not None}
+
+    async def _remove_landed_copy(self, bucket: str, key: str, hides: dict[str, str]) -> None:
+        """A copy of a hidden fallback copy that reached the primary after the delete did."""
+        try:
+            async with self.client.request(self.primary, "HEAD", bucket, path_of(key)) as head:
+                await head.read(0)
+            source = head.header(SOURCE_ETAG) if head.status == 200 else None
+            if source is None or not any(same_etag(source, e) for e in hides.values()):
+                return
+            condition = [("if-match", head.header("etag") or "")]  # not a client's write since
+            async with self.client.request(
+                self.primary, "DELETE", bucket, path_of(key), headers=condition
+            ) as reply:
+                await reply.read(_MAX_BODY)
+        except BackendError as e:
+            raise TombstoneError(f"{self.primary.name}: {e}") from None
+        if reply.status not in (200, 204, 412):
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+        log.info("/%s/%s: a copy that landed during its delete was removed", bucket, key)
 
     async def _put(self, key: str, document: dict) -> None:
         body = json.dumps(document, sort_keys=True).encode()
@@ -207,6 +234,18 @@ class Tombstones:
         if kept is not None:
             self._bodies.move_to_end((tomb_key, etag))
             return kept
+        hides = await self._read(tomb_key)
+        if hides:  # gone since it was listed ({}): nothing to keep
+            self._bodies[(tomb_key, etag)] = hides
+            if len(self._bodies) > _BODIES_KEPT:
+                self._bodies.popitem(last=False)
+        return hides
+
+    async def hides(self, bucket: str, key: str) -> dict[str, str]:
+        """What the key's tombstone hides now, read afresh (none: {})."""
+        return await self._read(key_of(bucket, key))
+
+    async def _read(self, tomb_key: str) -> dict[str, str]:
         try:
             async with self.client.request(
                 self.primary, "GET", self.meta_bucket, path_of(tomb_key)
@@ -216,14 +255,12 @@ class Tombstones:
             raise TombstoneError(str(e)) from None
         if reply.status == 404:
             return {}
+        if reply.status != 200:
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
         try:
-            hides = {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
+            return {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise TombstoneError(f"unreadable tombstone {tomb_key}") from None
-        self._bodies[(tomb_key, etag)] = hides
-        if len(self._bodies) > _BODIES_KEPT:
-            self._bodies.popitem(last=False)
-        return hides
 
 
 def path_of(key: str) -> str:

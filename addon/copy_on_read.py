@@ -1,0 +1,187 @@
+"""Copy-on-read: a full GET that a `migrate: on-read` fallback serves is also written to the
+primary, from the same bytes as they go to the client (a tee), through `migration`.
+
+Which reads: GetObject without Range, partNumber, versionId, SSE-C or response-* overrides
+(those change what the answer says about the object), answered 200 by such a fallback. HEAD
+never: it has no bytes to copy.
+
+The client never waits for the copy: the answer's stream callable (`Exchange.relay`) hands each
+piece to a bounded tee (PIPE_BUDGET bytes waiting at most) and returns at once; the copy runs as
+a task of its own on the proxy's event loop. If the primary falls behind (the tee is full), fails,
+or the client's transfer does not complete, the copy is dropped (a multipart upload aborted) and
+logged; the client's transfer goes on untouched. At most MAX_COPIES run at once; a read beyond
+that is served without one (the next read of the key copies it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from addon.journey import Journey, printable
+from addon.migration import MIB, Abandoned, CopyFailed, Migrator, Source
+
+log = logging.getLogger(__name__)
+PIPE_BUDGET = 8 * MIB
+MAX_COPIES = 8
+_SSE_C = "x-amz-server-side-encryption-customer-algorithm"
+_NOT_WHOLE = frozenset({"partNumber", "versionId"})
+
+
+class Dropped(CopyFailed):
+    """The tee stopped: the primary fell behind, or the client's transfer did not complete."""
+
+
+class Tee:
+    """The bytes of one answer on their way to its copy: queued up to a budget, never blocking
+    the one who feeds them (mitmproxy's stream callable)."""
+
+    def __init__(self, source: Source, budget: int = PIPE_BUDGET) -> None:
+        self.source = source
+        self.budget = budget
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._ready = asyncio.Event()
+        self.ended = False  # every byte was fed
+        self.stopped = ""  # why no more bytes are taken (dropped, or the copy is over)
+
+    def feed(self, data: bytes) -> None:
+        """A piece of the answer; b"" at its end."""
+        if self.ended or self.stopped:
+            return
+        if not data:
+            self.ended = True
+        elif self._queued + len(data) > self.budget:
+            self.stop(f"the primary fell behind ({self.budget // MIB} MiB waiting)")
+            return
+        else:
+            self._chunks.append(data)
+            self._queued += len(data)
+        self._ready.set()
+
+    def settle(self, response: http.Response) -> None:
+        """The answer has gone to the client: an answer passed whole is fed now."""
+        if not callable(response.stream):
+            self.feed(response.raw_content or b"")
+            self.feed(b"")
+
+    def stop(self, why: str) -> None:
+        """No more bytes are taken, and those waiting are let go."""
+        if not self.stopped:
+            self.stopped = why
+            self._chunks.clear()
+            self._queued = 0
+            self._ready.set()
+
+    def cut(self) -> None:
+        """The client's transfer is over: if not every byte came, the copy is dropped."""
+        if not self.ended:
+            self.stop("the answer did not come whole")
+
+    async def pieces(self, idle: float) -> AsyncIterator[bytes]:
+        """The bytes as they are fed; Dropped when the tee is stopped first, or nothing comes
+        for `idle` seconds."""
+        while True:
+            while self._chunks and not self.stopped:
+                chunk = self._chunks.popleft()
+                self._queued -= len(chunk)
+                yield chunk
+            if self.stopped:
+                raise Dropped(self.stopped)
+            if self.ended:
+                return
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), idle)
+            except TimeoutError:
+                raise Dropped(f"no bytes for {idle:g}s") from None
+
+
+@dataclass
+class CopiesOnRead:
+    """The proxy's copies on read: which reads may copy, and the copies running."""
+
+    migrator: Migrator
+    running: set[asyncio.Task] = field(default_factory=set)
+
+    def for_read(
+        self,
+        operation: str,
+        method: str,
+        bucket: str | None,
+        key: str | None,
+        headers: http.Headers,
+        query: Sequence[tuple[str, str]],
+    ) -> CopyOnRead | None:
+        """A CopyOnRead for a read whose answer, if a fallback serves it, is the whole
+        object as stored."""
+        if operation != "GetObject" or method != "GET" or bucket is None or key is None:
+            return None
+        if "range" in headers or _SSE_C in headers:
+            return None
+        names = {name for name, _ in query}
+        if names & _NOT_WHOLE or any(name.startswith("response-") for name in names):
+            return None
+        return CopyOnRead(self, bucket, key)
+
+    async def run(self, tee: Tee, create_bucket_first: bool) -> None:
+        source = tee.source
+        where = printable(source.where)
+        started = time.monotonic()
+        try:
+            pieces = tee.pieces(source.backend.idle_timeout)
+            await self.migrator.copy(source, pieces, create_bucket_first)
+        except Abandoned as e:
+            log.info("copy-on-read of %s from %s abandoned: %s", where, source.backend.name, e)
+        except CopyFailed as e:
+            log.warning("copy-on-read of %s from %s dropped: %s", where, source.backend.name, e)
+        else:
+            ms = (time.monotonic() - started) * 1000
+            log.info(
+                "copy-on-read: %s copied from %s to %s (%d bytes, %.0f ms)",
+                where,
+                source.backend.name,
+                self.migrator.primary.name,
+                source.size,
+                ms,
+            )
+        finally:
+            tee.stop("the copy is over")
+
+
+@dataclass
+class CopyOnRead:
+    """One read that may be copied: started once the answer is known to come from a
+    `migrate: on-read` fallback, whole."""
+
+    copies: CopiesOnRead
+    bucket: str
+    key: str
+
+    def start(self, journey: Journey, response: http.Response) -> Tee | None:
+        attempt = journey.current
+        if attempt.candidate == 0 or attempt.backend.migrate != "on-read":
+            return None
+        if response.status_code != 200 or "content-range" in response.headers:
+            return None
+        pairs = response.headers.items(multi=True)
+        source = Source.of(attempt.backend, self.bucket, self.key, pairs)
+        if source is None:
+            return None
+        running = self.copies.running
+        if len(running) >= MAX_COPIES:
+            where = printable(source.where)
+            log.info("copy-on-read of %s skipped: %d copies running", where, len(running))
+            return None
+        tee = Tee(source)
+        create_bucket_first = journey.miss_codes[:1] == ["NoSuchBucket"]
+        task = asyncio.get_running_loop().create_task(self.copies.run(tee, create_bucket_first))
+        running.add(task)
+        task.add_done_callback(running.discard)
+        return tee
