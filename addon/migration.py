@@ -279,9 +279,12 @@ class Migrator:
             ) as reply:
                 answer = await reply.read(_MAX_ANSWER)
             # S3 may answer 200 and an Error in the body, once the parts are being put together.
-            failed = reply.status == 200 and error_code(answer) is not None
-            etag = s3_xml.text(s3_xml.root(answer, "CompleteMultipartUploadResult"), "ETag")
-            return _written(self.primary, 500 if failed else reply.status, answer, etag)
+            status = 500 if reply.status == 200 and error_code(answer) else reply.status
+            etag = None
+            if status == 200:
+                result = s3_xml.root(answer, "CompleteMultipartUploadResult")
+                etag = s3_xml.text(result, "ETag")
+            return _written(self.primary, status, answer, etag)
         except BaseException:
             with contextlib.suppress(BackendError, OSError):
                 async with self.client.request(
