@@ -1,9 +1,9 @@
 """Copies of a fallback's object onto the primary that never win against a client.
 
 Both ways of migrating write through here: copy-on-read (`copy_on_read`: the bytes a client is
-reading from a fallback, teed) and the drain (`drain`, `s3-multi migrate`: the bytes of a GET of
-its own). The object is streamed in bounded memory at any size: one PUT, or from MULTIPART_FROM
-on a multipart upload in parts of at least PART_SIZE, two parts in flight.
+reading from a fallback, teed) and the drain (`migrate_drain`, `s3-multi migrate`: the bytes of
+a GET of its own). The object is streamed in bounded memory at any size: one PUT, or from
+MULTIPART_FROM on a multipart upload in parts of at least PART_SIZE, two parts in flight.
 
 - **Conditional.** The write that makes the object appear (the PUT, or CompleteMultipartUpload)
   says `If-None-Match: *`: a key written meanwhile stays the client's (412, the copy is dropped).
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from addon.object_meta import (
     SOURCE_ETAG,
     described,
     key_path,
+    md5_of,
     same_etag,
     tagging_header,
     tags_of,
@@ -51,7 +51,6 @@ PART_SIZE = 16 * MIB
 MULTIPART_FROM = 64 * MIB
 _MAX_PARTS = 10_000  # S3's
 _MAX_ANSWER = 64 * 1024
-_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class Abandoned(Exception):
@@ -149,8 +148,8 @@ class _Tally:
         more = self._held or await anext(self._pieces, b"")
         if more:
             raise CopyFailed(f"the source sent more than its {self.source.size} bytes")
-        etag = self.source.etag.strip('"')
-        if _MD5.fullmatch(etag) and etag != self.md5.hexdigest():
+        md5 = md5_of(self.source.etag)
+        if md5 is not None and md5 != self.md5.hexdigest():
             raise CopyFailed("the bytes read do not hash to the source's ETag")
 
     async def _next(self) -> bytes:

@@ -7,6 +7,7 @@ with the object on the primary, so the copy is served as the source was.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ CONTENT = frozenset(
         "expires",
     }
 )
+_MD5 = re.compile(r"[0-9a-f]{32}")
 _MAX_TAGGING = 64 * 1024  # ten tags of S3's largest are under 3 KiB
 # A copy to the primary names the source's ETag here: a later drain tells a current copy by it,
 # a delete tells a copy of what it deleted.
@@ -58,6 +60,12 @@ def described(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 def same_etag(a: str, b: str) -> bool:
     """ETags compared as S3 means them (with or without their quotes)."""
     return a.strip().strip('"') == b.strip().strip('"')
+
+
+def md5_of(etag: str) -> str | None:
+    """The MD5 an ETag is (a single-part upload's, unencrypted or SSE-S3), else None."""
+    value = etag.strip().strip('"')
+    return value if _MD5.fullmatch(value) else None
 
 
 def key_path(key: str) -> str:
