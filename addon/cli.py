@@ -2,6 +2,8 @@
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
     s3-multi tombstones --config FILE [--prune]
+    s3-multi migrate --config FILE [--bucket B ...] [--from NAME] [--dry-run] [--delete-source]
+                     [--jobs N]
 
 Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
 (`addon/multi.py`), so both ways of running behave the same.
@@ -22,7 +24,7 @@ from mitmproxy.addons.script import load_script
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
-from addon import tombstone_command
+from addon import migrate_command, tombstone_command
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["tombstones"]:
         return tombstone_command.main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        return migrate_command.main(argv[1:])
     args = build_parser().parse_args(argv)
     missing = [f"--{n}" for n in ("config", "access", "secret") if not getattr(args, n)]
     if missing:
