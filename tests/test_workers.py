@@ -1,0 +1,114 @@
+"""`s3-multi --workers 2`: two proxy processes on one port, balanced by the kernel, kept running
+by the command, stopped together."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from addon.local_backends import free_port
+from tests.support.direct import put_direct
+from tests.support.processes import VENV_BIN
+from tests.support.proxy import Proxy, proxy_env, start_proxy, write_config
+from tests.support.raw_http import Request, send
+
+pytestmark = pytest.mark.e2e
+
+
+def children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def wait_for(condition, what: str, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if found := condition():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def serving_worker(proxy: Proxy) -> str:
+    """Which worker answers a new connection (its liveness answer names it)."""
+    answer = send(proxy.port, Request("GET", "/-/healthy", "", (("Host", "127.0.0.1"),)))
+    assert answer.status == 200
+    return json.loads(answer.body)["worker"]
+
+
+def workers_seen(proxy: Proxy, connections: int = 30) -> set[str]:
+    return {serving_worker(proxy) for _ in range(connections)}
+
+
+def start_workers(backends, tmp_path: Path) -> Proxy:
+    config = write_config(tmp_path / "c.json", backends)
+    port = free_port()
+    command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
+    command += ["--port", f"127.0.0.1:{port}", "--debug"]
+    # HOME: mitmproxy's confdir (~/.mitmproxy), where the command makes the CA both workers use.
+    env = {**proxy_env(), "HOME": str(tmp_path)}
+    proxy = start_proxy(command, tmp_path, env, port, confdir=tmp_path / ".mitmproxy")
+    wait_for(lambda: proxy.log().count("listening at") == 2, "both workers to listen")
+    return proxy
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path, bucket):
+    proxy = start_workers(backends[:2], tmp_path)
+    try:
+        supervisor = proxy.process.pid
+        first = wait_for(lambda: len(children(supervisor)) == 2 and children(supervisor), "2")
+        assert workers_seen(proxy) == {"1", "2"}
+
+        # Each S3 request on a new connection: both workers serve, fall back, sign alike, and
+        # both serve HTTPS with the one CA the command made before starting them.
+        put_direct(backends[1], bucket, "k", b"on the secondary")
+        for i in range(12):
+            client = proxy.client(https=i % 2 == 1)
+            assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"on the secondary"
+        log = proxy.log()
+        for worker in ("1", "2"):
+            assert f"worker {worker}: GetObject /{bucket}/k via [primary 404" in log
+
+        # Their metrics are one sum, whichever worker is scraped.
+        scrape = send(proxy.port, Request("GET", "/-/metrics", "", (("Host", "127.0.0.1"),)))
+        text = scrape.body.decode()
+        assert metric(text, "s3multi_fallback_hits_total", backend="secondary") == 12
+        assert metric(text, "s3multi_requests_total", operation="GetObject", status="200") == 12
+        assert metric(text, "s3multi_processes") == 2
+
+        # A worker that dies is started again, and logged.
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        again = wait_for(
+            lambda: len(children(supervisor) - first) == 1 and children(supervisor), "a new worker"
+        )
+        assert killed not in again
+        assert re.search(rf"worker \d \(pid {killed}\) was killed by SIGKILL after", proxy.log())
+        wait_for(lambda: proxy.log().count("listening at") == 3, "the new worker to listen")
+        assert workers_seen(proxy) == {"1", "2"}
+        text = send(proxy.port, Request("GET", "/-/metrics", "", (("Host", "x"),))).body.decode()
+        assert metric(text, "s3multi_processes") == 2  # the dead one is out of the sum
+        assert metric(text, "s3multi_fallback_hits_total", backend="secondary") == 12  # kept
+
+        # SIGTERM stops them all, and nothing is left.
+        proxy.process.send_signal(signal.SIGTERM)
+        assert proxy.process.wait(timeout=30) == 0
+        for pid in again:
+            assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the command"
+        assert "all workers stopped" in proxy.log()
+    finally:
+        proxy.stop()
