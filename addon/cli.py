@@ -171,18 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.worker is None and args.workers > 1:
         return _supervise(args)
-    return asyncio.run(
-        serve(
-            config=args.config,
-            access=args.access,
-            secret=args.secret,
-            listen=args.port,
-            region=args.region,
-            debug=args.debug,
-            drain_timeout=args.drain_timeout,
-            worker=args.worker,
-        )
+    running = serve(
+        config=args.config,
+        access=args.access,
+        secret=args.secret,
+        listen=args.port,
+        region=args.region,
+        debug=args.debug,
+        drain_timeout=args.drain_timeout,
+        worker=args.worker,
     )
+    try:
+        return asyncio.run(running)
+    except KeyboardInterrupt:  # Ctrl-C before the proxy runs (a worker still starting)
+        return 130
 
 
 def _supervise(args: argparse.Namespace) -> int:

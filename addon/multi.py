@@ -8,7 +8,10 @@
 Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
 in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
 verified against the root keys before anything is forwarded; requests that fail, and every
-request while the addon is not configured, are refused here with an S3 error.
+request while the addon is not configured, are refused here with an S3 error. The proxy's own
+status paths (`status_paths`: health, metrics) are answered before that; every request is
+counted (`metrics`) and kept track of until it ends (`drain`: SIGTERM waits for them). SIGHUP
+and option updates run `reload`.
 """
 
 from __future__ import annotations

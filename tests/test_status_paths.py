@@ -9,32 +9,22 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from prometheus_client.parser import text_string_to_metric_families
 
 from addon.status_paths import TTL
 from tests.support.direct import put_direct
 from tests.support.faulty_backends import Hang
 from tests.support.processes import dead_endpoint
 from tests.support.proxy import write_config
-from tests.support.raw_http import Request, send
 from tests.support.root_keys import ROOT_SECRET
+from tests.support.status import sample
+from tests.support.status import status as ask
 
 pytestmark = pytest.mark.e2e
 LISTING = b"<ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>"
 
 
 def status(proxy, path: str, host: str | None = None, method: str = "GET"):
-    host = host or f"127.0.0.1:{proxy.port}"
-    return send(proxy.port, Request(method, path, "", (("Host", host),)))
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    """The value of one sample of the scraped text (0 when absent: a counter never touched)."""
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
+    return ask(proxy.port, path, host, method)
 
 
 def test_liveness_and_readiness_need_no_keys_and_name_no_secret(backends, run_proxy, tmp_path):

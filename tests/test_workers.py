@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from addon.local_backends import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
 from tests.support.proxy import Proxy, proxy_env, start_proxy, write_config
-from tests.support.raw_http import Request, send
+from tests.support.status import sample, status
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +36,7 @@ def wait_for(condition, what: str, seconds: float = 30):
 
 def serving_worker(proxy: Proxy) -> str:
     """Which worker answers a new connection (its liveness answer names it)."""
-    answer = send(proxy.port, Request("GET", "/-/healthy", "", (("Host", "127.0.0.1"),)))
+    answer = status(proxy.port, "/-/healthy")
     assert answer.status == 200
     return json.loads(answer.body)["worker"]
 
@@ -58,14 +57,6 @@ def start_workers(backends, tmp_path: Path) -> Proxy:
     return proxy
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
-
-
 def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path, bucket):
     proxy = start_workers(backends[:2], tmp_path)
     try:
@@ -84,11 +75,10 @@ def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path
             assert f"worker {worker}: GetObject /{bucket}/k via [primary 404" in log
 
         # Their metrics are one sum, whichever worker is scraped.
-        scrape = send(proxy.port, Request("GET", "/-/metrics", "", (("Host", "127.0.0.1"),)))
-        text = scrape.body.decode()
-        assert metric(text, "s3multi_fallback_hits_total", backend="secondary") == 12
-        assert metric(text, "s3multi_requests_total", operation="GetObject", status="200") == 12
-        assert metric(text, "s3multi_processes") == 2
+        text = status(proxy.port, "/-/metrics").body.decode()
+        assert sample(text, "s3multi_fallback_hits_total", backend="secondary") == 12
+        assert sample(text, "s3multi_requests_total", operation="GetObject", status="200") == 12
+        assert sample(text, "s3multi_processes") == 2
 
         # A worker that dies is started again, and logged.
         killed = min(first)
@@ -100,9 +90,9 @@ def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path
         assert re.search(rf"worker \d \(pid {killed}\) was killed by SIGKILL after", proxy.log())
         wait_for(lambda: proxy.log().count("listening at") == 3, "the new worker to listen")
         assert workers_seen(proxy) == {"1", "2"}
-        text = send(proxy.port, Request("GET", "/-/metrics", "", (("Host", "x"),))).body.decode()
-        assert metric(text, "s3multi_processes") == 2  # the dead one is out of the sum
-        assert metric(text, "s3multi_fallback_hits_total", backend="secondary") == 12  # kept
+        text = status(proxy.port, "/-/metrics").body.decode()
+        assert sample(text, "s3multi_processes") == 2  # the dead one is out of the sum
+        assert sample(text, "s3multi_fallback_hits_total", backend="secondary") == 12  # kept
 
         # SIGTERM stops them all, and nothing is left.
         proxy.process.send_signal(signal.SIGTERM)
