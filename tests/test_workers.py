@@ -3,15 +3,19 @@ by the command, stopped together."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from addon import workers
 from addon.local_backends import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
@@ -102,3 +106,22 @@ def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path
         assert "all workers stopped" in proxy.log()
     finally:
         proxy.stop()
+
+
+def test_a_worker_that_keeps_dying_is_started_again_ever_later(caplog):
+    """The back-off: 0.5 s after the first quick death, then twice as long each time."""
+    command = [sys.executable, "-c", "raise SystemExit(3)"]
+    supervisor = workers.Supervisor(1, lambda n: command, dict(os.environ), grace=5)
+
+    async def run_for(seconds: float) -> int:
+        asyncio.get_running_loop().call_later(seconds, supervisor._stop, signal.SIGTERM)
+        return await supervisor.run()
+
+    with caplog.at_level(logging.INFO, logger="s3multi.workers"):
+        assert asyncio.run(run_for(2.5)) == 0
+    delays = re.findall(
+        r"worker 1 \(pid \d+\) exited with status 3 after [\d.]+s; "
+        r"starting it again in ([\d.]+)s",
+        caplog.text,
+    )
+    assert delays == ["0.5", "1", "2"]
