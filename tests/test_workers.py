@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -125,3 +127,16 @@ def test_a_worker_that_keeps_dying_is_started_again_ever_later(caplog):
         caplog.text,
     )
     assert delays == ["0.5", "1", "2"]
+
+
+def test_workers_do_not_share_a_port_something_else_listens_on(tmp_path):
+    """SO_REUSEPORT would let them share it with a proxy left running: refused first."""
+    config = write_config(tmp_path / "c.json", ["http://127.0.0.1:9"])
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
+        command += ["--port", f"127.0.0.1:{port}"]
+        done = subprocess.run(command, capture_output=True, text=True, env=proxy_env(), timeout=60)
+    assert done.returncode == 1
+    assert f"s3-multi: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "2 workers" not in done.stderr  # none was started
