@@ -57,6 +57,7 @@ class Exchange:
     settled: str = ""
     whole_body: bool = False  # read the body whole whatever its size (settle needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
+    relayed: int = 0  # bytes of the answer's body streamed on to the client
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class Exchange:
     def relay(self, data: bytes) -> bytes:
         """The answer's `stream` callable: passes the body on, noting that it moves."""
         self.deadline.touch()
+        self.relayed += len(data)
         return data
 
     def finished(self) -> None:

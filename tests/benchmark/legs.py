@@ -5,12 +5,12 @@ the rclone union); a `Setup` is a pair of backends with the ways run in front of
 one kind of request (method, object, size). Every leg runs on every setup, through every way
 that can serve it (`requires` names what a way must be able to do).
 
-To add a way, such as s3-multi with N worker processes: a `Way` whose `start` runs it (a
-function beside `services.s3_multi`), listed in the setups' `ways`. To add a leg: a `Leg` in
-`SMALL_LEGS` (it is replayed by wrk like the others) with what it requires (a capability, such
-as LISTING, that only some ways have, and that a setup's backends may lack); the objects it
-needs are placed by `runner.place_objects` (before the ways start: rclone caches listings), its
-answer is checked by `runner.check_answer`.
+To add a way: a `Way` whose `start` runs it (a function beside `services.s3_multi`; for the
+s3-multi command with N worker processes, `services.s3_multi_workers(N)`), listed in the
+setups' `ways`. To add a leg: a `Leg` in `SMALL_LEGS` (it is replayed by wrk like the others)
+with what it requires (a capability, such as LISTING, that only some ways have, and that a
+setup's backends may lack); the objects it needs are placed by `runner.place_objects` (before
+the ways start: rclone caches listings), its answer is checked by `runner.check_answer`.
 """
 
 from __future__ import annotations
