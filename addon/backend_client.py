@@ -51,10 +51,8 @@ class _Connection:
         self.h11 = h11.Connection(our_role=h11.CLIENT)
 
     async def send(self, *events: h11.Event) -> None:
-        for event in events:
-            data = self.h11.send(event)
-            if data:
-                self.writer.write(data)
+        # One write for all: a head and its end of message are one send(), not two.
+        self.writer.write(b"".join(self.h11.send(event) or b"" for event in events))
         await self.writer.drain()
 
     async def next_event(self, timeout: float) -> h11.Event:

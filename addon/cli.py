@@ -1,12 +1,14 @@
 """The `s3-multi` command: VersityGW's `versitygw s3-multi` command line, on mitmproxy.
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
+             [--workers N] [--drain-timeout SECONDS]
     s3-multi tombstones --config FILE [--prune]
     s3-multi migrate --config FILE [--bucket B ...] [--from NAME] [--dry-run] [--delete-source]
                      [--jobs N]
 
 Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
-(`addon/multi.py`), so both ways of running behave the same.
+(`addon/multi.py`), so both ways of running behave the same; with `--workers N` (N > 1), N such
+processes on the same port, started and kept running by this one (see `workers`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from mitmproxy.addons.script import load_script
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
-from addon import migrate_command, tombstone_command
+from addon import migrate_command, shared_port, tombstone_command, workers
+from addon.config import load_config
+from addon.config_files import ConfigError
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -83,7 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=_bool_env("VGW_S3_MULTI_DEBUG"),
         help="log every request: backends tried, status, time ($VGW_S3_MULTI_DEBUG)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=_positive(os.environ.get("VGW_S3_MULTI_WORKERS") or str(workers.cores())),
+        help="proxy processes on the port, balanced by the kernel; 1 runs the proxy in this "
+        "process ($VGW_S3_MULTI_WORKERS, default: the number of cores)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=_positive,
+        default=30,
+        help="seconds SIGTERM lets requests in flight finish before stopping (default 30)",
+    )
+    parser.add_argument("--worker", type=_positive, help=argparse.SUPPRESS)  # set by workers
     return parser
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {value!r}")
+    return int(value)
 
 
 async def serve(
@@ -94,8 +118,14 @@ async def serve(
     listen: tuple[str, int],
     region: str = "us-east-1",
     debug: bool = False,
+    drain_timeout: int = 30,
+    worker: int | None = None,
 ) -> int:
-    """Run the proxy until SIGINT/SIGTERM; returns the exit status (2 for a bad config)."""
+    """Run the proxy until SIGINT/SIGTERM; returns the exit status (2 for a bad config).
+    As `worker` of several, its port is shared with the others (SO_REUSEPORT)."""
+    if worker is not None:
+        shared_port.install()
+        os.environ[workers.WORKER_VARIABLE] = str(worker)  # the addon names it in its log
     options = Options(
         listen_host=listen[0],
         listen_port=listen[1],
@@ -121,13 +151,13 @@ async def serve(
             s3multi_access=access,
             s3multi_region=region,
             s3multi_debug=debug,
+            s3multi_drain_timeout=drain_timeout,
         )
     except exceptions.OptionsError as e:
         print(f"s3-multi: {e}", file=sys.stderr)
         return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, master.shutdown)
+    # SIGTERM (drain) and SIGHUP (reload) are the addon's, as under mitmdump.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, master.shutdown)
     await master.run()
     return 0
 
@@ -143,16 +173,44 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"s3-multi: missing {', '.join(missing)} (see --help)", file=sys.stderr)
         return 2
-    return asyncio.run(
-        serve(
-            config=args.config,
-            access=args.access,
-            secret=args.secret,
-            listen=args.port,
-            region=args.region,
-            debug=args.debug,
-        )
+    if args.worker is None and args.workers > 1:
+        return _supervise(args)
+    running = serve(
+        config=args.config,
+        access=args.access,
+        secret=args.secret,
+        listen=args.port,
+        region=args.region,
+        debug=args.debug,
+        drain_timeout=args.drain_timeout,
+        worker=args.worker,
     )
+    try:
+        return asyncio.run(running)
+    except KeyboardInterrupt:  # Ctrl-C before the proxy runs (a worker still starting)
+        return 130
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Start and keep `args.workers` workers, each this command as one process."""
+    try:
+        load_config(args.config)  # one line now, rather than one per worker in a restart loop
+    except ConfigError as e:
+        print(f"s3-multi: {e}", file=sys.stderr)
+        return 2
+    host, port = args.port
+    busy = workers.port_is_free(host, port)
+    if busy:
+        print(f"s3-multi: {busy}", file=sys.stderr)
+        return 1
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    command = [sys.executable, "-m", "addon.cli", "--config", args.config]
+    command += ["--access", args.access, "--port", listen, "--region", args.region]
+    command += ["--drain-timeout", str(args.drain_timeout), *(["--debug"] * args.debug)]
+    # The secret as a variable, never on a command line (process lists show those).
+    env = {**os.environ, "ROOT_SECRET_ACCESS_KEY": args.secret}
+    grace = args.drain_timeout + 10
+    return workers.supervise(args.workers, lambda n: [*command, "--worker", str(n)], env, grace)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class Exchange:
     settled: str = ""
     whole_body: bool = False  # read the body whole whatever its size (settle needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
+    relayed: int = 0  # bytes of the answer's body streamed on to the client
     copy_on_read: CopyOnRead | None = None  # a whole read a migrating fallback serves is copied
     tee: Tee | None = None  # ... its bytes on their way to the copy
 
@@ -80,6 +81,7 @@ class Exchange:
         """The answer's `stream` callable: passes the body on, noting that it moves (and
         handing it to a copy on read)."""
         self.deadline.touch()
+        self.relayed += len(data)
         if self.tee is not None:
             self.tee.feed(data)
         return data

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote_plus
 from xml.sax.saxutils import escape
 
@@ -125,29 +125,32 @@ class Tokens:
 def parse_page(backend: int, body: bytes) -> Page:
     """One backend's ListBucketResult (v2, asked url-encoded); ValueError if it is not one."""
     document = s3_xml.root(body, "ListBucketResult")
-    decode = unquote_plus if s3_xml.text(document, "EncodingType") == "url" else str
     entries = []
+    top: dict[str, str] = {}  # the page's own fields, wherever they come
     for element in document:
         kind = s3_xml.local(element.tag)
         if kind == "Contents":
-            present = [n for n in _FIELDS if s3_xml.child(element, n) is not None]
-            fields = [(n, s3_xml.text(element, n)) for n in present]
-            owner = s3_xml.child(element, "Owner")
+            named = s3_xml.children(element)
+            fields = [(n, s3_xml.value(named[n])) for n in _FIELDS if n in named]
+            owner = named.get("Owner")
             if owner is not None:
                 fields += [("Owner.ID", s3_xml.text(owner, "ID"))]
                 fields += [("Owner.DisplayName", s3_xml.text(owner, "DisplayName"))]
-            key = decode(s3_xml.text(element, "Key", strip=False))
+            key = s3_xml.value(named.get("Key"), strip=False)
             entries.append(Entry(key, False, backend, tuple(fields)))
         elif kind == "CommonPrefixes":
-            prefix = decode(s3_xml.text(element, "Prefix", strip=False))
-            entries.append(Entry(prefix, True, backend))
+            entries.append(Entry(s3_xml.text(element, "Prefix", strip=False), True, backend))
+        else:
+            top.setdefault(kind, s3_xml.value(element))
+    if top.get("EncodingType") == "url":
+        entries = [replace(e, name=unquote_plus(e.name)) for e in entries]
     for prefixes in (False, True):
         names = [e.name for e in entries if e.prefix is prefixes]
         if names != sorted(names):
             # A merge relies on S3's order; SeaweedFS, for one, lists in directory order.
             raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
     entries.sort(key=lambda e: e.name)
-    return Page(entries, s3_xml.text(document, "IsTruncated").lower() == "true")
+    return Page(entries, top.get("IsTruncated", "").lower() == "true")
 
 
 def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:

@@ -8,14 +8,19 @@
 Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
 in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
 verified against the root keys before anything is forwarded; requests that fail, and every
-request while the addon is not configured, are refused here with an S3 error.
+request while the addon is not configured, are refused here with an S3 error. The proxy's own
+status paths (`status_paths`: health, metrics) are answered before that; every request is
+counted (`metrics`) and kept track of until it ends (`drain`: SIGTERM waits for them). SIGHUP
+and option updates run `reload`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import signal
 from weakref import WeakKeyDictionary
 
 from mitmproxy import connection, ctx, exceptions, http, tls
@@ -23,23 +28,25 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
-from addon import backends, client_heads, retarget, upstream_control
+from addon import backends, client_heads, metrics, retarget, status_paths, upstream_control, workers
 from addon.auth_checks import RootKeys
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import DEFAULT_REGION, load_config
 from addon.config_files import ConfigError
 from addon.deadlines import ConnectTimeouts
+from addon.drain import Drain
 from addon.errors import S3Error, error_response, new_request_id
 from addon.exchange import Exchange
 from addon.journey import printable
 from addon.listing import BucketsMerge
 from addon.object_listing import ListingMerge
 from addon.router import Router, resource
+from addon.status_paths import Readiness, StatusAnswer
 from addon.tombstones import Tombstones
 
 log = logging.getLogger("s3multi")
-ProxyAnswer = BucketsMerge | ListingMerge  # requests the proxy answers itself
+ProxyAnswer = BucketsMerge | ListingMerge | StatusAnswer  # requests the proxy answers itself
 
 # option -> the variables read when it is not set (the secret is never an option default:
 # defaults show in `--options` and in mitmweb's options page).
@@ -63,6 +70,9 @@ class S3Multi:
         self.connect_timeouts = ConnectTimeouts(())
         self.missing: list[str] = []
         self.debug = False
+        self.readiness: Readiness | None = None
+        self.drain = Drain()
+        self.worker = os.environ.get(workers.WORKER_VARIABLE, "")  # "": the only process
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
         # flows are saved.
         self.requests: WeakKeyDictionary[http.HTTPFlow, Exchange | ProxyAnswer] = (
@@ -111,18 +121,32 @@ class S3Multi:
             "Log one line per request: operation, backends tried with status and time, "
             "which one answered. Also on with $VGW_S3_MULTI_DEBUG.",
         )
+        loader.add_option(
+            "s3multi_drain_timeout",
+            int,
+            30,
+            "Seconds that SIGTERM lets requests in flight finish (no new connections meanwhile) "
+            "before the proxy stops; SIGINT or a second SIGTERM stops at once.",
+        )
 
     def configure(self, updated: set[str]) -> None:
-        if not any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
-            return
-        self.router = None
+        if any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
+            self.reload()
+
+    def reload(self) -> None:
+        """Build everything the options and the config file decide, then swap it in whole: a
+        mistake raises OptionsError and leaves the running setup as it was. Run at start, on
+        every option update, and on SIGHUP (the file read again)."""
         variable = os.environ.get("VGW_S3_MULTI_DEBUG", "").lower()
-        self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
         settings = {name: _setting(name) for name in _FROM_ENVIRONMENT}
-        # Missing values are reported by `running`, not raised here: mitmproxy re-runs configure
-        # with the previous (empty) values after an error, which would hide the real message.
-        self.missing = [name for name, value in settings.items() if not value]
-        if self.missing:
+        missing = [name for name, value in settings.items() if not value]
+        if missing and self.router is not None:
+            raise exceptions.OptionsError(f"s3-multi: set {', '.join(missing)}")
+        # Missing values at start are reported by `running`, not raised here: mitmproxy re-runs
+        # configure with the previous (empty) values after an error, which would hide the real
+        # message.
+        self.missing = missing
+        if missing:
             return
         try:
             config = load_config(settings["s3multi_config"])
@@ -133,18 +157,26 @@ class S3Multi:
         domains = tuple(
             d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
         )
-        self.client = BackendClient(ca_file=ctx.options.ssl_verify_upstream_trusted_ca or None)
+        ca_file = ctx.options.ssl_verify_upstream_trusted_ca or None
+        # Connections in use by requests under the old setup stay theirs.
+        client = self.client if self.client and self.client.ca_file == ca_file else None
+        if client is None and self.client is not None:
+            self.client.close()  # its idle connections: those in use end with their requests
+        client = client or BackendClient(ca_file=ca_file)
         primary, *fallbacks = config.backends
         tombstones = None
         if primary.meta_bucket:
-            tombstones = Tombstones(primary, tuple(fallbacks), self.client)
+            tombstones = Tombstones(primary, tuple(fallbacks), client)
         elif fallbacks:
             log.warning(
                 "s3-multi: no metaBucket on the primary (%s): a delete of a key that a fallback "
                 "still has will not stick (the fallback's copy is served again)",
                 primary.name,
             )
-        self.router = Router(config, auth, _inject, self.client, domains, tombstones)
+        self.router = Router(config, auth, _inject, client, domains, tombstones)
+        self.client = client
+        self.readiness = Readiness(config.backends, client)
+        self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
         self.connect_timeouts = ConnectTimeouts(config.backends)
         client_heads.head_limits = client_heads.HeadLimits(
             seconds=config.client_timeout, refuse=self._refuse_head
@@ -157,6 +189,10 @@ class S3Multi:
             why = f"set {', '.join(self.missing)}" if self.missing else "see the error above"
             log.error("s3-multi is not configured (%s); shutting down", why)
             ctx.master.shutdown()
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        loop.add_signal_handler(signal.SIGTERM, self._terminate)
 
     def done(self) -> None:
         if self.client is not None:
@@ -166,6 +202,14 @@ class S3Multi:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or not self._ours(flow):
+            return
+        self.drain.started(flow)
+        domains = self.router.domains if self.router else ()
+        path = status_paths.asked(flow.request, domains)
+        if path is not None:  # before authentication: health checkers have no keys
+            self.requests[flow] = StatusAnswer(
+                path, flow.request.method, self.readiness, self.drain.draining, self.worker
+            )
             return
         request = flow.request
         try:
@@ -187,7 +231,9 @@ class S3Multi:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
-        if isinstance(started, BucketsMerge | ListingMerge):
+        if isinstance(started, StatusAnswer):
+            flow.response = await started.answer()
+        elif isinstance(started, BucketsMerge | ListingMerge):
             assert self.client is not None
             flow.response = await started.answer(self.client)
         elif isinstance(started, Exchange):
@@ -199,6 +245,7 @@ class S3Multi:
                 started.sent()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
+        self.drain.closing(flow)
         started = self.requests.get(flow)
         if isinstance(started, Exchange) and flow.response is not None:
             flow.response.stream = started.may_stream(flow.response) and started.relay
@@ -222,7 +269,11 @@ class S3Multi:
         self.connect_timeouts.done(data)
 
     def _report(self, flow: http.HTTPFlow) -> None:
+        if not self.drain.finished(flow):
+            return  # not ours, or reported already
         started = self.requests.get(flow)
+        if not isinstance(started, StatusAnswer):
+            metrics.observe(flow, started)
         if started is None:
             return
         if isinstance(started, Exchange):
@@ -231,7 +282,24 @@ class S3Multi:
         if flow.error is not None:
             flow.comment += f"; failed: {printable(flow.error.msg)}"
         if self.debug:
-            log.info(flow.comment)
+            log.info("%s%s", self._by_worker, flow.comment)
+
+    @property
+    def _by_worker(self) -> str:
+        return f"worker {self.worker}: " if self.worker else ""
+
+    def _hangup(self) -> None:
+        """SIGHUP: the config file (and the options) read again; a bad one is refused."""
+        try:
+            self.reload()
+        except exceptions.OptionsError as e:
+            worker = self._by_worker
+            log.error("s3-multi: %sreload refused, the running config stays: %s", worker, e)
+        else:
+            log.info("s3-multi: %sreloaded on SIGHUP", self._by_worker)
+
+    def _terminate(self) -> None:
+        self.drain.start(ctx.options.s3multi_drain_timeout)
 
     def tls_start_server(self, data: tls.TlsData) -> None:
         """sslSkipVerify, for that backend's connections only (not mitmproxy's ssl_insecure,
@@ -274,8 +342,10 @@ class S3Multi:
         upstream_control.manage(flow, upstream_control.AnswerInstead(answer))
         retarget.hold_off(flow.request)
         flow.comment = f"refused: {error.code}"
+        metrics.refused(error.code)
         if self.debug:
-            log.info("%s %s refused: %s", flow.request.method, printable(where), error)
+            method, worker = flow.request.method, self._by_worker
+            log.info("%s%s %s refused: %s", worker, method, printable(where), error)
 
 
 def _inject(flow: http.HTTPFlow, phase: str) -> None:

@@ -2,10 +2,10 @@
 
 What reads serve, listings show: the page is the merge (`listing_merge`) of each backend's own
 listing, asked in the form that is right everywhere (ListObjectsV2 with StartAfter and
-`encoding-type=url`, whatever the client asked), with S3's semantics rebuilt (`listing_pages`): Prefix,
-Delimiter and CommonPrefixes, MaxKeys (keys and prefixes together), Marker and NextMarker (v1;
-NextMarker only with a delimiter), ContinuationToken (v2: opaque, signed with a key derived from
-the root secret, so that any instance with the same config takes any other's), StartAfter,
+`encoding-type=url`, whatever the client asked), with S3's semantics rebuilt (`listing_pages`):
+Prefix, Delimiter and CommonPrefixes, MaxKeys (keys and prefixes together), Marker and NextMarker
+(v1; NextMarker only with a delimiter), ContinuationToken (v2: opaque, signed with a key derived
+from the root secret, so that any instance with the same config takes any other's), StartAfter,
 EncodingType=url, FetchOwner, KeyCount.
 
 A backend that has the bucket but cannot be listed fails the whole listing (503): a listing

@@ -16,11 +16,23 @@ def child(element: ET.Element, name: str) -> ET.Element | None:
     return next((c for c in element if local(c.tag) == name), None)
 
 
+def children(element: ET.Element) -> dict[str, ET.Element]:
+    """The first child of each name, in one pass (for elements whose fields are all read)."""
+    found: dict[str, ET.Element] = {}
+    for c in element:
+        found.setdefault(local(c.tag), c)
+    return found
+
+
 def text(element: ET.Element, name: str, strip: bool = True) -> str:
     """The child's text; `strip=False` for keys and prefixes, whose spaces are theirs."""
-    found = child(element, name)
-    value = (found.text or "") if found is not None else ""
-    return value.strip() if strip else value
+    return value(child(element, name), strip)
+
+
+def value(element: ET.Element | None, strip: bool = True) -> str:
+    """An element's own text ("" if there is no element)."""
+    found = (element.text or "") if element is not None else ""
+    return found.strip() if strip else found
 
 
 def root(body: bytes, expected: str) -> ET.Element:

@@ -18,6 +18,7 @@ from addon import tombstones as stones
 from addon.backend_client import BackendClient, BackendError
 from addon.config import Backend, load_config
 from addon.config_files import ConfigError
+from addon.journey import printable
 
 
 @dataclass
@@ -39,11 +40,17 @@ async def review(primary: Backend, fallbacks: tuple[Backend, ...], prune: bool) 
                 report.seen += 1
                 hides = await store.hides_of(tomb_key, etag)
                 bucket, _, key = tomb_key.removeprefix(stones.PREFIX).partition("/")
-                if await _still_hides(client, fallbacks, bucket, key, hides):
+                still = await _still_hidden(client, fallbacks, bucket, key, hides)
+                if still:
                     report.hiding += 1
+                    state = "hides " + ", ".join(f"{name} {etag}" for name, etag in still)
                 elif prune:
                     await store.forget(tomb_key, etag)
                     report.pruned += 1
+                    state = "hides nothing: pruned"
+                else:
+                    state = "hides nothing"
+                print(f"{printable(bucket)}/{printable(key)}: {state}")
             if not truncated or not page:
                 return report
             after = page[-1][0]
@@ -51,13 +58,15 @@ async def review(primary: Backend, fallbacks: tuple[Backend, ...], prune: bool) 
         client.close()
 
 
-async def _still_hides(
+async def _still_hidden(
     client: BackendClient,
     fallbacks: tuple[Backend, ...],
     bucket: str,
     key: str,
     hides: dict[str, str],
-) -> bool:
+) -> list[tuple[str, str]]:
+    """The (fallback, ETag) copies the tombstone names that are still there."""
+    still = []
     for backend in fallbacks:
         recorded = hides.get(backend.name)
         if recorded is None:
@@ -65,8 +74,8 @@ async def _still_hides(
         async with client.request(backend, "HEAD", bucket, stones.path_of(key)) as head:
             await head.read(0)
         if head.status == 200 and head.header("etag") == recorded:
-            return True
-    return False
+            still.append((backend.name, recorded))
+    return still
 
 
 def main(argv: list[str]) -> int:

@@ -201,20 +201,20 @@ class Tombstones:
 
     async def any_under(self, bucket: str, prefix: str) -> bool:
         """Whether any key under `prefix` has a tombstone."""
-        page, _ = await self.list_tombstones(key_of(bucket, prefix), None, under=True)
+        page, _ = await self.list_tombstones(key_of(bucket, prefix), None, under=True, most=1)
         return bool(page)
 
     async def list_tombstones(
-        self, first: str, after: str | None, under: bool = False
+        self, first: str, after: str | None, under: bool = False, most: int = 1000
     ) -> tuple[list, bool]:
-        """Tombstones from `first` on (after `after`), or with `under`: only one whose key
-        starts with `first`."""
-        pairs = [("list-type", "2"), ("encoding-type", "url")]
-        if under:
-            pairs += [("prefix", first), ("max-keys", "1")]
-        else:  # from `first` on: after the name just before it
-            pairs += [("prefix", PREFIX), ("max-keys", "1000")]
-            pairs.append(("start-after", after if after is not None else first[:-1]))
+        """Up to `most` tombstones (key, ETag) after `after`: from `first` on, or with `under`
+        those whose key starts with `first`; and whether there are more."""
+        pairs = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(most))]
+        pairs.append(("prefix", first if under else PREFIX))
+        if after is not None:
+            pairs.append(("start-after", after))
+        elif not under:  # from `first` on: after the name just before it
+            pairs.append(("start-after", first[:-1]))
         query = sigv4.canonical_query(pairs)
         try:
             async with self.client.request(

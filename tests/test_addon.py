@@ -131,6 +131,28 @@ def test_bad_config_is_an_options_error_without_secrets(tmp_path: Path):
     assert "s3cr3t-v" not in str(raised.value)
 
 
+def test_an_option_update_reloads_and_a_bad_config_keeps_the_running_one(
+    config: Path, tmp_path: Path
+):
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"backends": [{"name": "solo", "access": "AK", "secret": "SK"}]}))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    addon = load_addon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(
+            addon, s3multi_config=str(config), s3multi_access="ROOT", s3multi_secret="root-secret"
+        )
+        assert [b.name for b in addon.router.backends] == ["hot", "warm"]
+        tctx.configure(addon, s3multi_config=str(one))
+        assert [b.name for b in addon.router.backends] == ["solo"]
+        with pytest.raises(exceptions.OptionsError, match="invalid JSON"):
+            tctx.configure(addon, s3multi_config=str(bad))
+        # mitmproxy put the option back, and the addon still serves with the file it names.
+        assert tctx.options.s3multi_config == str(one)
+        assert [b.name for b in addon.router.backends] == ["solo"]
+
+
 def test_the_secret_from_the_environment_is_never_an_option_value(config: Path):
     """Option values show in `--options` and mitmweb's options page."""
     addon = load_addon()

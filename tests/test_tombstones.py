@@ -6,6 +6,7 @@ the tombstone; the proxy's own bucket is nobody's."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -145,11 +146,12 @@ def test_the_tombstones_command_prunes_those_that_hide_nothing(
     one, _ = two_instances
     primary, secondary, _ = backends
     direct(primary).create_bucket(Bucket=bucket)
-    put_direct(secondary, bucket, "k.txt", b"old")
-    one.client().delete_object(Bucket=bucket, Key="k.txt")
+    for key in ("a.txt", "b.txt", "c.txt"):  # more than one: the command pages through them
+        put_direct(secondary, bucket, key, b"old")
+        one.client().delete_object(Bucket=bucket, Key=key)
     path = config(tmp_path / "c.json", backends)
 
-    def tombstones(*args: str) -> str:
+    def tombstones(*args: str) -> list[str]:
         done = subprocess.run(
             [str(VENV_BIN / "s3-multi"), "tombstones", "--config", str(path), *args],
             capture_output=True,
@@ -158,11 +160,28 @@ def test_the_tombstones_command_prunes_those_that_hide_nothing(
             timeout=60,
         )
         assert done.returncode == 0, done.stderr
-        return done.stdout
+        return done.stdout.splitlines()
 
-    assert "still hide a copy" in tombstones()
-    assert has_object(primary, META, f"tombstones/{bucket}/k.txt")
-    direct(secondary).delete_object(Bucket=bucket, Key="k.txt")  # the hidden copy goes
-    report = tombstones("--prune")
-    assert " pruned" in report and not report.startswith("0 ")
-    assert not has_object(primary, META, f"tombstones/{bucket}/k.txt")
+    def mine(lines: list[str]) -> dict[str, str]:
+        return dict(
+            line.removeprefix(f"{bucket}/").split(": ", 1)
+            for line in lines
+            if line.startswith(f"{bucket}/")
+        )
+
+    etag = direct(secondary).head_object(Bucket=bucket, Key="c.txt")["ETag"]
+    before = tombstones()
+    assert mine(before) == {k: f"hides secondary {etag}" for k in ("a.txt", "b.txt", "c.txt")}
+    direct(secondary).delete_object(Bucket=bucket, Key="a.txt")  # a hidden copy goes
+    put_direct(secondary, bucket, "b.txt", b"new")  # another is replaced: it shows again anyway
+    after = tombstones("--prune")
+    assert mine(after) == {
+        "a.txt": "hides nothing: pruned",
+        "b.txt": "hides nothing: pruned",
+        "c.txt": f"hides secondary {etag}",
+    }
+    assert re.fullmatch(r"\d+ tombstones: \d+ still hide a copy, [1-9]\d* pruned", after[-1])
+    assert not has_object(primary, META, f"tombstones/{bucket}/a.txt")
+    assert not has_object(primary, META, f"tombstones/{bucket}/b.txt")
+    assert has_object(primary, META, f"tombstones/{bucket}/c.txt")
+    assert one.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 1  # b.txt, new

@@ -1,4 +1,5 @@
-"""The mitmproxy internals that addon/upstream_control.py wraps, fingerprinted.
+"""The mitmproxy internals that addon/upstream_control.py (and addon/shared_port.py) wrap or
+rely on, fingerprinted.
 
 What the wrapped methods do with a policy's decisions is tested end to end (test_routing.py,
 test_running.py, ...). These tests make a mitmproxy upgrade fail here first, naming each method
@@ -14,13 +15,14 @@ from collections.abc import Callable
 
 import mitmproxy.version
 import pytest
-from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.addons.proxyserver import Proxyserver, Servers
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
+from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
 from mitmproxy.proxy.server import ConnectionHandler
 
-from addon import client_heads, upstream_control
+from addon import client_heads, shared_port, upstream_control
 
 # name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
@@ -125,6 +127,24 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "resets only that stream on a ResponseProtocolError after the answer",
         "7fc814a8a507f234",
     ),
+    # shared_port (workers on one port) and drain
+    "AsyncioServerInstance.listen": (
+        "is wrapped by shared_port: binds a TCP mode with "
+        "asyncio.start_server(self.handle_stream, host, port), nothing else for it",
+        "7670a9038b44170d",
+    ),
+    "ServerInstance.handle_stream": (
+        "is what shared_port's listener hands each accepted connection to",
+        "21eea06f208c752e",
+    ),
+    "Servers.update": (
+        "stops every server when the `server` option is off (a drain stops listening)",
+        "e653c1bdfa8cf352",
+    ),
+    "AsyncioServerInstance._stop": (
+        "closes the listening sockets only: connections already accepted go on (drain)",
+        "73df3f7e7fb2d941",
+    ),
 }
 
 _CLASSES = {
@@ -138,6 +158,9 @@ _CLASSES = {
         Http2Connection,
         ConnectionHandler,
         Proxyserver,
+        Servers,
+        AsyncioServerInstance,
+        ServerInstance,
     )
 }
 
@@ -148,6 +171,8 @@ def _original(qualified: str) -> Callable:
         return upstream_control.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
     if qualified == "Http1Server.read_headers":
         return client_heads._original_read_headers
+    if qualified == "AsyncioServerInstance.listen":
+        return shared_port.ORIGINAL
     return getattr(_CLASSES[class_name], name)
 
 
@@ -181,6 +206,15 @@ def test_install_wraps_every_method():
     for name, wrapper in upstream_control.WRAPPED.items():
         assert getattr(HttpStream, name) is wrapper, name
     assert Http1Server.read_headers is client_heads.read_headers
+
+
+def test_shared_port_wraps_only_the_listener():
+    original = AsyncioServerInstance.listen
+    try:
+        shared_port.install()
+        assert AsyncioServerInstance.listen is shared_port._listen
+    finally:
+        AsyncioServerInstance.listen = original  # type: ignore[method-assign]
 
 
 def test_install_refuses_another_mitmproxy(monkeypatch):

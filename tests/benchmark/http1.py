@@ -150,10 +150,33 @@ class BlockingConnection:
         status, headers = self.read_head()
         length = body_length(request.method, status, headers)
         if length is None:
-            raise ConnectionError("unexpected chunked answer")
+            return status, headers, self.read_chunked()
         parts: list[bytes] = []
         self.read_body(length, lambda piece: parts.append(bytes(piece)))
         return status, headers, b"".join(parts)
+
+    def read_chunked(self) -> bytes:
+        """A chunked body, whole (rclone sends listings so)."""
+        body = bytearray()
+        while True:
+            size = int(self._line().split(b";")[0], 16)
+            if size == 0:
+                while self._line():  # trailer fields, up to the empty line
+                    pass
+                return bytes(body)
+            end = len(body) + size
+            self.read_body(size + 2, body.extend)  # the data and its CRLF
+            del body[end:]
+
+    def _line(self) -> bytes:
+        data = bytearray(self.pending)
+        while (end := data.find(b"\r\n")) < 0:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed within a chunked body")
+            data += chunk
+        self.pending = bytes(data[end + 2 :])
+        return bytes(data[:end])
 
 
 def one_request(port: int, request: Request) -> tuple[int, dict[str, str], bytes]:

@@ -5,12 +5,12 @@ the rclone union); a `Setup` is a pair of backends with the ways run in front of
 one kind of request (method, object, size). Every leg runs on every setup, through every way
 that can serve it (`requires` names what a way must be able to do).
 
-To add a way, such as s3-multi with N worker processes: a `Way` whose `start` runs it (a
-function beside `services.s3_multi`), listed in the setups' `ways`. To add a leg, such as a
-merged listing page: a `Leg` in `SMALL_LEGS` (it is replayed by wrk like the others) with what
-it requires (a capability, say "merged listing", that only the ways which merge listings have);
-the objects it needs are placed by `runner.place_objects` (before the ways start: rclone
-caches listings), its answer is checked by `runner.check_answer`.
+To add a way: a `Way` whose `start` runs it (a function beside `services.s3_multi`; for the
+s3-multi command with N worker processes, `services.s3_multi_workers(N)`), listed in the
+setups' `ways`. To add a leg: a `Leg` in `SMALL_LEGS` (it is replayed by wrk like the others)
+with what it requires (a capability, such as LISTING, that only some ways have, and that a
+setup's backends may lack); the objects it needs are placed by `runner.place_objects` (before
+the ways start: rclone caches listings), its answer is checked by `runner.check_answer`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tests.benchmark.services import Backend, Endpoint
 MIB = 1024 * 1024
 SMALL = 1024
 FALLBACK = "fallback"  # serves an object that only a later backend holds
+LISTING = "merged listing"  # lists the keys of both backends as one
 WRK, ASYNCIO = "wrk", "asyncio"  # small legs' load generators (load.py: wrk cannot replay HEAD)
 PRIMARY, SECONDARY = 0, 1  # where an object is placed before the legs, by backend index
 
@@ -40,8 +41,8 @@ class Way:
 
 DIRECT = Way("direct", services.direct)
 PLAIN = Way("plain mitmdump", services.plain_mitmdump)
-S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK}), ours=True)
-RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK}))
+S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK, LISTING}), ours=True)
+RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK, LISTING}))
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,21 @@ class Setup:
     # Its data in tmpfs when there is room (nginx: a PUT's file is gone as soon as it is
     # removed); else on disk (SeaweedFS gives space back only when its volumes are vacuumed).
     in_memory: bool = False
+    cannot: frozenset[str] = frozenset()  # what its backends cannot serve
+
+    def runs(self, leg: Leg) -> bool:
+        return not leg.requires & self.cannot
 
 
 SETUPS = (
-    Setup("nginx", backends.start_nginx, (DIRECT, PLAIN, S3_MULTI), targets=True, in_memory=True),
+    Setup(
+        "nginx",
+        backends.start_nginx,
+        (DIRECT, PLAIN, S3_MULTI),
+        targets=True,
+        in_memory=True,
+        cannot=frozenset({LISTING}),  # the fake answers GET, HEAD and PUT of objects only
+    ),
     Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE)),
 )
 
@@ -72,6 +84,8 @@ class Leg:
     requires: frozenset[str] = frozenset()
     stand_in: str | None = None  # a way that cannot run this leg is compared on that leg
     generator: str = WRK  # for small legs
+    query: str = ""
+    listed: int = 0  # a listing of this many keys under `key/`, placed on both backends in turn
 
     @property
     def large(self) -> bool:
@@ -111,6 +125,17 @@ SMALL_LEGS = (
         generator=ASYNCIO,
     ),
     Leg("put", "PUT 1 KiB", "PUT", "small-put", None, SMALL),
+    Leg(
+        "list",
+        "LIST 100 keys of both backends",
+        "GET",
+        "listed",
+        PRIMARY,
+        0,
+        frozenset({LISTING}),
+        query="list-type=2&prefix=listed%2F",
+        listed=100,
+    ),
 )
 
 

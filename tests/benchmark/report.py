@@ -221,15 +221,16 @@ def report(
         "MB = 10^6 bytes",
     ]
     for setup in setups:
+        here = [leg for leg in small if setup.runs(leg)]
         parts += [
             "",
             f"#### {setup.name} backends",
             "",
-            throughput_table(figures, setup, small),
+            throughput_table(figures, setup, here),
             "",
-            latency_table(figures, setup, small),
+            latency_table(figures, setup, here),
             "",
-            cpu_table(figures, setup, small),
+            cpu_table(figures, setup, here),
         ]
         if large:
             parts += ["", throughput_table(figures, setup, large)]

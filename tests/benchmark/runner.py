@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -59,6 +60,8 @@ class Deployment:
         return self.pair.backends[1]
 
     def ways(self, leg: Leg) -> list[Way]:
+        if not self.setup.runs(leg):
+            return []
         return [way for way in self.setup.ways if leg.runs_on(way)]
 
 
@@ -149,22 +152,33 @@ def start_all(settings: Settings, wrk: str, stack: contextlib.ExitStack) -> Benc
 
 
 def place_objects(deployment: Deployment, legs: Iterable[Leg], block: bytes) -> None:
-    """The objects the legs read, on the backend each names (large ones: `block` repeated);
-    both backends at once (SeaweedFS takes its time to store a large object)."""
-    wanted = {leg.key: leg for leg in legs if leg.on is not None}
-    for key, leg in wanted.items():
+    """The objects the legs read, on the backend each names (large ones: `block` repeated; a
+    listing's keys on each backend in turn); both backends at once (SeaweedFS takes its time to
+    store a large object)."""
+    wanted: dict[str, tuple[Leg, int]] = {}  # key -> its leg and the backend that holds it
+    for leg in legs:
+        if leg.on is not None and deployment.setup.runs(leg):
+            if leg.listed:
+                wanted.update((key, (leg, n % 2)) for n, key in enumerate(listed_keys(leg)))
+            else:
+                wanted[leg.key] = (leg, leg.on)
+    for key, (leg, _) in wanted.items():
         deployment.placed[key] = b"" if leg.large else os.urandom(leg.size)
 
     def place(index: int) -> None:
         backend = deployment.pair.backends[index]
-        for key, leg in wanted.items():
-            if leg.on == index and leg.large:
+        for key, (leg, on) in wanted.items():
+            if on == index and leg.large:
                 backend.put_large(key, block, leg.size)
-            elif leg.on == index:
+            elif on == index:
                 backend.put(key, deployment.placed[key])
 
     with ThreadPoolExecutor() as pool:
         list(pool.map(place, range(len(deployment.pair.backends))))
+
+
+def listed_keys(leg: Leg) -> list[str]:
+    return [f"{leg.key}/{n:04d}" for n in range(leg.listed)]
 
 
 def check_answer(deployment: Deployment, leg: Leg, way: Way, request: Request) -> None:
@@ -175,6 +189,9 @@ def check_answer(deployment: Deployment, leg: Leg, way: Way, request: Request) -
         right = status in PUT_OK
     elif leg.method == "HEAD":
         right = status == 200 and headers.get("content-length") == str(leg.size)
+    elif leg.listed:
+        listed = [key.decode() for key in re.findall(rb"<Key>([^<]*)</Key>", body)]
+        right = status == 200 and listed == listed_keys(leg)
     else:
         right = status == 200 and body == deployment.placed[leg.key]
     if not right:
@@ -202,7 +219,10 @@ def small_run(bench: Bench, first: bool) -> None:
                 endpoint = deployment.endpoints[way.name]
                 key = leg.key_for(way)
                 body = os.urandom(leg.size) if leg.method == "PUT" else b""
-                request = sign(endpoint.keys, leg.method, endpoint.port, key, body=body)
+                if leg.listed:
+                    request = sign(endpoint.keys, "GET", endpoint.port, query=leg.query)
+                else:
+                    request = sign(endpoint.keys, leg.method, endpoint.port, key, body=body)
                 if first:
                     check_answer(deployment, leg, way, request)
                 if leg.generator == ASYNCIO:

@@ -11,7 +11,8 @@ import ctypes
 import json
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -146,6 +147,46 @@ def quiet(command: list[str]) -> list[str]:
 def s3_multi(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
     """`mitmdump -s addon/multi.py` on the backends, as the tests run it, quiet."""
     name = f"s3-multi ({label})"
+    config = _s3_multi_config(backends, workdir, name)
+    port = free_port()
+    command = quiet(mitmdump_command(config, port, workdir / "mitmproxy"))
+    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
+    service = start_service(name, command, port, _log(workdir, name), env=env)
+    return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service)
+
+
+def s3_multi_workers(workers: int) -> Callable[[Sequence[Backend], Path, str], Endpoint]:
+    """A way's `start`: the `s3-multi --workers N` command on the backends.
+
+    Its service is the supervisor; the workers are its children, which the measurement counts
+    with it (`measurement.process_tree`). Ready once every worker listens: connections opened
+    before would all go to the first.
+    """
+
+    def start(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
+        name = f"s3-multi {workers} workers ({label})"
+        config = _s3_multi_config(backends, workdir, name)
+        port = free_port()
+        command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", str(workers)]
+        command += ["--port", f"127.0.0.1:{port}"]
+        env = child_env(
+            ROOT_ACCESS_KEY_ID=ROOT_ACCESS,
+            ROOT_SECRET_ACCESS_KEY=ROOT_SECRET,
+            HOME=str(workdir),  # mitmproxy's confdir, ~/.mitmproxy
+        )
+        service = start_service(name, command, port, _log(workdir, name), env=env)
+        deadline = time.monotonic() + 30
+        while service.log_path.read_text().count("listening at") < workers:
+            if time.monotonic() > deadline:
+                service.stop()
+                raise RuntimeError(f"{name}: not every worker listens:\n{service.log()}")
+            time.sleep(0.1)
+        return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service)
+
+    return start
+
+
+def _s3_multi_config(backends: Sequence[Backend], workdir: Path, name: str) -> Path:
     config = workdir / f"{slug(name)}.json"
     entries = [
         {
@@ -159,11 +200,7 @@ def s3_multi(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint
         for b in backends
     ]
     config.write_text(json.dumps({"backends": entries}))
-    port = free_port()
-    command = quiet(mitmdump_command(config, port, workdir / "mitmproxy"))
-    env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
-    service = start_service(name, command, port, _log(workdir, name), env=env)
-    return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service)
+    return config
 
 
 def rclone_union(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
