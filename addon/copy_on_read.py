@@ -7,10 +7,12 @@ never: it has no bytes to copy.
 
 The client never waits for the copy: the answer's stream callable (`Exchange.relay`) hands each
 piece to a bounded tee (PIPE_BUDGET bytes waiting at most) and returns at once; the copy runs as
-a task of its own on the proxy's event loop. If the primary falls behind (the tee is full), fails,
-or the client's transfer does not complete, the copy is dropped (a multipart upload aborted) and
-logged; the client's transfer goes on untouched. At most MAX_COPIES run at once; a read beyond
-that is served without one (the next read of the key copies it).
+a task of its own on the proxy's event loop. If the primary falls behind (the tee is full: a
+client reading faster than the primary writes), the copy takes the bytes queued, then reads the
+rest from the fallback itself (a ranged GET, If-Match the ETag: the same object). If the primary
+fails, or the client's transfer does not complete before that, the copy is dropped (a multipart
+upload aborted) and logged; the client's transfer goes on untouched. At most MAX_COPIES run at
+once; a read beyond that is served without one (the next read of the key copies it).
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from mitmproxy import http
 
 from addon.journey import Journey, printable
 from addon.migration import MIB, Abandoned, CopyFailed, Migrator, Source
+from addon.object_meta import key_path
 
 log = logging.getLogger(__name__)
 PIPE_BUDGET = 8 * MIB
@@ -35,7 +39,7 @@ _NOT_WHOLE = frozenset({"partNumber", "versionId"})
 
 
 class Dropped(CopyFailed):
-    """The tee stopped: the primary fell behind, or the client's transfer did not complete."""
+    """The tee stopped: the client's transfer did not complete, or the rest could not be read."""
 
 
 class Tee:
@@ -49,17 +53,17 @@ class Tee:
         self._queued = 0
         self._ready = asyncio.Event()
         self.ended = False  # every byte was fed
+        self.behind = False  # the budget was full: the bytes after those queued come otherwise
         self.stopped = ""  # why no more bytes are taken (dropped, or the copy is over)
 
     def feed(self, data: bytes) -> None:
         """A piece of the answer; b"" at its end."""
-        if self.ended or self.stopped:
+        if self.ended or self.behind or self.stopped:
             return
         if not data:
             self.ended = True
         elif self._queued + len(data) > self.budget:
-            self.stop(f"the primary fell behind ({self.budget // MIB} MiB waiting)")
-            return
+            self.behind = True  # no more taken; those queued still go
         else:
             self._chunks.append(data)
             self._queued += len(data)
@@ -80,21 +84,31 @@ class Tee:
             self._ready.set()
 
     def cut(self) -> None:
-        """The client's transfer is over: if not every byte came, the copy is dropped."""
-        if not self.ended:
+        """The client's transfer is over: if not every byte came (nor will from elsewhere),
+        the copy is dropped."""
+        if not self.ended and not self.behind:
             self.stop("the answer did not come whole")
 
-    async def pieces(self, idle: float) -> AsyncIterator[bytes]:
-        """The bytes as they are fed; Dropped when the tee is stopped first, or nothing comes
-        for `idle` seconds."""
+    async def pieces(
+        self, idle: float, rest: Callable[[int], AsyncIterator[bytes]]
+    ) -> AsyncIterator[bytes]:
+        """The bytes as they are fed, then, if the budget was full, `rest(offset)`: those from
+        the first that was not taken on. Dropped when the tee is stopped first, or nothing
+        comes for `idle` seconds."""
+        taken = 0
         while True:
             while self._chunks and not self.stopped:
                 chunk = self._chunks.popleft()
                 self._queued -= len(chunk)
+                taken += len(chunk)
                 yield chunk
             if self.stopped:
                 raise Dropped(self.stopped)
             if self.ended:
+                return
+            if self.behind:
+                async for piece in rest(taken):
+                    yield piece
                 return
             self._ready.clear()
             try:
@@ -135,7 +149,7 @@ class CopiesOnRead:
         where = printable(source.where)
         started = time.monotonic()
         try:
-            pieces = tee.pieces(source.backend.idle_timeout)
+            pieces = tee.pieces(source.backend.idle_timeout, partial(self._rest, source))
             await self.migrator.copy(source, pieces, create_bucket_first)
         except Abandoned as e:
             log.info("copy-on-read of %s from %s abandoned: %s", where, source.backend.name, e)
@@ -153,6 +167,27 @@ class CopiesOnRead:
             )
         finally:
             tee.stop("the copy is over")
+
+    async def _rest(self, source: Source, offset: int) -> AsyncIterator[bytes]:
+        """The object's bytes from `offset` on, read from its fallback (If-Match: the same
+        object, or the copy fails)."""
+        log.info(
+            "copy-on-read of %s: the primary fell behind the client (%d MiB waiting); the rest "
+            "is read from %s",
+            printable(source.where),
+            PIPE_BUDGET // MIB,
+            source.backend.name,
+        )
+        headers = [("range", f"bytes={offset}-"), ("if-match", source.etag)]
+        path = key_path(source.key)
+        client = self.migrator.client
+        async with client.request(
+            source.backend, "GET", source.bucket, path, headers=headers
+        ) as reply:
+            if reply.status != 206:
+                raise Dropped(f"{source.backend.name} answered {reply.status} to the rest's GET")
+            async for piece in reply.pieces():
+                yield piece
 
 
 @dataclass

@@ -4,15 +4,20 @@ delete, and reads that are not the whole object (Range, HEAD) copy nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
 
 import pytest
 
+from addon.backend_client import BackendClient
+from addon.copy_on_read import CopiesOnRead, Tee
+from addon.migration import Migrator, Source
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.migration import (
     MIB,
+    backend,
     head_or_none,
     migrating_config,
     stored_sha256,
@@ -196,6 +201,68 @@ def test_a_key_deleted_before_the_read_is_not_copied(migrating, backends, bucket
     line = next(x for x in migrating.log().splitlines() if f"GetObject /{bucket}/gone.txt" in x)
     assert "copying" not in line
     assert head_or_none(backends[0], bucket, "gone.txt") is None
+
+
+def copy_through_a_full_tee(backends, source: Source, body: bytes, before=None) -> Tee:
+    """A copy whose tee was full before it started (a client far faster than the primary):
+    every byte of the answer fed at once, in 256 KiB pieces, into a 1 MiB budget; `before()`
+    runs once they are, before the copy."""
+    primary = backend(backends[0], 0)
+    tee = Tee(source, budget=MIB)
+    for start in range(0, len(body), 256 * 1024):
+        tee.feed(body[start : start + 256 * 1024])
+    tee.feed(b"")
+    tee.cut()  # the client's transfer is over: the copy still goes on
+    if before is not None:
+        before()
+
+    async def run() -> None:
+        client = BackendClient()
+        try:
+            await CopiesOnRead(Migrator(client, primary)).run(tee, create_bucket_first=False)
+        finally:
+            client.close()
+
+    asyncio.run(run())
+    return tee
+
+
+@pytest.mark.topologies("moto", "seaweedfs-fallbacks")
+def test_a_primary_behind_the_client_gets_the_rest_from_the_fallback(backends, bucket):
+    primary, secondary, _ = backends
+    body = os.urandom(3 * MIB + 5)
+    head = on_secondary(backends, bucket, "fast.bin", body)
+    pairs = [("content-length", str(len(body))), ("etag", head["ETag"])]
+    source = Source.of(backend(secondary, 1), bucket, "fast.bin", pairs)
+    assert source is not None
+    assert copy_through_a_full_tee(backends, source, body).behind
+    assert stored_sha256(primary, bucket, "fast.bin") == sha(body)
+
+    # The rest is read If-Match the ETag the client got: an object changed since is not mixed in
+    # (the source a multipart upload: its ETag is no MD5 the bytes could be checked against).
+    parts = [os.urandom(5 * MIB), os.urandom(MIB)]
+    s3 = secondary.client()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="changed.bin")["UploadId"]
+    etags = [
+        s3.upload_part(Bucket=bucket, Key="changed.bin", UploadId=upload, PartNumber=n, Body=part)
+        for n, part in enumerate(parts, 1)
+    ]
+    done = [{"PartNumber": n, "ETag": e["ETag"]} for n, e in enumerate(etags, 1)]
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="changed.bin", UploadId=upload, MultipartUpload={"Parts": done}
+    )
+    first = b"".join(parts)
+    etag = s3.head_object(Bucket=bucket, Key="changed.bin")["ETag"]
+    assert etag.endswith('-2"')
+    pairs = [("content-length", str(len(first))), ("etag", etag)]
+    source = Source.of(backend(secondary, 1), bucket, "changed.bin", pairs)
+    assert source is not None
+
+    def overwrite() -> None:
+        s3.put_object(Bucket=bucket, Key="changed.bin", Body=os.urandom(len(first)))
+
+    assert copy_through_a_full_tee(backends, source, first, before=overwrite).behind
+    assert head_or_none(primary, bucket, "changed.bin") is None
 
 
 @pytest.mark.slow

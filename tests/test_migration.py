@@ -15,20 +15,12 @@ import pytest
 
 from addon import migration
 from addon.backend_client import BackendClient
-from addon.config import Backend
 from addon.migration import Abandoned, CopyFailed, Migrator, Source, part_sizes
 from addon.tombstones import Tombstones, key_of
 from tests.support.direct import put_direct
-from tests.support.migration import META, MIB, head_or_none, stored_sha256
+from tests.support.migration import META, MIB, backend, head_or_none, stored_sha256
 
 pytestmark = pytest.mark.e2e
-
-
-def backend(server, index: int, **fields) -> Backend:
-    return Backend(
-        index, server.name, server.access, server.secret, server.endpoint, use_path_style=True,
-        **fields,
-    )  # fmt: skip
 
 
 class Interleaved(BackendClient):
@@ -96,6 +88,7 @@ def test_part_sizes_hold_any_object_in_10000_parts() -> None:
     assert len(huge) <= 10_000 and sum(huge) == 5 * 1024**4 and huge[0] % MIB == 0
 
 
+@pytest.mark.topologies("moto", "seaweedfs-primary")
 def test_a_copy_lands_with_the_bytes_and_the_etag_of_what_was_sent(backends, bucket, shape):
     body = os.urandom(12 * MIB + 3)
     copied = copy(backends, bucket, "k.bin", body)

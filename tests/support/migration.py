@@ -11,6 +11,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
+from addon.config import Backend
 from addon.local_backends import S3Server
 
 META = "s3multi-meta-migrate"
@@ -38,6 +39,14 @@ def migrating_config(
         entries.append(entry)
     path.write_text(json.dumps({"backends": entries}))
     return path
+
+
+def backend(server: S3Server, index: int, **fields) -> Backend:
+    """The server as the proxy's config would make it, at `index` in the backends list."""
+    return Backend(
+        index, server.name, server.access, server.secret, server.endpoint, use_path_style=True,
+        **fields,
+    )  # fmt: skip
 
 
 def head_or_none(server: S3Server, bucket: str, key: str) -> dict | None:
