@@ -7,6 +7,7 @@ import pytest
 from addon import sigv4
 from tests.benchmark.http1 import Keys, body_length, parse_head, sign, tampered
 from tests.benchmark.legs import (
+    COPYING,
     DIRECT,
     PLAIN,
     RCLONE,
@@ -20,6 +21,7 @@ from tests.benchmark.load import LoadResult, lua_string, parse_wrk, percentile, 
 from tests.benchmark.measurement import Measured, Trip, TripCase
 from tests.benchmark.report import (
     Figures,
+    copy_on_read,
     markdown,
     rss_table,
     run_ratios,
@@ -170,6 +172,40 @@ def test_targets_name_what_is_met_and_what_is_not():
     assert "✗ GET 1 KiB, fallback hit: s3-multi / plain mitmdump: 0.50 (target >= 0.7)" in lines
     assert "✗ PUT 1 KiB: s3-multi / plain mitmdump: - (target >= 0.8)" in lines
     assert lines[-1] == "✓ backend round trips as expected"
+
+
+def _transfer(mb_per_second: float) -> Measured:
+    result = LoadResult(counted=1, seconds=1.0, nbytes=int(mb_per_second * 1e6))
+    return Measured(result, "s3-multi (SeaweedFS)", {}, cpu_seconds=0.5)
+
+
+def test_copy_on_read_is_the_clients_transfer_time_over_the_same_read_without_copy():
+    nginx, seaweed = SETUPS
+    legs = large_legs(256)
+    plain, copied = (leg for leg in legs if leg.name in ("get-256-fallback", "get-256-copy"))
+    assert [leg.name for leg in legs if leg.runs_on(COPYING)] == [copied.name]
+    assert not copied.runs_on(S3_MULTI) and not nginx.runs(copied) and seaweed.runs(copied)
+    samples = {
+        (seaweed.name, plain.name, S3_MULTI.name): [_transfer(400), _transfer(500)],
+        (seaweed.name, copied.name, COPYING.name): [_transfer(380), _transfer(400)],
+    }
+    figures = Figures(samples, [*SMALL_LEGS, *legs])
+    # per run 400 / 380 = 1.05 and 500 / 400 = 1.25: the median 1.15
+    assert copy_on_read(figures, seaweed, legs) == [
+        "✓ GET 256 MiB, fallback hit, copied on read: the client's transfer time, "
+        "s3-multi, copy on read / s3-multi: 1.15 (target <= 1.2)"
+    ]
+    samples[(seaweed.name, copied.name, COPYING.name)] = [_transfer(300)]
+    assert copy_on_read(figures, seaweed, legs)[0].startswith("✗ ")
+    assert copy_on_read(figures, nginx, legs) == []
+    large = throughput_table(figures, seaweed, legs).splitlines()
+    assert large[0].startswith("| leg | direct | plain mitmdump | s3-multi | rclone union | "
+                               "s3-multi, copy on read | s3-multi / plain mitmdump |")  # fmt: skip
+    assert "s3-multi / s3-multi, copy on read" not in large[0]
+    row = "| GET 256 MiB, fallback hit, copied on read (MB/s) * | - | - | - | - | 300 | - | - | - |"
+    assert row in large
+    small = throughput_table(figures, seaweed, SMALL_LEGS).splitlines()
+    assert "copy on read" not in small[0]
 
 
 def test_markdown_table():

@@ -7,10 +7,12 @@ that can serve it (`requires` names what a way must be able to do).
 
 To add a way: a `Way` whose `start` runs it (a function beside `services.s3_multi`; for the
 s3-multi command with N worker processes, `services.s3_multi_workers(N)`), listed in the
-setups' `ways`. To add a leg: a `Leg` in `SMALL_LEGS` (it is replayed by wrk like the others)
-with what it requires (a capability, such as LISTING, that only some ways have, and that a
-setup's backends may lack); the objects it needs are placed by `runner.place_objects` (before
-the ways start: rclone caches listings), its answer is checked by `runner.check_answer`.
+setups' `ways`; a way `solely` for the legs that require something runs those alone (copy on
+read: its copies would turn the other ways' fallback hits into primary hits). To add a leg: a
+`Leg` in `SMALL_LEGS` (it is replayed by wrk like the others) with what it requires (a
+capability, such as LISTING, that only some ways have, and that a setup's backends may lack);
+the objects it needs are placed by `runner.place_objects` (before the ways start: rclone caches
+listings), its answer is checked by `runner.check_answer`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MIB = 1024 * 1024
 SMALL = 1024
 FALLBACK = "fallback"  # serves an object that only a later backend holds
 LISTING = "merged listing"  # lists the keys of both backends as one
+COPY_ON_READ = "copy on read"  # a fallback's whole object read is copied to the primary
 WRK, ASYNCIO = "wrk", "asyncio"  # small legs' load generators (load.py: wrk cannot replay HEAD)
 PRIMARY, SECONDARY = 0, 1  # where an object is placed before the legs, by backend index
 
@@ -37,12 +40,19 @@ class Way:
     start: Callable[[Sequence[Backend], Path, str], Endpoint]
     can: frozenset[str] = frozenset()
     ours: bool = False  # the project's proxy: the subject of ratios and targets
+    solely: str | None = None  # runs only the legs that require this (compared on their own)
 
 
 DIRECT = Way("direct", services.direct)
 PLAIN = Way("plain mitmdump", services.plain_mitmdump)
 S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK, LISTING}), ours=True)
 RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK, LISTING}))
+COPYING = Way(
+    "s3-multi, copy on read",
+    services.s3_multi_copying,
+    frozenset({FALLBACK, COPY_ON_READ}),
+    solely=COPY_ON_READ,
+)
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,10 @@ SETUPS = (
         (DIRECT, PLAIN, S3_MULTI),
         targets=True,
         in_memory=True,
-        cannot=frozenset({LISTING}),  # the fake answers GET, HEAD and PUT of objects only
+        # The fake answers GET, HEAD and PUT of objects only: no listings, no multipart copies.
+        cannot=frozenset({LISTING, COPY_ON_READ}),
     ),
-    Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE)),
+    Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE, COPYING)),
 )
 
 
@@ -96,7 +107,12 @@ class Leg:
         return "MB/s" if self.large else "req/s"
 
     def runs_on(self, way: Way) -> bool:
-        return self.requires <= way.can
+        return self.requires <= way.can and (way.solely is None or way.solely in self.requires)
+
+    @property
+    def copies(self) -> bool:
+        """Each transfer is copied to the primary: one at a time, the copy removed after."""
+        return COPY_ON_READ in self.requires
 
     def key_for(self, way: Way) -> str:
         return self.key if self.on is not None else f"{self.key}-{services.slug(way.name)}"
@@ -152,6 +168,16 @@ def large_legs(size_mib: int) -> tuple[Leg, ...]:
             size,
             frozenset({FALLBACK}),
             stand_in=f"get-{size_mib}",
+        ),
+        Leg(
+            f"get-{size_mib}-copy",
+            f"GET {size_mib} MiB, fallback hit, copied on read",
+            "GET",
+            f"large-{size_mib}-copy",
+            SECONDARY,
+            size,
+            frozenset({FALLBACK, COPY_ON_READ}),
+            stand_in=f"get-{size_mib}-fallback",
         ),
         Leg(f"put-{size_mib}", f"PUT {size_mib} MiB", "PUT", f"put-{size_mib}", None, size),
     )

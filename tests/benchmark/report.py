@@ -15,12 +15,18 @@ TARGETS = {"get": 0.85, "get-fallback": 0.7, "put": 0.8}
 TARGET_LARGE = 0.9
 TARGET_RSS_MB = 150.0
 TARGET_RSS_SPREAD_MB = 25.0  # "flat across sizes": largest minus smallest peak
+# Copy on read: the client's transfer time of a fallback hit that is copied, over the same
+# transfer without a copy.
+TARGET_COPY_TIME = 1.2
 
 NOTES = (
     "\\* fallback hit: the object is on the secondary only (the primary answers 404 first); "
     "a way without fallback is compared on its primary-hit figures of the same run.",
     "† replayed by an asyncio client with the same connections, not wrk: wrk cannot replay HEAD "
     "(its parser waits for the body a HEAD answer announces).",
+    "copied on read: through s3-multi with `migrate: on-read` on the fallback; one transfer per "
+    "run (the copy is checked by hash on the primary and removed, for the next to be a fallback "
+    "hit again), compared with s3-multi's fallback hit without copy of the same run.",
 )
 FAILED_NOTE = "! some requests of the leg failed (wrong status, no answer in 10 s): see PROBLEMS."
 
@@ -85,10 +91,16 @@ class Figures:
 
 
 def _ours(setup: Setup) -> tuple[Way, list[Way]]:
-    """The subject of the ratios, and what it is compared with: the backends directly last."""
+    """The subject of the ratios, and what it is compared with: the backends directly last
+    (a way solely for some legs is compared on its own lines)."""
     ours = next(way for way in setup.ways if way.ours)
-    others = [way for way in setup.ways if way is not ours]
+    others = [way for way in setup.ways if way is not ours and way.solely is None]
     return ours, sorted(others, key=lambda way: way is DIRECT)
+
+
+def _shown(setup: Setup, legs: Sequence[Leg]) -> list[Way]:
+    """A table's columns: the setup's ways, but those solely for some legs only with them."""
+    return [w for w in setup.ways if w.solely is None or any(leg.runs_on(w) for leg in legs)]
 
 
 def _label(leg: Leg) -> str:
@@ -98,11 +110,12 @@ def _label(leg: Leg) -> str:
 
 def throughput_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
     ours, others = _ours(setup)
-    header = ["leg", *(w.name for w in setup.ways), *(f"{ours.name} / {w.name}" for w in others)]
+    ways = _shown(setup, legs)
+    header = ["leg", *(w.name for w in ways), *(f"{ours.name} / {w.name}" for w in others)]
     rows = [
         [
             _label(leg),
-            *(figures.cell(setup, leg, way) for way in setup.ways),
+            *(figures.cell(setup, leg, way) for way in ways),
             *(number(figures.ratio(setup, leg, ours, way), 2) for way in others),
         ]
         for leg in legs
@@ -119,8 +132,9 @@ def latency_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
         p99 = median(m.result.p99_ms for m in runs if m.result.p99_ms is not None)
         return "-" if p50 is None else f"{number(p50, 1)} / {number(p99, 1)}"
 
-    rows = [[leg.label, *(cell(leg, way) for way in setup.ways)] for leg in legs]
-    return markdown(["leg: p50 / p99 (ms)", *(w.name for w in setup.ways)], rows)
+    ways = _shown(setup, legs)
+    rows = [[leg.label, *(cell(leg, way) for way in ways)] for leg in legs]
+    return markdown(["leg: p50 / p99 (ms)", *(w.name for w in ways)], rows)
 
 
 def cpu_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
@@ -131,8 +145,9 @@ def cpu_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
         us = median(m.cpu_us_per_op for m in runs if m.cpu_us_per_op is not None)
         return number(us)
 
-    rows = [[leg.label, *(cell(leg, way) for way in setup.ways)] for leg in legs]
-    return markdown(["leg: CPU per request (µs)", *(w.name for w in setup.ways)], rows)
+    ways = _shown(setup, legs)
+    rows = [[leg.label, *(cell(leg, way) for way in ways)] for leg in legs]
+    return markdown(["leg: CPU per request (µs)", *(w.name for w in ways)], rows)
 
 
 def rss_table(samples: Samples, legs: Sequence[Leg]) -> str:
@@ -199,6 +214,28 @@ def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Tri
     return lines
 
 
+def copy_on_read(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> list[str]:
+    """Each copied leg: the client's transfer time through the copying way over that of the
+    same read without copy (its stand-in, through ours), in the same run."""
+    ours, _ = _ours(setup)
+    lines = []
+    for way in setup.ways:
+        for leg in legs:
+            if way.solely is None or not leg.runs_on(way) or not setup.runs(leg):
+                continue
+            plain = figures.legs[leg.stand_in or ""]
+            value = run_ratios(  # times are sizes over rates: theirs / ours in MB/s
+                [metric(plain)(m) for m in figures.runs(setup, plain, ours)],
+                [metric(leg)(m) for m in figures.runs(setup, leg, way)],
+            )
+            met = value is not None and value <= TARGET_COPY_TIME
+            lines.append(
+                f"{'✓' if met else '✗'} {leg.label}: the client's transfer time, {way.name} / "
+                f"{ours.name}: {number(value, 2)} (target <= {TARGET_COPY_TIME:g})"
+            )
+    return lines
+
+
 def report(
     settings: Settings,
     machine: list[str],
@@ -233,7 +270,7 @@ def report(
             cpu_table(figures, setup, here),
         ]
         if large:
-            parts += ["", throughput_table(figures, setup, large)]
+            parts += ["", throughput_table(figures, setup, [g for g in large if setup.runs(g)])]
     for note in (*NOTES, FAILED_NOTE) if problems else NOTES:
         parts += ["", note]
     parts += ["", rss_table(samples, legs)]
@@ -243,6 +280,9 @@ def report(
         if setup.targets:
             parts += ["", f"targets ({setup.name} backends):"]
             parts += targets(figures, setup, legs, trips)
+        copied = copy_on_read(figures, setup, large)
+        if copied:
+            parts += ["", f"copy on read ({setup.name} backends):", *copied]
     if problems:
         parts += ["", "PROBLEMS (the numbers above may not count):", *(f"- {p}" for p in problems)]
     return "\n".join(parts)

@@ -253,8 +253,10 @@ def large_size(bench: Bench, size_mib: int) -> None:
     for deployment in bench.deployments:
         for leg in legs:
             for way in deployment.ways(leg):
-                if leg.method == "GET" and way.ours:
+                if leg.method == "GET" and (way.ours or leg.copies):
                     verify_large_get(bench, deployment, leg, way, digest, timeout)
+                if leg.copies:
+                    check_copied(bench, deployment, leg, way, digest)
     for run in range(s.large_runs):
         progress(f"large {size_mib} MiB, run {run + 1}/{s.large_runs}")
         for deployment in bench.deployments:
@@ -284,7 +286,8 @@ def large_leg(
     job: GetJob | PutJob
     if leg.method == "GET":
         request = sign(endpoint.keys, "GET", endpoint.port, key)
-        job = GetJob(endpoint.port, request, leg.size, s.large_seconds)
+        # A copied leg's object is on the secondary alone for one transfer only.
+        job = GetJob(endpoint.port, request, leg.size, 0 if leg.copies else s.large_seconds)
     else:
         head = sign(endpoint.keys, "PUT", endpoint.port, key, content_length=leg.size)
         job = PutJob(endpoint.port, head, bench.block, leg.size, s.large_seconds)
@@ -302,6 +305,25 @@ def large_leg(
         else:
             check_stored(bench, deployment, key, lambda b: b.size(key) == leg.size)
         deployment.primary.remove(key)
+    if leg.copies:
+        check_copied(bench, deployment, leg, way, digest)
+
+
+def check_copied(
+    bench: Bench, deployment: Deployment, leg: Leg, way: Way, digest: str, seconds: float = 120
+) -> None:
+    """A read copied on read left the object on the primary, its bytes by hash; the copy is
+    removed, so that the next read is a fallback hit again."""
+    where = f"{deployment.setup.name}, {leg.label} via {way.name}"
+    deadline = time.monotonic() + seconds
+    while deployment.primary.size(leg.key) != leg.size:
+        if time.monotonic() > deadline:
+            bench.problem(f"{where}: no copy on the primary {seconds:g} s after the read")
+            return
+        time.sleep(0.1)
+    if deployment.primary.sha256(leg.key) != digest:
+        bench.problem(f"{where}: the copy on the primary is not the object's bytes")
+    deployment.primary.remove(leg.key)
 
 
 def count_round_trips(bench: Bench) -> list[Trip]:

@@ -146,8 +146,22 @@ def quiet(command: list[str]) -> list[str]:
 
 def s3_multi(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
     """`mitmdump -s addon/multi.py` on the backends, as the tests run it, quiet."""
-    name = f"s3-multi ({label})"
-    config = _s3_multi_config(backends, workdir, name)
+    return _s3_multi_mitmdump(backends, workdir, f"s3-multi ({label})")
+
+
+def s3_multi_copying(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
+    """The same with `migrate: on-read` on the fallbacks: whole reads they serve are copied."""
+    name = f"s3-multi copying ({label})"
+    return _s3_multi_mitmdump(backends, workdir, name, {"migrate": "on-read"})
+
+
+def _s3_multi_mitmdump(
+    backends: Sequence[Backend],
+    workdir: Path,
+    name: str,
+    fallbacks: dict[str, str] | None = None,
+) -> Endpoint:
+    config = _s3_multi_config(backends, workdir, name, fallbacks)
     port = free_port()
     command = quiet(mitmdump_command(config, port, workdir / "mitmproxy"))
     env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
@@ -186,7 +200,10 @@ def s3_multi_workers(workers: int) -> Callable[[Sequence[Backend], Path, str], E
     return start
 
 
-def _s3_multi_config(backends: Sequence[Backend], workdir: Path, name: str) -> Path:
+def _s3_multi_config(
+    backends: Sequence[Backend], workdir: Path, name: str, fallbacks: dict[str, str] | None = None
+) -> Path:
+    """The backends in order; `fallbacks`: fields of every backend but the primary."""
     config = workdir / f"{slug(name)}.json"
     entries = [
         {
@@ -196,8 +213,9 @@ def _s3_multi_config(backends: Sequence[Backend], workdir: Path, name: str) -> P
             "endpoint": b.endpoint,
             "region": b.keys.region,
             "usePathStyle": True,
+            **(fallbacks if n and fallbacks else {}),
         }
-        for b in backends
+        for n, b in enumerate(backends)
     ]
     config.write_text(json.dumps({"backends": entries}))
     return config

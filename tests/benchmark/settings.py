@@ -9,7 +9,8 @@ USAGE = """Benchmark: s3-multi beside plain mitmdump, the rclone union peer and 
 
 Starts everything it needs on 127.0.0.1 and stops it at the end (also on Ctrl-C): nginx as two
 fake S3 backends, two SeaweedFS servers as real ones, and in front of each pair plain mitmdump
-(before the primary), s3-multi and, for SeaweedFS, `rclone serve s3` over an rclone union.
+(before the primary), s3-multi and, for SeaweedFS, `rclone serve s3` over an rclone union and
+s3-multi copying on read (the large fallback GETs alone).
 Small requests come from wrk (8 keep-alive connections replaying a request signed once), large
 objects from a streaming client on one connection. Each run measures every way in turn, so a
 ratio compares numbers taken moments apart; tables show medians over runs.
