@@ -19,6 +19,7 @@ from addon.config_values import (
     aws_endpoint,
     kind,
     normalise_endpoint,
+    scrub,
     suggest,
     typed,
 )
@@ -91,11 +92,7 @@ def parse_config(data: object, source: str, environ: Mapping[str, str]) -> Confi
     try:
         return _parse(data, source, environ)
     except ConfigError as e:
-        # A credential pasted into the wrong field would otherwise be echoed as a "bad value".
-        message = str(e)
-        for credential in _credentials(data, environ):
-            message = message.replace(credential, "***")
-        raise ConfigError(message) from None
+        raise ConfigError(scrub(str(e), _credentials(data, environ))) from None
 
 
 # --- validation -------------------------------------------------------------------------------

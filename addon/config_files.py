@@ -7,6 +7,7 @@ offending line: it may hold a secret.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 
@@ -27,9 +28,22 @@ def read_document(source: str) -> object:
         raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
+    return decode_document(text, source)
+
+
+def decode_document(text: str, source: str) -> object:
+    """`text` decoded as JSON if `source` (a file or object name) ends in .json, else YAML."""
     if source.lower().endswith(".json"):
         return _decode_json(text, source)
     return _decode_yaml(text, source)
+
+
+def beside(config: str, path: str) -> str:
+    """A file named in the config file `config`: a relative path is taken from that file's
+    folder (not the working directory); absolute paths and URLs (s3://...) are kept."""
+    if not path or "://" in path or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(config), path)
 
 
 class _Loader(yaml.SafeLoader):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from addon.config import ConfigError, load_config, parse_config
+from tests.support.files import write_document
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # file name -> (number of backends, name of the primary)
@@ -38,14 +37,7 @@ def entry(**fields: object) -> dict[str, object]:
 
 def write(tmp_path: Path, document: object, suffix: str = ".yaml") -> Path:
     """Write a document (or raw text) as a config file."""
-    path = tmp_path / f"config{suffix}"
-    if isinstance(document, str):
-        path.write_text(document)
-    elif suffix == ".json":
-        path.write_text(json.dumps(document, indent=2))
-    else:
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    return write_document(tmp_path / f"config{suffix}", document)
 
 
 def load(tmp_path: Path, *backends: dict[str, object], environ: dict[str, str] | None = None):
