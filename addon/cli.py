@@ -1,6 +1,7 @@
 """The `s3-multi` command: VersityGW's `versitygw s3-multi` command line, on mitmproxy.
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
+             [--users FILE|s3://METABUCKET/KEY]
     s3-multi tombstones --config FILE [--prune]
 
 Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
@@ -76,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--region", default="us-east-1", help="region clients sign for")
     parser.add_argument(
+        "--users",
+        default="",
+        help="gateway users file (YAML or JSON) or s3://METABUCKET/KEY "
+        "(default: the config's users, or $VGW_S3_MULTI_USERS)",
+    )
+    parser.add_argument(
         "--debug",
         action="store_true",
         default=_bool_env("VGW_S3_MULTI_DEBUG"),
@@ -92,6 +99,7 @@ async def serve(
     listen: tuple[str, int],
     region: str = "us-east-1",
     debug: bool = False,
+    users: str = "",
 ) -> int:
     """Run the proxy until SIGINT/SIGTERM; returns the exit status (2 for a bad config)."""
     options = Options(
@@ -119,6 +127,7 @@ async def serve(
             s3multi_access=access,
             s3multi_region=region,
             s3multi_debug=debug,
+            s3multi_users=users,
         )
     except exceptions.OptionsError as e:
         print(f"s3-multi: {e}", file=sys.stderr)
@@ -147,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             listen=args.port,
             region=args.region,
             debug=args.debug,
+            users=args.users,
         )
     )
 

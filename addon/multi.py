@@ -7,8 +7,9 @@
 
 Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
 in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
-verified against the root keys before anything is forwarded; requests that fail, and every
-request while the addon is not configured, are refused here with an S3 error.
+verified against the root keys and the gateway users' (`users_source`) before anything is
+forwarded; requests that fail, and every request while the addon is not configured, are refused
+here with an S3 error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
 from addon import backends, client_heads, retarget, upstream_control
-from addon.auth_checks import RootKeys
+from addon.auth_checks import Key
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import DEFAULT_REGION, load_config
@@ -37,6 +38,8 @@ from addon.listing import BucketsMerge
 from addon.object_listing import ListingMerge
 from addon.router import Router, resource
 from addon.tombstones import Tombstones
+from addon.users import Users
+from addon.users_source import UsersSource, polled
 
 log = logging.getLogger("s3multi")
 ProxyAnswer = BucketsMerge | ListingMerge  # requests the proxy answers itself
@@ -60,6 +63,7 @@ class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
         self.client: BackendClient | None = None
+        self.users: UsersSource | None = None
         self.connect_timeouts = ConnectTimeouts(())
         self.missing: list[str] = []
         self.debug = False
@@ -111,11 +115,25 @@ class S3Multi:
             "Log one line per request: operation, backends tried with status and time, "
             "which one answered. Also on with $VGW_S3_MULTI_DEBUG.",
         )
+        loader.add_option(
+            "s3multi_users",
+            str,
+            "",
+            "Users file (YAML or JSON) or s3://<metaBucket>/<key>: gateway users' keys and "
+            "rights beside the root keys. Set it again to reload. Default: the config's `users` "
+            "($VGW_S3_MULTI_USERS).",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
             return
+        if updated == {"s3multi_users"} and self.router is not None:
+            self._open_users(self.router)  # the rest stays as it is
+            return
         self.router = None
+        if self.users is not None:
+            self.users.close()
+            self.users = None
         variable = os.environ.get("VGW_S3_MULTI_DEBUG", "").lower()
         self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
         settings = {name: _setting(name) for name in _FROM_ENVIRONMENT}
@@ -128,8 +146,10 @@ class S3Multi:
             config = load_config(settings["s3multi_config"])
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        root = RootKeys(settings["s3multi_access"], settings["s3multi_secret"])
-        auth = ClientAuth(root, ctx.options.s3multi_region)
+        root = Key(settings["s3multi_access"], settings["s3multi_secret"])
+        location = ctx.options.s3multi_users or config.users
+        users = Users(root, source=location, pending=polled(location))
+        auth = ClientAuth(users, ctx.options.s3multi_region)
         domains = tuple(
             d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
         )
@@ -144,13 +164,46 @@ class S3Multi:
                 "still has will not stick (the fallback's copy is served again)",
                 primary.name,
             )
-        self.router = Router(config, auth, _inject, self.client, domains, tombstones)
+        router = Router(config, auth, _inject, self.client, domains, tombstones, users=users)
+        self._open_users(router)
+        self.router = router
         self.connect_timeouts = ConnectTimeouts(config.backends)
         client_heads.head_limits = client_heads.HeadLimits(
             seconds=config.client_timeout, refuse=self._refuse_head
         )
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
         log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
+
+    def _open_users(self, router: Router) -> None:
+        """The users from where `s3multi_users` (else the config's `users`) says, read now; a
+        bad file is refused (OptionsError) and the users in use stay."""
+        location = ctx.options.s3multi_users or router.config.users
+        assert self.client is not None
+        source = UsersSource(
+            location,
+            router.users.root,
+            router.use_users,
+            self.client,
+            router.backends[0],
+            router.config.users_poll,
+        )
+        try:
+            source.load()
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        if self.users is not None:
+            self.users.close()
+        self.users = source
+
+    def reload_users(self) -> None:
+        """Read the users again (an object: look at it now): what SIGHUP calls. A bad file is
+        one logged line, and the users in use stay."""
+        if self.users is None:
+            return
+        try:
+            self.users.reload()
+        except ConfigError as e:
+            log.error("s3-multi: users not reloaded, the users in use stay: %s", e)
 
     def running(self) -> None:
         if self.router is None:
@@ -159,6 +212,8 @@ class S3Multi:
             ctx.master.shutdown()
 
     def done(self) -> None:
+        if self.users is not None:
+            self.users.close()
         if self.client is not None:
             self.client.close()
 
