@@ -13,6 +13,11 @@ from collections import Counter
 
 import yaml
 
+try:  # libyaml's parser (PyYAML's wheels have it): the same rules, about 8 times faster
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
+
 
 class ConfigError(ValueError):
     """A configuration mistake, worded for the user on one line."""
@@ -46,7 +51,7 @@ def beside(config: str, path: str) -> str:
     return os.path.join(os.path.dirname(config), path)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(SafeLoader):
     """YAML with only true/false as booleans and no duplicate keys.
 
     PyYAML follows YAML 1.1, where yes/no/on/off are booleans too ("region: no" would become
@@ -68,7 +73,7 @@ class _Loader(yaml.SafeLoader):
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
