@@ -123,8 +123,8 @@ class UsersSource:
             return
         self.etag = etag
         try:
-            text = body.decode("utf-8-sig")
-            users = parse_users(decode_document(text, self.location), self.location, self.root)
+            # In a thread: thousands of users take a second, which the event loop cannot wait.
+            users = await asyncio.to_thread(self._parse, body)
         except UnicodeDecodeError:
             self._report("is not UTF-8 text")
             return
@@ -134,6 +134,10 @@ class UsersSource:
         self._trouble = ""
         self.install(users)
         log.info("s3-multi: %d users from %s (ETag %s)", len(users.users), self.location, self.etag)
+
+    def _parse(self, body: bytes) -> Users:
+        document = decode_document(body.decode("utf-8-sig"), self.location)
+        return parse_users(document, self.location, self.root)
 
     def _report(self, problem: str) -> None:
         if problem != self._trouble:
