@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
-from tests.benchmark.legs import ASYNCIO, DIRECT, MIB, PLAIN, Leg, Setup, Way
+from tests.benchmark.legs import ASYNCIO, MIB, PLAIN, S3_MULTI, S3_MULTI_WORKERS, Leg, Setup, Way
 from tests.benchmark.measurement import Measured, Samples, Trip
 from tests.benchmark.settings import Settings
 
@@ -15,6 +15,9 @@ TARGETS = {"get": 0.85, "get-fallback": 0.7, "put": 0.8}
 TARGET_LARGE = 0.9
 TARGET_RSS_MB = 150.0
 TARGET_RSS_SPREAD_MB = 25.0  # "flat across sizes": largest minus smallest peak
+# s3-multi's workers relative to the peer (rclone union) in the same run, on SeaweedFS.
+PEER_TARGETS = {"get": 1.0, "get-fallback": 1.0}
+PEER_TARGET_LARGE = 1.3
 
 NOTES = (
     "\\* fallback hit: the object is on the secondary only (the primary answers 404 first); "
@@ -84,26 +87,22 @@ class Figures:
         )
 
 
-def _ours(setup: Setup) -> tuple[Way, list[Way]]:
-    """The subject of the ratios, and what it is compared with: the backends directly last."""
-    ours = next(way for way in setup.ways if way.ours)
-    others = [way for way in setup.ways if way is not ours]
-    return ours, sorted(others, key=lambda way: way is DIRECT)
-
-
 def _label(leg: Leg) -> str:
     marks = (" *" if leg.stand_in else "") + (" †" if leg.generator == ASYNCIO else "")
     return f"{leg.label} ({leg.unit}){marks}"
 
 
 def throughput_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
-    ours, others = _ours(setup)
-    header = ["leg", *(w.name for w in setup.ways), *(f"{ours.name} / {w.name}" for w in others)]
+    header = [
+        "leg",
+        *(w.name for w in setup.ways),
+        *(f"{a.name} / {b.name}" for a, b in setup.ratios),
+    ]
     rows = [
         [
             _label(leg),
             *(figures.cell(setup, leg, way) for way in setup.ways),
-            *(number(figures.ratio(setup, leg, ours, way), 2) for way in others),
+            *(number(figures.ratio(setup, leg, a, b), 2) for a, b in setup.ratios),
         ]
         for leg in legs
     ]
@@ -170,10 +169,39 @@ def trips_table(trips: list[Trip]) -> str:
     return markdown([*header, "expected"], rows)
 
 
+Check = tuple[str, float | None, float, bool]  # what, value, bound, whether it is at least
+
+
+def checked(checks: Sequence[Check]) -> list[str]:
+    lines = []
+    for what, value, bound, at_least in checks:
+        met = value is not None and (value >= bound if at_least else value <= bound)
+        sign = ">=" if at_least else "<="
+        lines.append(f"{'✓' if met else '✗'} {what}: {number(value, 2)} (target {sign} {bound:g})")
+    return lines
+
+
+def peer_targets(figures: Figures, setup: Setup, peer: Way, legs: Sequence[Leg]) -> list[str]:
+    """s3-multi's workers / the peer on small GETs and large transfers; RSS per worker."""
+    ours = S3_MULTI_WORKERS
+    checks: list[Check] = []
+    for leg in legs:
+        bound = PEER_TARGET_LARGE if leg.large else PEER_TARGETS.get(leg.name)
+        if bound is not None:
+            value = figures.ratio(setup, leg, ours, peer)
+            checks.append((f"{leg.label}: {ours.name} / {peer.name}", value, bound, True))
+    runs = [m for leg in legs for m in figures.runs(setup, leg, ours)]
+    largest = max((m.largest_process_mb or 0.0 for m in runs), default=None)
+    checks.append(
+        (f"peak RSS of one {ours.name} worker, every leg (MB)", largest, TARGET_RSS_MB, False)
+    )
+    return checked(checks)
+
+
 def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Trip]) -> list[str]:
     """The targets, checked on `setup` (nginx): s3-multi / plain mitmdump, memory, round trips."""
-    ours, _ = _ours(setup)
-    checks: list[tuple[str, float | None, float, bool]] = []  # what, value, bound, at least
+    ours = S3_MULTI
+    checks: list[Check] = []
     for leg in legs:
         bound = TARGET_LARGE if leg.large else TARGETS.get(leg.name)
         if bound is not None:
@@ -190,11 +218,7 @@ def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Tri
         checks.append((f"peak RSS {ours.name}, large legs (MB)", peak, TARGET_RSS_MB, False))
         spread = f"peak RSS {ours.name}, spread across sizes (MB)"
         checks.append((spread, peak - low, TARGET_RSS_SPREAD_MB, False))
-    lines = []
-    for what, value, bound, at_least in checks:
-        met = value is not None and (value >= bound if at_least else value <= bound)
-        sign = ">=" if at_least else "<="
-        lines.append(f"{'✓' if met else '✗'} {what}: {number(value, 2)} (target {sign} {bound:g})")
+    lines = checked(checks)
     lines.append(f"{'✓' if all(t.ok for t in trips) else '✗'} backend round trips as expected")
     return lines
 
@@ -243,6 +267,9 @@ def report(
         if setup.targets:
             parts += ["", f"targets ({setup.name} backends):"]
             parts += targets(figures, setup, legs, trips)
+        if setup.peer is not None:
+            parts += ["", f"targets against {setup.peer.name} ({setup.name} backends):"]
+            parts += peer_targets(figures, setup, setup.peer, legs)
     if problems:
         parts += ["", "PROBLEMS (the numbers above may not count):", *(f"- {p}" for p in problems)]
     return "\n".join(parts)
