@@ -193,7 +193,7 @@ def peer_targets(figures: Figures, setup: Setup, peer: Way, legs: Sequence[Leg])
     runs = [m for leg in legs for m in figures.runs(setup, leg, ours)]
     largest = max((m.largest_process_mb or 0.0 for m in runs), default=None)
     checks.append(
-        (f"peak RSS of one {ours.name} worker, every leg (MB)", largest, TARGET_RSS_MB, False)
+        (f"peak RSS of one worker, {ours.name}, every leg (MB)", largest, TARGET_RSS_MB, False)
     )
     return checked(checks)
 
