@@ -1,4 +1,4 @@
-"""What every signature form checks the same way: the root keys, the clock, the result.
+"""What every signature form checks the same way: the signing keys, the clock, the result.
 
 SigV4 (`client_auth`) and SigV2 (`sigv2`) differ in their canonical strings, not in these.
 """
@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import calendar
 import email.utils
-import hmac
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, overload
 
@@ -33,9 +32,34 @@ class HeaderLookup(Protocol):
 
 
 @dataclass(frozen=True)
-class RootKeys:
+class Key:
+    """An access key and its secret: the root keys, or a gateway user's (`addon/users.py`)."""
+
     access: str
     secret: str = field(repr=False)
+
+
+class KeyTable[K: Key]:
+    """Every key that clients may sign with, by access key.
+
+    An access key is no secret (it travels in clear in every request, and S3 itself says
+    InvalidAccessKeyId), so it is looked up by value; signatures are compared in constant time.
+    """
+
+    def __init__(self, keys: Iterable[K]) -> None:
+        self._keys: Mapping[str, K] = {key.access: key for key in keys}
+
+    def find(self, access: str) -> K:
+        key = self._keys.get(access)
+        if key is None:
+            raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": access})
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} keys)"
 
 
 @dataclass(frozen=True)
@@ -48,16 +72,12 @@ class Verified:
     auth_params: frozenset[str] = frozenset()
     # Signed streaming uploads: the chain the client's chunk signatures must follow.
     chunks: sigv4.ChunkChain | None = field(default=None, compare=False, repr=False)
+    access: str = ""  # the access key that signed it: whose rights apply
 
 
 def raw(text: str) -> bytes:
     """Bytes for a constant-time compare; mitmproxy keeps undecodable bytes as surrogates."""
     return text.encode("utf-8", "surrogateescape")
-
-
-def check_access(given: str, root: RootKeys) -> None:
-    if not hmac.compare_digest(raw(given), raw(root.access)):
-        raise S3Error("InvalidAccessKeyId", extra={"AWSAccessKeyId": given})
 
 
 def signature_mismatch(access: str) -> S3Error:

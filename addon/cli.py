@@ -2,6 +2,7 @@
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
              [--workers N] [--drain-timeout SECONDS]
+             [--users FILE|s3://METABUCKET/KEY]
     s3-multi tombstones --config FILE [--prune]
     s3-multi migrate --config FILE [--bucket B ...] [--from NAME] [--dry-run] [--delete-source]
                      [--jobs N]
@@ -27,8 +28,11 @@ from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
 from addon import migrate_command, shared_port, tombstone_command, workers
+from addon.auth_checks import Key
 from addon.config import load_config
 from addon.config_files import ConfigError
+from addon.users import load_users
+from addon.users_source import polled
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -82,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--region", default="us-east-1", help="region clients sign for")
     parser.add_argument(
+        "--users",
+        default="",
+        help="gateway users file (YAML or JSON) or s3://METABUCKET/KEY "
+        "(default: the config's users, or $VGW_S3_MULTI_USERS)",
+    )
+    parser.add_argument(
         "--debug",
         action="store_true",
         default=_bool_env("VGW_S3_MULTI_DEBUG"),
@@ -118,6 +128,7 @@ async def serve(
     listen: tuple[str, int],
     region: str = "us-east-1",
     debug: bool = False,
+    users: str = "",
     drain_timeout: int = 30,
     worker: int | None = None,
 ) -> int:
@@ -152,6 +163,7 @@ async def serve(
             s3multi_region=region,
             s3multi_debug=debug,
             s3multi_drain_timeout=drain_timeout,
+            s3multi_users=users,
         )
     except exceptions.OptionsError as e:
         print(f"s3-multi: {e}", file=sys.stderr)
@@ -182,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         listen=args.port,
         region=args.region,
         debug=args.debug,
+        users=args.users,
         drain_timeout=args.drain_timeout,
         worker=args.worker,
     )
@@ -193,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _supervise(args: argparse.Namespace) -> int:
     """Start and keep `args.workers` workers, each this command as one process."""
-    try:
-        load_config(args.config)  # one line now, rather than one per worker in a restart loop
+    try:  # one line now, rather than one per worker in a restart loop
+        location = args.users or load_config(args.config).users
+        if location and not polled(location):
+            load_users(location, Key(args.access, args.secret))
     except ConfigError as e:
         print(f"s3-multi: {e}", file=sys.stderr)
         return 2
@@ -207,6 +222,7 @@ def _supervise(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "addon.cli", "--config", args.config]
     command += ["--access", args.access, "--port", listen, "--region", args.region]
     command += ["--drain-timeout", str(args.drain_timeout), *(["--debug"] * args.debug)]
+    command += ["--users", args.users] if args.users else []
     # The secret as a variable, never on a command line (process lists show those).
     env = {**os.environ, "ROOT_SECRET_ACCESS_KEY": args.secret}
     grace = args.drain_timeout + 10

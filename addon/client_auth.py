@@ -1,4 +1,4 @@
-"""Client authentication: is this request signed with the proxy's root keys?
+"""Client authentication: is this request signed with a key the proxy knows (root or a user's)?
 
 SigV4 by header (`Authorization: AWS4-HMAC-SHA256 ...`) or presigned URL (`X-Amz-Signature` in
 the query), and SigV2 both ways (`addon/sigv2.py` says why). Checks run in the order a careful
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from addon import auth_checks, aws_chunked, sigv2, sigv4
-from addon.auth_checks import HeaderLookup, RootKeys, Verified
+from addon.auth_checks import HeaderLookup, Key, KeyTable, Verified
 from addon.errors import S3Error
 
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
@@ -68,10 +68,10 @@ def _unsupported_algorithm(algorithm: str) -> S3Error:
 
 
 class ClientAuth:
-    """Verifies requests against the root keys, by header or presigned URL."""
+    """Verifies requests against the key table (root and users), by header or presigned URL."""
 
-    def __init__(self, root: RootKeys, region: str, clock: Callable[[], float] = time.time):
-        self.root = root
+    def __init__(self, keys: KeyTable[Key], region: str, clock: Callable[[], float] = time.time):
+        self.keys = keys  # replaced whole when the users file is reloaded
         self.region = region
         self.clock = clock
 
@@ -100,16 +100,16 @@ class ClientAuth:
                 extra={"ArgumentName": "Authorization"},
             )
         if "AWSAccessKeyId" in query and "Signature" in query:
-            return sigv2.verify(self.root, self.clock(), method, v2_path, raw_query, headers, query)
+            return sigv2.verify(self.keys, self.clock(), method, v2_path, raw_query, headers, query)
         if (headers.get("authorization") or "").startswith("AWS "):
-            return sigv2.verify(self.root, self.clock(), method, v2_path, raw_query, headers, None)
+            return sigv2.verify(self.keys, self.clock(), method, v2_path, raw_query, headers, None)
         presigned = any(key in query for key in PRESIGN_KEYS)
         if presigned:
-            claim = self._query_claim(query)
+            claim, key = self._query_claim(query)
             payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
             pairs = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
         else:
-            claim = self._header_claim(headers)
+            claim, key = self._header_claim(headers)
             payload_hash = self._payload_hash(headers)
         self._check_headers_signed(claim, headers)
 
@@ -127,20 +127,22 @@ class ClientAuth:
             claim.signed_headers,
             payload_hash,
         )
-        expected = sigv4.compute_signature(self.root.secret, claim.region, claim.timestamp, parts)
+        expected = sigv4.compute_signature(key.secret, claim.region, claim.timestamp, parts)
         if not hmac.compare_digest(auth_checks.raw(expected), auth_checks.raw(claim.signature)):
             raise auth_checks.signature_mismatch(claim.access)
         chunks = None
         if payload_hash in _SIGNED_STREAMING:
             chunks = sigv4.ChunkChain.seeded(
-                self.root.secret, claim.region, claim.timestamp, claim.signature
+                key.secret, claim.region, claim.timestamp, claim.signature
             )
         auth_params = frozenset(PRESIGN_KEYS) if presigned else frozenset()
-        return Verified(tuple(claim.signed_headers), payload_hash, auth_params, chunks)
+        return Verified(
+            tuple(claim.signed_headers), payload_hash, auth_params, chunks, claim.access
+        )
 
     # --- header auth ---------------------------------------------------------------------------
 
-    def _header_claim(self, headers: HeaderLookup) -> _Claim:
+    def _header_claim(self, headers: HeaderLookup) -> tuple[_Claim, Key]:
         authorization = headers.get("authorization")
         if authorization is None:
             raise S3Error("AccessDenied")
@@ -160,8 +162,7 @@ class ClientAuth:
             if not found.get(name):
                 raise _HEADER.malformed(f"missing {name}.")
         claim = self._claim(_HEADER, found["Credential"], timestamp, found)
-        auth_checks.check_access(claim.access, self.root)
-        return claim
+        return claim, self.keys.find(claim.access)
 
     @staticmethod
     def _payload_hash(headers: HeaderLookup) -> str:
@@ -187,7 +188,7 @@ class ClientAuth:
 
     # --- presigned URLs ------------------------------------------------------------------------
 
-    def _query_claim(self, query: dict[str, str]) -> _Claim:
+    def _query_claim(self, query: dict[str, str]) -> tuple[_Claim, Key]:
         if not all(query.get(key) for key in PRESIGN_KEYS):
             raise S3Error(
                 "AuthorizationQueryParametersError",
@@ -224,8 +225,7 @@ class ClientAuth:
             raise refusal
         if request_time > now + auth_checks.MAX_SKEW_SECONDS:
             raise S3Error("AccessDenied", "Request is not valid yet.")
-        auth_checks.check_access(claim.access, self.root)
-        return claim
+        return claim, self.keys.find(claim.access)
 
     @staticmethod
     def _expires(value: str) -> int:

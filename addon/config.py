@@ -13,12 +13,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from addon.config_files import ConfigError, read_document
+from addon.config_files import ConfigError, beside, read_document
 from addon.config_values import (
     Field,
     aws_endpoint,
     kind,
     normalise_endpoint,
+    scrub,
     suggest,
     typed,
 )
@@ -47,6 +48,8 @@ SETTINGS: tuple[Field, ...] = (
     Field("clientTimeout", "client_timeout", float, "CLIENT_TIMEOUT", 20.0),
     Field("fallbackOn5xx", "fallback_on_5xx", bool, "FALLBACK_ON_5XX", False),
     Field("listing", "listing", str, "LISTING", "merged", choices=("merged", "primary")),
+    Field("users", "users", str, "USERS", "", path=True),
+    Field("usersPoll", "users_poll", float, "USERS_POLL", 10.0),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
@@ -79,6 +82,8 @@ class Config:
     client_timeout: float = 20.0  # a client's longest pause within its request
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
     listing: str = "merged"  # ListObjects over every backend; "primary": the primary's alone
+    users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon/users.py)
+    users_poll: float = 10.0  # seconds between two looks at a users object
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -93,11 +98,7 @@ def parse_config(data: object, source: str, environ: Mapping[str, str]) -> Confi
     try:
         return _parse(data, source, environ)
     except ConfigError as e:
-        # A credential pasted into the wrong field would otherwise be echoed as a "bad value".
-        message = str(e)
-        for credential in _credentials(data, environ):
-            message = message.replace(credential, "***")
-        raise ConfigError(message) from None
+        raise ConfigError(scrub(str(e), _credentials(data, environ))) from None
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -155,6 +156,8 @@ def _settings(data: dict, source: str, environ: Mapping[str, str]) -> dict[str, 
             values[f.attr] = typed(f, value, from_env)
         except ValueError as e:
             raise ConfigError(f"{where}: {f.key}: {e}") from None
+        if f.path and not from_env:
+            values[f.attr] = beside(source, str(value))
     return values
 
 

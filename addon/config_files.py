@@ -7,10 +7,16 @@ offending line: it may hold a secret.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 
 import yaml
+
+try:  # libyaml's parser (PyYAML's wheels have it): the same rules, about 8 times faster
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
 
 
 class ConfigError(ValueError):
@@ -27,12 +33,25 @@ def read_document(source: str) -> object:
         raise ConfigError(f"{source}: cannot read the config file: {e.strerror or e}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: the config file is not UTF-8 text") from None
+    return decode_document(text, source)
+
+
+def decode_document(text: str, source: str) -> object:
+    """`text` decoded as JSON if `source` (a file or object name) ends in .json, else YAML."""
     if source.lower().endswith(".json"):
         return _decode_json(text, source)
     return _decode_yaml(text, source)
 
 
-class _Loader(yaml.SafeLoader):
+def beside(config: str, path: str) -> str:
+    """A file named in the config file `config`: a relative path is taken from that file's
+    folder (not the working directory); absolute paths and URLs (s3://...) are kept."""
+    if not path or "://" in path or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(config), path)
+
+
+class _Loader(SafeLoader):
     """YAML with only true/false as booleans and no duplicate keys.
 
     PyYAML follows YAML 1.1, where yes/no/on/off are booleans too ("region: no" would become
@@ -54,7 +73,7 @@ class _Loader(yaml.SafeLoader):
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")

@@ -22,6 +22,7 @@ class Field:
     default: object = ""
     credential: bool = False  # never echoed in a message
     choices: tuple[str, ...] = ()  # a string field that takes only these
+    path: bool = False  # a file: written in the config file, relative to that file's folder
 
 
 _ENV_BOOLS = {
@@ -110,6 +111,15 @@ def suggest(key: object, known: Iterable[str]) -> str:
         close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
         match = close[0] if close else None
     return f", did you mean {match!r}?" if match else ""
+
+
+def scrub(message: str, credentials: Iterable[object]) -> str:
+    """`message` with every credential in sight replaced by ***: one pasted into the wrong field
+    would otherwise be echoed as a bad value. Values under 4 characters are left alone: they
+    would mangle ordinary words, and real keys are much longer."""
+    for credential in {c for c in credentials if isinstance(c, str) and len(c) >= 4}:
+        message = message.replace(credential, "***")
+    return message
 
 
 def kind(value: object) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -70,6 +71,7 @@ class BucketsMerge:
     query: str  # canonical
     backends: tuple[Backend, ...]
     hidden: str = ""  # the proxy's own bucket (metaBucket): never listed
+    shown: Callable[[str], bool] = lambda bucket: True  # the buckets the client may see
     attempts: list[Attempt] = field(default_factory=list)
 
     async def answer(self, client: BackendClient) -> http.Response:
@@ -87,6 +89,7 @@ class BucketsMerge:
                     "backend %s: ListBuckets answer unreadable: %s", attempt.backend.name, e
                 )
         merged.buckets.pop(self.hidden, None)
+        merged.buckets = {n: d for n, d in merged.buckets.items() if self.shown(n)}
         if all(a.note or a.status != 200 for a in self.attempts):
             error = S3Error("ServiceUnavailable", "No backend could list its buckets.")
             return error_response(error, "GET", "/", self.request_id)

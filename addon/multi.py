@@ -7,11 +7,11 @@
 
 Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
 in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
-verified against the root keys before anything is forwarded; requests that fail, and every
-request while the addon is not configured, are refused here with an S3 error. The proxy's own
-status paths (`status_paths`: health, metrics) are answered before that; every request is
-counted (`metrics`) and kept track of until it ends (`drain`: SIGTERM waits for them). SIGHUP
-and option updates run `reload`.
+verified against the root keys and the gateway users' (`users_source`) before anything is
+forwarded; requests that fail, and every request while the addon is not configured, are refused
+here with an S3 error. The proxy's own status paths (`status_paths`: health, metrics) are
+answered before that; every request is counted (`metrics`) and kept track of until it ends
+(`drain`: SIGTERM waits for them). SIGHUP and option updates run `reload`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
 from addon import backends, client_heads, metrics, retarget, status_paths, upstream_control, workers
-from addon.auth_checks import RootKeys
+from addon.auth_checks import Key
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
 from addon.config import DEFAULT_REGION, load_config
@@ -44,6 +44,8 @@ from addon.object_listing import ListingMerge
 from addon.router import Router, resource
 from addon.status_paths import Readiness, StatusAnswer
 from addon.tombstones import Tombstones
+from addon.users import Users
+from addon.users_source import UsersSource, polled
 
 log = logging.getLogger("s3multi")
 ProxyAnswer = BucketsMerge | ListingMerge | StatusAnswer  # requests the proxy answers itself
@@ -67,6 +69,7 @@ class S3Multi:
     def __init__(self) -> None:
         self.router: Router | None = None
         self.client: BackendClient | None = None
+        self.users: UsersSource | None = None
         self.connect_timeouts = ConnectTimeouts(())
         self.missing: list[str] = []
         self.debug = False
@@ -128,15 +131,27 @@ class S3Multi:
             "Seconds that SIGTERM lets requests in flight finish (no new connections meanwhile) "
             "before the proxy stops; SIGINT or a second SIGTERM stops at once.",
         )
+        loader.add_option(
+            "s3multi_users",
+            str,
+            "",
+            "Users file (YAML or JSON) or s3://<metaBucket>/<key>: gateway users' keys and "
+            "rights beside the root keys. Set it again to reload. Default: the config's `users` "
+            "($VGW_S3_MULTI_USERS).",
+        )
 
     def configure(self, updated: set[str]) -> None:
-        if any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
-            self.reload()
+        if not any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
+            return
+        if updated == {"s3multi_users"} and self.router is not None and self.client is not None:
+            self._open_users(self.router, self.client)  # the rest stays as it is
+            return
+        self.reload()
 
     def reload(self) -> None:
-        """Build everything the options and the config file decide, then swap it in whole: a
-        mistake raises OptionsError and leaves the running setup as it was. Run at start, on
-        every option update, and on SIGHUP (the file read again)."""
+        """Build everything the options and the config file (and the users file) decide, then
+        swap it in whole: a mistake raises OptionsError and leaves the running setup as it was.
+        Run at start, on every option update, and on SIGHUP (the files read again)."""
         variable = os.environ.get("VGW_S3_MULTI_DEBUG", "").lower()
         settings = {name: _setting(name) for name in _FROM_ENVIRONMENT}
         missing = [name for name, value in settings.items() if not value]
@@ -152,17 +167,22 @@ class S3Multi:
             config = load_config(settings["s3multi_config"])
         except ConfigError as e:
             raise exceptions.OptionsError(str(e)) from None
-        root = RootKeys(settings["s3multi_access"], settings["s3multi_secret"])
-        auth = ClientAuth(root, ctx.options.s3multi_region)
+        root = Key(settings["s3multi_access"], settings["s3multi_secret"])
+        location = ctx.options.s3multi_users or config.users
+        in_use = self.router.users if self.router else None
+        if polled(location) and in_use and in_use.source == location and not in_use.pending:
+            # Until the new poll's first look: the table in use, not "try again" to every user.
+            users = Users(root, in_use.users, source=location)
+        else:
+            users = Users(root, source=location, pending=polled(location))
+        auth = ClientAuth(users, ctx.options.s3multi_region)
         domains = tuple(
             d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
         )
         ca_file = ctx.options.ssl_verify_upstream_trusted_ca or None
         # Connections in use by requests under the old setup stay theirs.
-        client = self.client if self.client and self.client.ca_file == ca_file else None
-        if client is None and self.client is not None:
-            self.client.close()  # its idle connections: those in use end with their requests
-        client = client or BackendClient(ca_file=ca_file)
+        reuse = self.client is not None and self.client.ca_file == ca_file
+        client = self.client if reuse and self.client else BackendClient(ca_file=ca_file)
         primary, *fallbacks = config.backends
         tombstones = None
         if primary.meta_bucket:
@@ -173,7 +193,16 @@ class S3Multi:
                 "still has will not stick (the fallback's copy is served again)",
                 primary.name,
             )
-        self.router = Router(config, auth, _inject, client, domains, tombstones)
+        router = Router(config, auth, _inject, client, domains, tombstones, users=users)
+        try:
+            self._open_users(router, client)
+        except exceptions.OptionsError:
+            if client is not self.client:
+                client.close()
+            raise
+        if self.client is not None and client is not self.client:
+            self.client.close()  # its idle connections: those in use end with their requests
+        self.router = router
         self.client = client
         self.readiness = Readiness(config.backends, client)
         self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
@@ -184,6 +213,26 @@ class S3Multi:
         names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
         log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
 
+    def _open_users(self, router: Router, client: BackendClient) -> None:
+        """The users from where `s3multi_users` (else the config's `users`) says, read now; a
+        bad file is refused (OptionsError) and the users in use stay."""
+        location = ctx.options.s3multi_users or router.config.users
+        source = UsersSource(
+            location,
+            router.users.root,
+            router.use_users,
+            client,
+            router.backends[0],
+            router.config.users_poll,
+        )
+        try:
+            source.load()
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        if self.users is not None:
+            self.users.close()
+        self.users = source
+
     def running(self) -> None:
         if self.router is None:
             why = f"set {', '.join(self.missing)}" if self.missing else "see the error above"
@@ -191,10 +240,12 @@ class S3Multi:
             ctx.master.shutdown()
             return
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        loop.add_signal_handler(signal.SIGHUP, self.hangup)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
 
     def done(self) -> None:
+        if self.users is not None:
+            self.users.close()
         if self.client is not None:
             self.client.close()
 
@@ -288,7 +339,7 @@ class S3Multi:
     def _by_worker(self) -> str:
         return f"worker {self.worker}: " if self.worker else ""
 
-    def _hangup(self) -> None:
+    def hangup(self) -> None:
         """SIGHUP: the config file (and the options) read again; a bad one is refused."""
         try:
             self.reload()

@@ -1,16 +1,18 @@
 """A client request on its way in: authenticate, classify, choose where it goes.
 
-`Router.start` verifies the request against the root keys and the operation table and returns
-what will carry it out: an `Exchange` (forwarded in-flow to the primary, and to the next
-backends on "not found" for reads) or a `BucketsMerge` (answered by the proxy from every
-backend). Whatever must be refused is raised as an S3Error before anything is forwarded.
+`Router.start` verifies the request against the key table (the root keys and the gateway users',
+`addon/users.py`), classifies it with the operation table, checks the user's rights on it
+(`addon/rights.py`) and returns what will carry it out: an `Exchange` (forwarded in-flow to the
+primary, and to the next backends on "not found" for reads) or a `BucketsMerge` (answered by the
+proxy from every backend). Whatever must be refused is raised as an S3Error before anything is
+forwarded.
 """
 
 from __future__ import annotations
 
 from mitmproxy import http
 
-from addon import sigv4, uploads
+from addon import rights, sigv4, uploads
 from addon.adoption import NOT_ADOPTED, WRITES, AdoptBucket
 from addon.backend_client import BackendClient
 from addon.client_auth import ClientAuth
@@ -19,7 +21,7 @@ from addon.copy_on_read import CopiesOnRead
 from addon.deadlines import Deadline, Injector
 from addon.errors import S3Error, new_request_id
 from addon.exchange import Exchange
-from addon.fallback_copy import CopyFromFallback
+from addon.fallback_copy import CopyFromFallback, source_of
 from addon.journey import Journey
 from addon.listing import BucketsMerge
 from addon.listing_pages import ListingRequest, Tokens
@@ -28,10 +30,11 @@ from addon.object_listing import ListingMerge
 from addon.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
 from addon.retarget import Plan
 from addon.tombstones import BURIES, CLEARS, AfterWrite, Tombstones, lookup
+from addon.users import Users
 
 
 class Router:
-    """Turns client requests into exchanges, given the backends and the root keys' verifier."""
+    """Turns client requests into exchanges, given the backends, the verifier and the users."""
 
     def __init__(
         self,
@@ -41,18 +44,31 @@ class Router:
         client: BackendClient,
         domains: tuple[str, ...] = (),
         tombstones: Tombstones | None = None,
+        *,
+        users: Users,
     ) -> None:
         self.config = config
         self.backends = config.backends
         self.auth = auth
+        self.use_users(users)
         self.inject = inject  # how a flow's expired deadline reaches it
         self.client = client  # the proxy's own requests
-        self.tokens = Tokens(auth.root.secret)  # any instance with these root keys takes them
+        self.tokens = Tokens(users.root.secret)  # any instance with these root keys takes them
         self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
         self.copies = None  # copy-on-read, when a fallback migrates on read
         if any(b.migrate == "on-read" for b in self.backends[1:]):
             self.copies = CopiesOnRead(Migrator(client, self.backends[0], tombstones))
+
+    def use_users(self, users: Users) -> None:
+        """Verify and authorise with `users` from now on (a reload): requests already started
+        keep what they were allowed."""
+        self.users = users
+        self.auth.keys = users
+
+    def _own(self, bucket: str | None) -> bool:
+        """Whether `bucket` is the proxy's own (the primary's metaBucket): no client's."""
+        return self.tombstones is not None and bucket == self.tombstones.meta_bucket
 
     def serves(self, host: str) -> bool:
         """Whether a request to `host` is S3 for us, when the proxy is not an endpoint itself
@@ -86,7 +102,7 @@ class Router:
         # A presigned URL's signature is the root's: backends get header auth of their own.
         pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
         target = parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
-        if self.tombstones is not None and target.bucket == self.tombstones.meta_bucket:
+        if self._own(target.bucket):
             raise S3Error("AccessDenied")  # the proxy's own store
         key_bytes = len((target.key or "").encode("utf-8", "surrogateescape"))
         if key_bytes > MAX_KEY_BYTES:
@@ -99,10 +115,15 @@ class Router:
         )
         if operation is None:
             raise S3Error("MethodNotAllowed")
+        user = self.users.find(verified.access)
+        source = copied_bucket(operation.name, request)
+        if self._own(source):
+            raise S3Error("AccessDenied")  # nor copied out of it: it holds the users' secrets
+        rights.check(user, operation.name, target.bucket, source)
         query = sigv4.canonical_query(pairs)
         if operation.route is Route.ALL:
             hidden = self.tombstones.meta_bucket if self.tombstones else ""
-            return BucketsMerge(new_request_id(), query, self.backends, hidden)
+            return BucketsMerge(new_request_id(), query, self.backends, hidden, user.sees)
         if operation.name in _LISTINGS and self.config.listing == "merged":
             assert target.bucket is not None
             listing = ListingRequest.parse(
@@ -184,6 +205,21 @@ def check_size(request: http.Request) -> None:
         raise S3Error(
             "RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": str(MAX_HEADER_SECTION)}
         )
+
+
+def copied_bucket(operation: str, request: http.Request) -> str | None:
+    """The bucket a copy reads from (None for other operations); a source that names no bucket
+    and key is refused, as S3 refuses it: it could not be checked."""
+    if operation not in COPIES:
+        return None
+    source = source_of(request.headers.get("x-amz-copy-source", ""))
+    if source is None:
+        raise S3Error(
+            "InvalidArgument",
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            extra={"ArgumentName": "x-amz-copy-source"},
+        )
+    return source[0]
 
 
 def resource(target: Target) -> str:

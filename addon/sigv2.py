@@ -16,7 +16,7 @@ from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from addon import auth_checks, sigv4
-from addon.auth_checks import HeaderLookup, RootKeys, Verified
+from addon.auth_checks import HeaderLookup, Key, KeyTable, Verified
 from addon.errors import S3Error
 from addon.operations import SUBRESOURCES
 
@@ -90,7 +90,7 @@ def _is_utf8(text: str) -> bool:
 
 
 def verify(
-    root: RootKeys,
+    keys: KeyTable[Key],
     now: float,
     method: str,
     raw_path: str,
@@ -123,12 +123,12 @@ def verify(
         date_line = "" if amz_date else headers.get("date") or ""
         shown = amz_date or date_line
         auth_checks.check_date(shown, auth_checks.parse_http_date(shown), now)
-    auth_checks.check_access(access, root)
+    secret = keys.find(access).secret
     header_list = [(n, v) for n in headers for v in headers.get_all(n)]
     if not all(_is_utf8(value) for _, value in header_list):
         # Bytes that are not text cannot be put in the canonical string as the client did.
         raise auth_checks.signature_mismatch(access)
-    expected = signature(root.secret, method, raw_path, raw_query, header_list, date_line)
+    expected = signature(secret, method, raw_path, raw_query, header_list, date_line)
     if not hmac.compare_digest(expected.encode(), auth_checks.raw(given)):
         raise auth_checks.signature_mismatch(access)
     payload_hash = headers.get("x-amz-content-sha256") or sigv4.UNSIGNED_PAYLOAD
@@ -138,4 +138,5 @@ def verify(
         tuple(signed_headers(header_list)),
         payload_hash,
         QUERY_KEYS if query is not None else frozenset(),
+        access=access,
     )

@@ -8,6 +8,8 @@ own: nothing is shared in memory (tombstones live on the primary, metrics in fil
 
 - SIGTERM: passed on to every worker, each drains (see `drain`); SIGINT stops them at once;
   SIGHUP: each reloads its config (a bad one is refused by each, which keeps its own).
+- A worker that refuses to start (status 2: its config is bad) the first time stops them all,
+  with that status: the others would refuse it too.
 - A worker that exits while nobody asked it to is logged and started again, after 0.5 s, then
   twice as long after each quick death (at most 30 s), so a worker that cannot start (its
   config file broken since) does not spin; one that ran for 30 s starts from 0.5 s again.
@@ -39,6 +41,7 @@ from addon.metrics import MULTIPROCESS_DIR
 
 WORKER_VARIABLE = "S3MULTI_WORKER"  # set in a worker's environment: its number, from 1
 FIRST_DELAY, MOST_DELAY = 0.5, 30.0  # seconds before a dead worker is started again
+BAD_CONFIG = 2  # a worker's exit status when it cannot be configured
 STABLE = 30.0  # a worker that ran this long starts again after FIRST_DELAY
 
 log = logging.getLogger("s3multi.workers")
@@ -82,6 +85,7 @@ class Supervisor:
         self.processes: dict[int, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
         self.stop_signal = signal.SIGTERM
+        self.status = 0  # the exit status: 2 when a worker refused its config at start
 
     async def run(self) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="s3-multi-metrics-")
@@ -105,7 +109,7 @@ class Supervisor:
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
         log.info("s3-multi: all workers stopped")
-        return 0
+        return self.status
 
     async def _keep(self, number: int, metrics_dir: str) -> None:
         """Run worker `number` until the supervisor stops, starting it again when it dies."""
@@ -122,6 +126,11 @@ class Supervisor:
             # Its requests in flight leave the metrics' sum; its counts stay in it.
             multiprocess.mark_process_dead(process.pid, metrics_dir)
             if self.stopping.is_set():
+                return
+            if status == BAD_CONFIG and not delay:
+                log.error("s3-multi: worker %d refused its config (above): stopping", number)
+                self.status = BAD_CONFIG
+                self._stop(signal.SIGTERM)
                 return
             lived = time.monotonic() - started
             delay = FIRST_DELAY if lived >= STABLE or not delay else min(delay * 2, MOST_DELAY)

@@ -75,12 +75,20 @@ def tctx(config: Path):
 
 
 def signed_flow(
-    method: str, path: str, secret: str = "root-secret", body: bytes = b"", host: str = PROXY_HOST
+    method: str,
+    path: str,
+    secret: str = "root-secret",
+    body: bytes = b"",
+    host: str = PROXY_HOST,
+    access: str = "ROOT",
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> http.HTTPFlow:
-    """A request as a client sends it, signed by botocore for the root keys."""
+    """A request as a client sends it, signed by botocore (for the root keys by default)."""
     request = AWSRequest(method=method, url=f"http://{host}{path}", data=body)
     request.headers["Host"] = host
-    S3SigV4Auth(Credentials("ROOT", secret), "s3", "us-east-1").add_auth(request)
+    for name, value in headers:
+        request.headers[name] = value
+    S3SigV4Auth(Credentials(access, secret), "s3", "us-east-1").add_auth(request)
     fields = [(k.encode(), str(v).encode()) for k, v in request.headers.items()]
     if body:
         fields.append((b"Content-Length", str(len(body)).encode()))
@@ -349,3 +357,108 @@ def test_a_bug_of_ours_refuses_the_request_instead_of_relaying_it(tctx, monkeypa
     response = refusal(flow)
     assert response.status_code == 500 and b"<Code>InternalError</Code>" in response.content
     assert flow.request.host == "address"  # never aimed at a backend
+
+
+# --- gateway users --------------------------------------------------------------------------
+
+READER_SECRET = "reader-secret-never-logged"
+
+
+def users_file(path: Path, role: str, **fields: object) -> Path:
+    reader = {"access": "READER", "secret": READER_SECRET, "role": role, **fields}
+    path.write_text(json.dumps({"users": [reader]}))
+    return path
+
+
+def as_reader(method: str, path: str, **kw) -> http.HTTPFlow:
+    return signed_flow(method, path, secret=READER_SECRET, access="READER", **kw)
+
+
+@pytest.fixture
+def with_users(tctx, tmp_path: Path):
+    tctx, addon = tctx
+    users = users_file(tmp_path / "users.json", "readonly")
+    tctx.configure(addon, s3multi_users=str(users))
+    return tctx, addon, users
+
+
+def test_a_readonly_user_reads_through_the_backends_keys_and_is_refused_a_write(with_users):
+    _, addon, _ = with_users
+    read = as_reader("GET", "/bkt/k")
+    run(addon.requestheaders, read)
+    run(exchange(read).before_connect, read)
+    assert "Credential=AKHOT/" in read.request.headers["Authorization"]  # never the user's
+
+    write = as_reader("PUT", "/bkt/k", body=b"not allowed")
+    run(addon.requestheaders, write)
+    answer = refusal(write)  # answered instead of connecting, before the body is read
+    assert answer.status_code == 403
+    assert b"<Code>AccessDenied</Code>" in answer.content
+    assert b"READER (readonly) may not write bucket bkt." in answer.content
+    assert write.request.stream is True and write.request.host != "10.0.0.1"
+
+
+def test_setting_the_users_option_again_reloads_the_file(with_users):
+    tctx, addon, users = with_users
+    users_file(users, "user", buckets=["bkt"])
+    tctx.configure(addon, s3multi_users=str(users))  # the same path, set again
+    write = as_reader("PUT", "/bkt/k", body=b"allowed now")
+    run(addon.requestheaders, write)
+    assert exchange(write)
+    elsewhere = as_reader("GET", "/other/k")
+    run(addon.requestheaders, elsewhere)
+    assert b"may not read bucket other." in refusal(elsewhere).content
+
+
+def test_a_bad_users_file_is_refused_and_the_users_in_use_stay(with_users, caplog):
+    tctx, addon, users = with_users
+    users.write_text(json.dumps({"users": [{"access": "READER", "secret": READER_SECRET}]}))
+    with pytest.raises(exceptions.OptionsError) as raised:
+        tctx.configure(addon, s3multi_users=str(users))
+    assert str(raised.value) == f'{users}: users[0] ("READER"): role: is required'
+    read = as_reader("GET", "/bkt/k")
+    run(addon.requestheaders, read)
+    assert exchange(read)  # still the readonly user
+    addon.hangup()  # what SIGHUP calls: the same, logged
+    assert f'reload refused, the running config stays: {users}: users[0] ("READER")' in caplog.text
+    assert READER_SECRET not in caplog.text
+
+
+def test_a_bad_users_file_at_start_is_an_options_error_without_secrets(config, tmp_path):
+    users = users_file(tmp_path / "users.json", READER_SECRET)  # the secret as the role
+    addon = load_addon()
+    with taddons.context(addon) as tctx, pytest.raises(exceptions.OptionsError) as raised:
+        tctx.configure(
+            addon,
+            s3multi_config=str(config),
+            s3multi_access="ROOT",
+            s3multi_secret="root-secret",
+            s3multi_users=str(users),
+        )
+    assert "role: must be one of admin, user, readonly, got '***'" in str(raised.value)
+    assert READER_SECRET not in str(raised.value)
+
+
+def test_a_users_object_must_be_in_the_primarys_meta_bucket(tctx):
+    tctx, addon = tctx
+    with pytest.raises(exceptions.OptionsError) as raised:
+        tctx.configure(addon, s3multi_users="s3://somewhere/users.yaml")
+    assert str(raised.value) == (
+        "users: s3://somewhere/users.yaml: must be an object in the primary's metaBucket, "
+        "s3://<metaBucket>/<key>, where no client can read it"
+    )
+
+
+def test_a_copy_needs_read_on_its_source(with_users, tmp_path):
+    tctx, addon, users = with_users
+    users_file(users, "user", buckets=["bkt"])
+    tctx.configure(addon, s3multi_users=str(users))
+    copy = as_reader("PUT", "/bkt/copy", headers=(("x-amz-copy-source", "/other/k"),))
+    run(addon.requestheaders, copy)
+    assert b"may not read bucket other." in refusal(copy).content
+    allowed = as_reader("PUT", "/bkt/copy", headers=(("x-amz-copy-source", "bkt/k"),))
+    run(addon.requestheaders, allowed)
+    assert exchange(allowed)
+    nameless = as_reader("PUT", "/bkt/copy", headers=(("x-amz-copy-source", "/bkt"),))
+    run(addon.requestheaders, nameless)
+    assert b"<Code>InvalidArgument</Code>" in refusal(nameless).content

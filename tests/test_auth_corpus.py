@@ -1,15 +1,17 @@
 """End to end: forged and malformed requests, sent as raw HTTP, are refused as S3 refuses them.
 
-Each case starts from a request signed correctly with the root keys by botocore (header SigV4
-by `S3SigV4Auth`, presigned URLs by `S3SigV4QueryAuth`, SigV2 by `HmacV1Auth`/`HmacV1QueryAuth`,
-through tests/support/signing.py), with aws-chunked bodies signed by the tests' own reference
-(tests/support/aws_chunked_reference.py), never by the code under test, and breaks exactly one
-thing. The answer must be the S3 XML
-error a client expects: status, Code, Message where S3 fixes it, Resource, a RequestId equal to
-the `x-amz-request-id` header, `Content-Type: application/xml`, and no body for HEAD. After each
-case every backend is read directly (with its own keys) to see that nothing was written, deleted
-or created anywhere. The unbroken requests are sent too, so that each refusal is known to come
-from the one thing broken and not from a request that was never valid.
+The corpus runs twice: signed with the root keys, and with a gateway user's (a bucket-scoped
+`user`, from a users file beside the config), whose secret verifies every signature form and
+signs every chunk. Each case starts from a request signed correctly with those keys by botocore
+(header SigV4 by `S3SigV4Auth`, presigned URLs by `S3SigV4QueryAuth`, SigV2 by
+`HmacV1Auth`/`HmacV1QueryAuth`, through tests/support/signing.py), with aws-chunked bodies signed
+by the tests' own reference (tests/support/aws_chunked_reference.py), never by the code under
+test, and breaks exactly one thing. The answer must be the S3 XML error a client expects:
+status, Code, Message where S3 fixes it, Resource, a RequestId equal to the `x-amz-request-id`
+header, `Content-Type: application/xml`, and no body for HEAD. After each case every backend is
+read directly (with its own keys) to see that nothing was written, deleted or created anywhere.
+The unbroken requests are sent too, so that each refusal is known to come from the one thing
+broken and not from a request that was never valid.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import json
 import re
 import time
 import uuid
@@ -36,6 +39,7 @@ from tests.support.aws_chunked_reference import (
     encode,
 )
 from tests.support.direct import has_bucket, has_object
+from tests.support.proxy import Proxy, write_config
 from tests.support.raw_http import Answer, Connection, Request, send
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 from tests.support.topologies import EACH_PRIMARY
@@ -49,13 +53,24 @@ SENTINEL = b"the sentinel object: no refused request may change or delete it\n"
 # --- the requests ---------------------------------------------------------------------------
 
 
+USER_ACCESS, USER_SECRET = "corpus-user", "corpus-user-secret-do-not-log"
+SIGNER = "the access key of the corpus's keys"  # an element's value: whoever signs the case
+
+
 @dataclass(frozen=True)
 class Target:
-    """What a case addresses: the sentinel (reads, deletes), a fresh key or a fresh bucket."""
+    """What a case addresses (the sentinel for reads and deletes, a fresh key or a fresh bucket),
+    and the keys its requests are signed with unless a case says otherwise."""
 
     host: str
     bucket: str
     key: str | None
+    access: str = ROOT_ACCESS
+    secret: str = field(default=ROOT_SECRET, repr=False)
+
+    def keys(self, options: dict) -> dict:
+        """Signing options: the target's keys, unless `options` name others."""
+        return {"access": self.access, "secret": self.secret, **options}
 
     @property
     def path(self) -> str:
@@ -79,7 +94,7 @@ def signed(
     `query` must be encoded: it is what is signed and what is sent.
     """
     unsigned = Request(method, path or t.path, query, (("Host", t.host), *headers), body)
-    return signing.sigv4(unsigned, **signing_options).with_length()
+    return signing.sigv4(unsigned, **t.keys(signing_options)).with_length()
 
 
 def presigned(
@@ -89,7 +104,7 @@ def presigned(
     shift), fetched with nothing but Host (and a body's headers)."""
     extra = [OCTETS] if method == "PUT" else []
     raw = Request(method, path or t.path, "", (("Host", t.host), *extra), body)
-    return signing.presigned_v4(raw, **signing_options).with_length()
+    return signing.presigned_v4(raw, **t.keys(signing_options)).with_length()
 
 
 def sigv2(
@@ -103,7 +118,7 @@ def sigv2(
     """SigV2 by header (`Authorization: AWS AK:signature`, with a Date), signed by botocore
     (`signing_options`: access, secret)."""
     raw = Request(method, t.path, "", (("Host", t.host), *headers), body)
-    return signing.sigv2(raw, **signing_options).with_length()
+    return signing.sigv2(raw, **t.keys(signing_options)).with_length()
 
 
 def sigv2_presigned(t: Target, method: str, *, body: bytes = b"", **signing_options) -> Request:
@@ -111,7 +126,7 @@ def sigv2_presigned(t: Target, method: str, *, body: bytes = b"", **signing_opti
     (`signing_options`: expires, access, secret)."""
     headers = (OCTETS,) if method == "PUT" else ()
     raw = Request(method, t.path, "", (("Host", t.host), *headers), body)
-    return signing.presigned_v2(raw, **signing_options).with_length()
+    return signing.presigned_v2(raw, **t.keys(signing_options)).with_length()
 
 
 def part(name: str, value: str) -> Callable[[str], str]:
@@ -191,7 +206,7 @@ def chunked(
         trailers = [("x-amz-checksum-crc32", crc32(data))]
     body = encode(
         chunks,
-        signer=ChunkSigner.seeded_by(raw) if form != UNSIGNED_TRAILER else None,
+        signer=ChunkSigner.seeded_by(raw, t.secret) if form != UNSIGNED_TRAILER else None,
         trailers=trailers if trailing else None,
         final=final,
         wrong_signature_at=bad_signature_at,
@@ -315,7 +330,7 @@ CASES: list[Case] = [
         403,
         "SignatureDoesNotMatch",
         MISMATCH,
-        elements={"AWSAccessKeyId": ROOT_ACCESS},
+        elements={"AWSAccessKeyId": SIGNER},
     ),
     Case(
         "sigv2-header-wrong-secret-create-bucket",
@@ -628,7 +643,7 @@ CASES: list[Case] = [
         403,
         "SignatureDoesNotMatch",
         MISMATCH,
-        elements={"AWSAccessKeyId": ROOT_ACCESS},
+        elements={"AWSAccessKeyId": SIGNER},
     ),
     Case(
         "wrong-secret-create-bucket",
@@ -1134,22 +1149,39 @@ class Corpus:
     host: str
     bucket: str  # on the primary only, holds the sentinel
     prefix: str  # of the buckets that CreateBucket cases must not create
+    access: str  # the keys every case is signed with
+    secret: str = field(repr=False)
 
     def target(self, case: Case) -> Target:
         if case.kind == CREATE:
-            return Target(self.host, f"{self.prefix}-{case.id}"[:63], None)
-        key = f"w-{case.id}" if case.kind == WRITE else "sentinel"
-        return Target(self.host, self.bucket, key)
+            return self.at(f"{self.prefix}-{case.id}"[:63], None)
+        return self.at(self.bucket, f"w-{case.id}" if case.kind == WRITE else "sentinel")
+
+    def at(self, bucket: str, key: str | None) -> Target:
+        return Target(self.host, bucket, key, self.access, self.secret)
 
 
 @pytest.fixture(scope="module")
-def corpus(proxy, backends) -> Corpus:
+def proxy(backends, run_proxy, tmp_path_factory) -> Proxy:
+    """This module's proxy: in front of the three backends, with a users file beside its config
+    (named there by a relative path) that gives the corpus's user its buckets."""
+    folder = tmp_path_factory.mktemp("corpus")
+    config = write_config(folder / "three.json", backends, settings={"users": "users.json"})
+    user = {"access": USER_ACCESS, "secret": USER_SECRET, "role": "user"}
+    user["buckets"] = ["corpus-*", "cb-*"]
+    (folder / "users.json").write_text(json.dumps({"users": [user]}))
+    return run_proxy(config)
+
+
+@pytest.fixture(scope="module", params=["root", "user"])
+def corpus(request, proxy, backends) -> Corpus:
     tag = uuid.uuid4().hex[:8]
     bucket = f"corpus-{tag}"
     client = direct.client(backends[0])
     client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="sentinel", Body=SENTINEL, ContentType="text/plain")
-    return Corpus(f"127.0.0.1:{proxy.port}", bucket, f"cb-{tag}")
+    keys = (ROOT_ACCESS, ROOT_SECRET) if request.param == "root" else (USER_ACCESS, USER_SECRET)
+    return Corpus(f"127.0.0.1:{proxy.port}", bucket, f"cb-{tag}", *keys)
 
 
 def assert_untouched(backends: list, corpus: Corpus, case: Case) -> None:
@@ -1167,7 +1199,7 @@ def assert_untouched(backends: list, corpus: Corpus, case: Case) -> None:
     assert sentinel["Body"].read() == SENTINEL, case.id
 
 
-def assert_s3_error(answer: Answer, raw: Request, case: Case) -> None:
+def assert_s3_error(answer: Answer, raw: Request, case: Case, signer: str) -> None:
     assert answer.status == case.status, (answer.status, answer.body)
     assert not answer.first_line.startswith(b"HTTP/1.1 100"), "a refusal invited the body"
     assert answer.headers["Content-Type"] == "application/xml"
@@ -1187,8 +1219,8 @@ def assert_s3_error(answer: Answer, raw: Request, case: Case) -> None:
     for name, value in case.elements.items():
         assert name in error, error
         if value is not None:
-            assert error[name] == value, (name, error)
-    assert ROOT_SECRET not in answer.body.decode()
+            assert error[name] == (signer if value == SIGNER else value), (name, error)
+    assert ROOT_SECRET not in answer.body.decode() and USER_SECRET not in answer.body.decode()
 
 
 def test_the_corpus_is_large_and_its_ids_are_unique():
@@ -1204,7 +1236,7 @@ def test_forged_request_is_refused_and_changes_nothing(proxy, backends, corpus, 
     raw = case.build(corpus.target(case))
     answer = send(proxy.port, raw)
     try:
-        assert_s3_error(answer, raw, case)
+        assert_s3_error(answer, raw, case, corpus.access)
     finally:
         assert_untouched(backends, corpus, case)
 
@@ -1236,7 +1268,7 @@ def unbroken(t: Target, body: bytes) -> dict[str, Request]:
 def test_unbroken_upload_lands_on_the_primary_byte_for_byte(proxy, backends, corpus, form):
     key = f"ok-{form}"
     body = BIG + form.encode()
-    raw = unbroken(Target(corpus.host, corpus.bucket, key), body)[form]
+    raw = unbroken(corpus.at(corpus.bucket, key), body)[form]
     answer = send(proxy.port, raw)
     assert answer.status == 200, answer.body
     stored = direct.client(backends[0]).get_object(Bucket=corpus.bucket, Key=key)
@@ -1268,7 +1300,7 @@ def test_unbroken_upload_lands_on_the_primary_byte_for_byte(proxy, backends, cor
     ],
 )
 def test_unbroken_read_is_served(proxy, corpus, build):
-    answer = send(proxy.port, build(Target(corpus.host, corpus.bucket, "sentinel")))
+    answer = send(proxy.port, build(corpus.at(corpus.bucket, "sentinel")))
     assert answer.status == 200, answer.body
     assert answer.body == SENTINEL
 
@@ -1276,19 +1308,19 @@ def test_unbroken_read_is_served(proxy, corpus, build):
 def test_after_the_corpus_nothing_was_written_and_the_proxy_still_serves(proxy, backends, corpus):
     for case in CASES:
         assert_untouched(backends, corpus, case)
-    t = Target(corpus.host, corpus.bucket, "sentinel")
+    t = corpus.at(corpus.bucket, "sentinel")
     assert send(proxy.port, get(t)).body == SENTINEL
-    client = proxy.client()
+    client = proxy.client(corpus.access, corpus.secret)
     client.put_object(Bucket=corpus.bucket, Key="after", Body=b"still serving")
     assert client.get_object(Bucket=corpus.bucket, Key="after")["Body"].read() == b"still serving"
     log = proxy.log()
-    assert ROOT_SECRET not in log
+    assert ROOT_SECRET not in log and USER_SECRET not in log
     assert all(server.secret not in log for server in backends)
 
 
 def test_a_refusal_leaves_the_connection_serving(proxy, corpus):
     """A refused bodiless request is answered on a connection that serves the next request."""
-    t = Target(corpus.host, corpus.bucket, "sentinel")
+    t = corpus.at(corpus.bucket, "sentinel")
     with Connection(proxy.port) as connection:
         for raw, status in ((unsigned(t, "GET"), 403), (get(t), 200)):
             answer = connection.exchange(raw)

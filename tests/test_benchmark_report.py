@@ -12,6 +12,7 @@ from tests.benchmark.legs import (
     PLAIN,
     RCLONE,
     S3_MULTI,
+    S3_MULTI_WORKERS,
     SETUPS,
     SMALL_LEGS,
     Setup,
@@ -23,6 +24,7 @@ from tests.benchmark.report import (
     Figures,
     copy_on_read,
     markdown,
+    peer_targets,
     rss_table,
     run_ratios,
     targets,
@@ -110,18 +112,34 @@ def test_ratios_pair_runs_and_skip_missing_figures():
     assert run_ratios([], [100]) is None
 
 
-def _measured(per_second: float, rss: dict[str, float], front: str = "s3-multi (t)") -> Measured:
+def _measured(
+    per_second: float,
+    rss: dict[str, float],
+    front: str = "s3-multi (t)",
+    largest: float | None = None,
+) -> Measured:
     result = LoadResult(counted=int(per_second * 2), seconds=2.0, p50_ms=1.0, p99_ms=2.0)
-    return Measured(result, front, rss, cpu_seconds=0.5)
+    return Measured(result, front, rss, cpu_seconds=0.5, largest_process_mb=largest)
 
 
-SETUP = Setup("t", SETUPS[1].start, (DIRECT, PLAIN, S3_MULTI, RCLONE), targets=True)
+SETUP = Setup(
+    "t",
+    SETUPS[1].start,
+    (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS, RCLONE),
+    ((S3_MULTI, PLAIN), (S3_MULTI, RCLONE), (S3_MULTI, DIRECT)),
+    targets=True,
+)
 
 
 def _samples() -> dict:
     get, fallback = SMALL_LEGS[0], SMALL_LEGS[1]
     rss = {"s3-multi (t)": 80.0, "weed primary": 200.0}
+    workers = f"{S3_MULTI_WORKERS.name} (t)"
     return {
+        ("t", get.name, S3_MULTI_WORKERS.name): [
+            _measured(440, {workers: 190.0}, workers, largest=95.0),
+            _measured(380, {workers: 170.0}, workers, largest=160.0),
+        ],
         ("t", get.name, DIRECT.name): [_measured(5000, {}), _measured(5000, {})],
         ("t", get.name, PLAIN.name): [_measured(1000, {}), _measured(800, {})],
         ("t", get.name, S3_MULTI.name): [_measured(800, rss), _measured(720, rss)],
@@ -134,16 +152,16 @@ def _samples() -> dict:
 def test_throughput_table_ratios_use_the_stand_in_for_ways_without_fallback():
     table = throughput_table(Figures(_samples(), SMALL_LEGS), SETUP, SMALL_LEGS[:2]).splitlines()
     assert table[0] == (
-        "| leg | direct | plain mitmdump | s3-multi | rclone union | s3-multi / plain mitmdump "
-        "| s3-multi / rclone union | s3-multi / direct |"
+        f"| leg | direct | plain mitmdump | s3-multi | {S3_MULTI_WORKERS.name} | rclone union "
+        "| s3-multi / plain mitmdump | s3-multi / rclone union | s3-multi / direct |"
     )
     # ratios per run: plain 0.8 and 0.9, rclone 2.0 and 1.8, direct 0.16 and 0.144
     assert table[2] == (
-        "| GET 1 KiB, primary hit (req/s) | 5,000 | 900 | 760 | 400 | 0.85 | 1.90 | 0.15 |"
+        "| GET 1 KiB, primary hit (req/s) | 5,000 | 900 | 760 | 410 | 400 | 0.85 | 1.90 | 0.15 |"
     )
     # fallback: plain and direct are compared on their primary-hit figures of the same run
     assert table[3] == (
-        "| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | 250 | 0.50 | 1.80 | 0.09 |"
+        "| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | - | 250 | 0.50 | 1.80 | 0.09 |"
     )
 
 
@@ -151,7 +169,7 @@ def test_a_leg_with_failed_requests_is_marked():
     samples = _samples()
     samples[("t", SMALL_LEGS[1].name, RCLONE.name)][0].result.fail("status 503")
     row = throughput_table(Figures(samples, SMALL_LEGS), SETUP, SMALL_LEGS[1:2]).splitlines()[2]
-    assert row.startswith("| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | 250 ! |")
+    assert row.startswith("| GET 1 KiB, fallback hit (req/s) * | - | - | 450 | - | 250 ! |")
 
 
 def test_rss_table_keeps_each_process_peak_per_column():
@@ -172,6 +190,16 @@ def test_targets_name_what_is_met_and_what_is_not():
     assert "✗ GET 1 KiB, fallback hit: s3-multi / plain mitmdump: 0.50 (target >= 0.7)" in lines
     assert "✗ PUT 1 KiB: s3-multi / plain mitmdump: - (target >= 0.8)" in lines
     assert lines[-1] == "✓ backend round trips as expected"
+
+
+def test_peer_targets_compare_the_workers_with_the_peer_and_check_one_workers_memory():
+    lines = peer_targets(Figures(_samples(), SMALL_LEGS), SETUP, RCLONE, SMALL_LEGS)
+    # per run 440/400 and 380/400; the fallback leg has no workers' figures
+    ours = f"{S3_MULTI_WORKERS.name} / rclone union"
+    assert f"✓ GET 1 KiB, primary hit: {ours}: 1.02 (target >= 1)" in lines
+    assert f"✗ GET 1 KiB, fallback hit: {ours}: - (target >= 1)" in lines
+    memory = f"peak RSS of one worker, {S3_MULTI_WORKERS.name}, every leg (MB)"
+    assert lines[-1] == f"✗ {memory}: 160.00 (target <= 150)"
 
 
 def _transfer(mb_per_second: float) -> Measured:
@@ -198,12 +226,13 @@ def test_copy_on_read_is_the_clients_transfer_time_over_the_same_read_without_co
     samples[(seaweed.name, copied.name, COPYING.name)] = [_transfer(300)]
     assert copy_on_read(figures, seaweed, legs)[0].startswith("✗ ")
     assert copy_on_read(figures, nginx, legs) == []
-    large = throughput_table(figures, seaweed, legs).splitlines()
-    assert large[0].startswith("| leg | direct | plain mitmdump | s3-multi | rclone union | "
-                               "s3-multi, copy on read | s3-multi / plain mitmdump |")  # fmt: skip
-    assert "s3-multi / s3-multi, copy on read" not in large[0]
-    row = "| GET 256 MiB, fallback hit, copied on read (MB/s) * | - | - | - | - | 300 | - | - | - |"
-    assert row in large
+    header, _, *rows = throughput_table(figures, seaweed, legs).splitlines()
+    columns = header.strip("| ").split(" | ")
+    assert columns.index(COPYING.name) == len(seaweed.ways)  # a column, in no ratio
+    assert not any(COPYING.name in c for c in columns[len(seaweed.ways) + 1 :])
+    row = next(r for r in rows if "copied on read" in r).strip("| ").split(" | ")
+    assert row[columns.index(COPYING.name)] == "300"
+    assert set(row[1:]) == {"-", "300"}
     small = throughput_table(figures, seaweed, SMALL_LEGS).splitlines()
     assert "copy on read" not in small[0]
 

@@ -27,7 +27,7 @@ from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
 from addon import sigv4
-from addon.auth_checks import RootKeys, Verified
+from addon.auth_checks import Key, KeyTable, Verified
 from addon.client_auth import ClientAuth
 from addon.errors import S3Error, render
 
@@ -123,7 +123,7 @@ def sign(
 
 
 def auth(clock: float = SIGNED_AT, region: str = REGION) -> ClientAuth:
-    return ClientAuth(RootKeys(ACCESS, SECRET), region, clock=lambda: clock)
+    return ClientAuth(KeyTable([Key(ACCESS, SECRET)]), region, clock=lambda: clock)
 
 
 def verify(wire: Wire, clock: float = SIGNED_AT) -> Verified:
@@ -151,7 +151,9 @@ def test_get_with_query_params_verifies() -> None:
     )
     wire = sign("GET", "/bucket", query)
     assert verify(wire) == Verified(
-        signed_headers=("host", "x-amz-content-sha256", "x-amz-date"), payload_hash=EMPTY_SHA256
+        signed_headers=("host", "x-amz-content-sha256", "x-amz-date"),
+        payload_hash=EMPTY_SHA256,
+        access=ACCESS,
     )
 
 
@@ -575,7 +577,7 @@ def test_refusals_never_contain_the_root_secret(case: str) -> None:
     rendered = render(error, wire.path, "REQ1").decode()
     for text in (str(error), repr(error), error.message, repr(error.extra), rendered):
         assert SECRET not in text
-    assert SECRET not in repr(auth().root)
+    assert SECRET not in repr(auth().keys) + repr(auth().keys.find(ACCESS))
 
 
 # --- sigv4.sign: re-signing for a backend -----------------------------------------------
@@ -615,9 +617,8 @@ def backend_signed(
 
 
 def backend_auth() -> ClientAuth:
-    return ClientAuth(
-        RootKeys(BACKEND_ACCESS, BACKEND_SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT
-    )
+    keys = KeyTable([Key(BACKEND_ACCESS, BACKEND_SECRET)])
+    return ClientAuth(keys, BACKEND_REGION, clock=lambda: SIGNED_AT)
 
 
 def test_sign_is_what_botocore_signs() -> None:
@@ -689,7 +690,8 @@ def test_sign_round_trip_with_a_bare_subresource_and_utf8_key() -> None:
 
 def test_sign_signature_is_for_the_backend_keys_only() -> None:
     _, wire = backend_signed()
-    root = ClientAuth(RootKeys(BACKEND_ACCESS, SECRET), BACKEND_REGION, clock=lambda: SIGNED_AT)
+    keys = KeyTable([Key(BACKEND_ACCESS, SECRET)])
+    root = ClientAuth(keys, BACKEND_REGION, clock=lambda: SIGNED_AT)
     with pytest.raises(S3Error) as info:
         root.verify(wire.method, wire.path, wire.query, wire.headers())
     assert info.value.code == "SignatureDoesNotMatch"

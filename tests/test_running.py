@@ -11,11 +11,12 @@ from mitmproxy import io
 
 from addon.local_backends import free_port
 from tests.support.direct import put_direct
-from tests.support.processes import REPO, VENV_BIN, aws_cli, child_env, dead_endpoint
+from tests.support.processes import VENV_BIN, aws_cli, child_env, dead_endpoint
 from tests.support.proxy import (
     WEB_PASSWORD,
     mitmdump_command,
     proxy_env,
+    refused_to_start,
     start_mitmweb,
     start_proxy,
     write_config,
@@ -149,12 +150,7 @@ def test_bad_config_stops_both_commands_with_one_clear_line(tmp_path, document, 
         ],
         "mitmdump": mitmdump_command(config, port, tmp_path / "mitmproxy"),
     }
-    for name, command in runs.items():
-        done = subprocess.run(
-            command, capture_output=True, text=True, env=proxy_env(), timeout=60, cwd=REPO
-        )
-        output = done.stdout + done.stderr
-        assert done.returncode != 0, f"{name} started with a bad config:\n{output}"
+    for output in refused_to_start(runs).values():
         assert expected in output, output
         assert "SECRET-VALUE-1" not in output and ROOT_SECRET not in output
 

@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
 from addon import sigv2
-from addon.auth_checks import RootKeys
+from addon.auth_checks import Key, KeyTable
 from addon.client_auth import ClientAuth
 from addon.errors import S3Error
 from addon.operations import SUBRESOURCES, TABLE, Scope
@@ -80,7 +80,7 @@ def _v4(method: str, path: str, query: str, *, presigned: bool) -> tuple[str, st
 
 
 def _verify(method: str, path: str, query: str, headers: Headers) -> None:
-    auth = ClientAuth(RootKeys(ACCESS, SECRET), "us-east-1", clock=lambda: SIGNED_AT)
+    auth = ClientAuth(KeyTable([Key(ACCESS, SECRET)]), "us-east-1", clock=lambda: SIGNED_AT)
     auth.verify(method, path, query, headers)
 
 

@@ -140,3 +140,19 @@ def test_workers_do_not_share_a_port_something_else_listens_on(tmp_path):
     assert done.returncode == 1
     assert f"s3-multi: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "2 workers" not in done.stderr  # none was started
+
+
+def test_a_config_that_workers_refuse_at_start_stops_the_command(tmp_path):
+    """Checked only when a worker starts (a users object in no metaBucket): refused once, not
+    started again and again."""
+    config = write_config(tmp_path / "c.json", ["http://127.0.0.1:9"])
+    command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
+    command += ["--port", f"127.0.0.1:{free_port()}", "--users", "s3://nowhere/users.yaml"]
+    env = {**proxy_env(), "HOME": str(tmp_path)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "users: s3://nowhere/users.yaml: must be an object in the primary's metaBucket" in (
+        done.stderr
+    )
+    assert "refused its config (above): stopping" in done.stderr
+    assert "starting it again" not in done.stderr

@@ -7,12 +7,12 @@ that can serve it (`requires` names what a way must be able to do).
 
 To add a way: a `Way` whose `start` runs it (a function beside `services.s3_multi`; for the
 s3-multi command with N worker processes, `services.s3_multi_workers(N)`), listed in the
-setups' `ways`; a way `solely` for the legs that require something runs those alone (copy on
-read: its copies would turn the other ways' fallback hits into primary hits). To add a leg: a
-`Leg` in `SMALL_LEGS` (it is replayed by wrk like the others) with what it requires (a
-capability, such as LISTING, that only some ways have, and that a setup's backends may lack);
-the objects it needs are placed by `runner.place_objects` (before the ways start: rclone caches
-listings), its answer is checked by `runner.check_answer`.
+setups' `ways` (and in their `ratios` to be compared); a way `solely` for the legs that
+require something runs those alone (copy on read: its copies would turn the other ways'
+fallback hits into primary hits). To add a leg: a `Leg` in `SMALL_LEGS` (it is replayed by wrk
+like the others) with what it requires (a capability, such as LISTING, that only some ways have,
+and that a setup's backends may lack); the objects it needs are placed by `runner.place_objects`
+(before the ways start: rclone caches listings), its answer is checked by `runner.check_answer`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from addon.workers import cores
 from tests.benchmark import backends, services
 from tests.benchmark.backends import Pair
 from tests.benchmark.services import Backend, Endpoint
@@ -46,6 +47,13 @@ class Way:
 DIRECT = Way("direct", services.direct)
 PLAIN = Way("plain mitmdump", services.plain_mitmdump)
 S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK, LISTING}), ours=True)
+WORKERS = cores()  # what `s3-multi` runs by default
+S3_MULTI_WORKERS = Way(
+    f"s3-multi {WORKERS} workers",
+    services.s3_multi_workers(WORKERS),
+    frozenset({FALLBACK, LISTING}),
+    ours=True,
+)
 RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK, LISTING}))
 COPYING = Way(
     "s3-multi, copy on read",
@@ -60,7 +68,9 @@ class Setup:
     name: str
     start: Callable[[Path], Pair]
     ways: tuple[Way, ...]
-    targets: bool = False  # checked here: only the proxy's own cost shows
+    ratios: tuple[tuple[Way, Way], ...]  # (ours, theirs): the tables' ratio columns
+    targets: bool = False  # against plain mitmdump, checked here: only the proxy's cost shows
+    peer: Way | None = None  # the peer that s3-multi's workers must beat here
     # Its data in tmpfs when there is room (nginx: a PUT's file is gone as soon as it is
     # removed); else on disk (SeaweedFS gives space back only when its volumes are vacuumed).
     in_memory: bool = False
@@ -74,13 +84,26 @@ SETUPS = (
     Setup(
         "nginx",
         backends.start_nginx,
-        (DIRECT, PLAIN, S3_MULTI),
+        (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS),
+        ((S3_MULTI, PLAIN), (S3_MULTI_WORKERS, S3_MULTI), (S3_MULTI, DIRECT)),
         targets=True,
         in_memory=True,
         # The fake answers GET, HEAD and PUT of objects only: no listings, no multipart copies.
         cannot=frozenset({LISTING, COPY_ON_READ}),
     ),
-    Setup("SeaweedFS", backends.start_seaweedfs, (DIRECT, PLAIN, S3_MULTI, RCLONE, COPYING)),
+    Setup(
+        "SeaweedFS",
+        backends.start_seaweedfs,
+        (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS, RCLONE, COPYING),
+        (
+            (S3_MULTI, PLAIN),
+            (S3_MULTI, RCLONE),
+            (S3_MULTI_WORKERS, RCLONE),
+            (S3_MULTI_WORKERS, S3_MULTI),
+            (S3_MULTI, DIRECT),
+        ),
+        peer=RCLONE,
+    ),
 )
 
 

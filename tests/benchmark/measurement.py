@@ -79,6 +79,7 @@ class Measured:
     front: str  # the service that served the leg
     peak_rss_mb: dict[str, float]  # by service name, every service watched
     cpu_seconds: float | None  # the front's
+    largest_process_mb: float | None = None  # the front's largest process (a worker, say)
 
     @property
     def front_peak_rss_mb(self) -> float | None:
@@ -119,6 +120,7 @@ class Measurer:
             load.close()
         result = load.result()
         cpu = cpu_seconds(front_pids) - cpu_before
+        largest = max(_status_kb(pid, "VmHWM") for pid in front_pids) if reset[front.name] else 0
         peaks = {}
         for service in self.services:
             kb = peak_rss_kb(trees[service.name]) if reset[service.name] else 0
@@ -128,7 +130,7 @@ class Measurer:
                 peaks[service.name] = kb * 1024 / 1e6
         if front.process.poll() is not None:
             result.fail(f"{front.name} exited with {front.process.returncode}")
-        return Measured(result, front.name, peaks, cpu)
+        return Measured(result, front.name, peaks, cpu, largest * 1024 / 1e6 or None)
 
 
 # --- backend round trips -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
-from tests.benchmark.legs import ASYNCIO, DIRECT, MIB, PLAIN, Leg, Setup, Way
+from tests.benchmark.legs import ASYNCIO, MIB, PLAIN, S3_MULTI, S3_MULTI_WORKERS, Leg, Setup, Way
 from tests.benchmark.measurement import Measured, Samples, Trip
 from tests.benchmark.settings import Settings
 
@@ -15,6 +15,9 @@ TARGETS = {"get": 0.85, "get-fallback": 0.7, "put": 0.8}
 TARGET_LARGE = 0.9
 TARGET_RSS_MB = 150.0
 TARGET_RSS_SPREAD_MB = 25.0  # "flat across sizes": largest minus smallest peak
+# s3-multi's workers relative to the peer (rclone union) in the same run, on SeaweedFS.
+PEER_TARGETS = {"get": 1.0, "get-fallback": 1.0}
+PEER_TARGET_LARGE = 1.3
 # Copy on read: the client's transfer time of a fallback hit that is copied, over the same
 # transfer without a copy.
 TARGET_COPY_TIME = 1.2
@@ -90,14 +93,6 @@ class Figures:
         )
 
 
-def _ours(setup: Setup) -> tuple[Way, list[Way]]:
-    """The subject of the ratios, and what it is compared with: the backends directly last
-    (a way solely for some legs is compared on its own lines)."""
-    ours = next(way for way in setup.ways if way.ours)
-    others = [way for way in setup.ways if way is not ours and way.solely is None]
-    return ours, sorted(others, key=lambda way: way is DIRECT)
-
-
 def _shown(setup: Setup, legs: Sequence[Leg]) -> list[Way]:
     """A table's columns: the setup's ways, but those solely for some legs only with them."""
     return [w for w in setup.ways if w.solely is None or any(leg.runs_on(w) for leg in legs)]
@@ -109,14 +104,17 @@ def _label(leg: Leg) -> str:
 
 
 def throughput_table(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> str:
-    ours, others = _ours(setup)
     ways = _shown(setup, legs)
-    header = ["leg", *(w.name for w in ways), *(f"{ours.name} / {w.name}" for w in others)]
+    header = [
+        "leg",
+        *(w.name for w in ways),
+        *(f"{a.name} / {b.name}" for a, b in setup.ratios),
+    ]
     rows = [
         [
             _label(leg),
             *(figures.cell(setup, leg, way) for way in ways),
-            *(number(figures.ratio(setup, leg, ours, way), 2) for way in others),
+            *(number(figures.ratio(setup, leg, a, b), 2) for a, b in setup.ratios),
         ]
         for leg in legs
     ]
@@ -185,10 +183,39 @@ def trips_table(trips: list[Trip]) -> str:
     return markdown([*header, "expected"], rows)
 
 
+Check = tuple[str, float | None, float, bool]  # what, value, bound, whether it is at least
+
+
+def checked(checks: Sequence[Check]) -> list[str]:
+    lines = []
+    for what, value, bound, at_least in checks:
+        met = value is not None and (value >= bound if at_least else value <= bound)
+        sign = ">=" if at_least else "<="
+        lines.append(f"{'✓' if met else '✗'} {what}: {number(value, 2)} (target {sign} {bound:g})")
+    return lines
+
+
+def peer_targets(figures: Figures, setup: Setup, peer: Way, legs: Sequence[Leg]) -> list[str]:
+    """s3-multi's workers / the peer on small GETs and large transfers; RSS per worker."""
+    ours = S3_MULTI_WORKERS
+    checks: list[Check] = []
+    for leg in legs:
+        bound = PEER_TARGET_LARGE if leg.large else PEER_TARGETS.get(leg.name)
+        if bound is not None:
+            value = figures.ratio(setup, leg, ours, peer)
+            checks.append((f"{leg.label}: {ours.name} / {peer.name}", value, bound, True))
+    runs = [m for leg in legs for m in figures.runs(setup, leg, ours)]
+    largest = max((m.largest_process_mb or 0.0 for m in runs), default=None)
+    checks.append(
+        (f"peak RSS of one worker, {ours.name}, every leg (MB)", largest, TARGET_RSS_MB, False)
+    )
+    return checked(checks)
+
+
 def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Trip]) -> list[str]:
     """The targets, checked on `setup` (nginx): s3-multi / plain mitmdump, memory, round trips."""
-    ours, _ = _ours(setup)
-    checks: list[tuple[str, float | None, float, bool]] = []  # what, value, bound, at least
+    ours = S3_MULTI
+    checks: list[Check] = []
     for leg in legs:
         bound = TARGET_LARGE if leg.large else TARGETS.get(leg.name)
         if bound is not None:
@@ -205,19 +232,16 @@ def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Tri
         checks.append((f"peak RSS {ours.name}, large legs (MB)", peak, TARGET_RSS_MB, False))
         spread = f"peak RSS {ours.name}, spread across sizes (MB)"
         checks.append((spread, peak - low, TARGET_RSS_SPREAD_MB, False))
-    lines = []
-    for what, value, bound, at_least in checks:
-        met = value is not None and (value >= bound if at_least else value <= bound)
-        sign = ">=" if at_least else "<="
-        lines.append(f"{'✓' if met else '✗'} {what}: {number(value, 2)} (target {sign} {bound:g})")
+    lines = checked(checks)
     lines.append(f"{'✓' if all(t.ok for t in trips) else '✗'} backend round trips as expected")
     return lines
 
 
 def copy_on_read(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> list[str]:
     """Each copied leg: the client's transfer time through the copying way over that of the
-    same read without copy (its stand-in, through ours), in the same run."""
-    ours, _ = _ours(setup)
+    same read without copy (its stand-in, through s3-multi: one process, as the copying way), in
+    the same run."""
+    ours = S3_MULTI
     lines = []
     for way in setup.ways:
         for leg in legs:
@@ -280,6 +304,9 @@ def report(
         if setup.targets:
             parts += ["", f"targets ({setup.name} backends):"]
             parts += targets(figures, setup, legs, trips)
+        if setup.peer is not None:
+            parts += ["", f"targets against {setup.peer.name} ({setup.name} backends):"]
+            parts += peer_targets(figures, setup, setup.peer, legs)
         copied = copy_on_read(figures, setup, large)
         if copied:
             parts += ["", f"copy on read ({setup.name} backends):", *copied]

@@ -30,10 +30,20 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def aws_cli(*args: str, stdin: bytes | None = None, **env: str) -> bytes:
-    """The venv's aws CLI signing with the root keys, no inherited AWS settings; its stdout.
+    """The venv's aws CLI signing with the root keys, no inherited AWS settings; its stdout,
+    once it succeeded.
 
     `env` adds variables (AWS_CA_BUNDLE, HTTPS_PROXY, AWS_CONFIG_FILE, ...)."""
-    done = subprocess.run(
+    done = aws_cli_run(*args, stdin=stdin, **env)
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+def aws_cli_run(
+    *args: str, stdin: bytes | None = None, **env: str
+) -> subprocess.CompletedProcess[bytes]:
+    """`aws_cli`, whatever the outcome: for commands that must fail."""
+    return subprocess.run(
         [str(VENV_BIN / "aws"), *args],
         input=stdin,
         capture_output=True,
@@ -49,8 +59,6 @@ def aws_cli(*args: str, stdin: bytes | None = None, **env: str) -> bytes:
             }
         ),
     )
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
 
 
 def dead_endpoint() -> str:

@@ -91,8 +91,11 @@ def proxy_env() -> dict[str, str]:
     return child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
 
 
-def write_config(path: Path, backends: Sequence[S3Server | str], **fields) -> Path:
-    """A config for these servers in this order; a str is an endpoint where nothing listens."""
+def write_config(
+    path: Path, backends: Sequence[S3Server | str], settings: dict | None = None, **fields
+) -> Path:
+    """A config for these servers in this order; a str is an endpoint where nothing listens.
+    `fields` go into every backend, `settings` (users, clientTimeout, ...) beside them."""
     entries = []
     for i, server in enumerate(backends):
         if isinstance(server, str):
@@ -102,7 +105,7 @@ def write_config(path: Path, backends: Sequence[S3Server | str], **fields) -> Pa
             entry = {"name": server.name, "access": server.access, "secret": server.secret}
             entry["endpoint"] = server.endpoint
         entries.append({**entry, "usePathStyle": True, **fields})
-    path.write_text(json.dumps({"backends": entries}))
+    path.write_text(json.dumps({"backends": entries, **(settings or {})}))
     return path
 
 
@@ -122,6 +125,19 @@ def mitmdump_command(
     if config is not None:
         command += ["--set", f"s3multi_config={config}"]
     return command
+
+
+def refused_to_start(commands: dict[str, list[str]]) -> dict[str, str]:
+    """Run each named command line of a proxy given something bad: each must exit non-zero.
+    Their outputs (stdout and stderr), by name."""
+    outputs = {}
+    for name, command in commands.items():
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=proxy_env(), timeout=60, cwd=REPO
+        )
+        outputs[name] = done.stdout + done.stderr
+        assert done.returncode != 0, f"{name} started:\n{outputs[name]}"
+    return outputs
 
 
 # Every proxy a test started: each test's end checks their logs for crashes (crash_lines).
