@@ -169,7 +169,7 @@ def test_a_client_put_during_the_copy_wins(migrating, backends, bucket):
     reader = SlowReader(client, bucket, "contested.bin")
     client.put_object(Bucket=bucket, Key="contested.bin", Body=b"the client's own")
     assert reader.finish() == body  # the reader still gets what it started reading
-    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/contested.bin")
+    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/contested.bin from")
     assert "abandoned: the key was written on the primary meanwhile" in line
     assert primary.client().get_object(Bucket=bucket, Key="contested.bin")["Body"].read() == (
         b"the client's own"
@@ -185,7 +185,7 @@ def test_a_key_deleted_during_the_copy_is_not_brought_back(migrating, backends, 
     reader = SlowReader(client, bucket, "deleted.bin")
     client.delete_object(Bucket=bucket, Key="deleted.bin")
     assert reader.finish() == body
-    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/deleted.bin")
+    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/deleted.bin from")
     assert "abandoned: the key was deleted meanwhile" in line
     assert head_or_none(primary, bucket, "deleted.bin") is None
     with pytest.raises(client.exceptions.NoSuchKey):
