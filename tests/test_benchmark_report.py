@@ -25,6 +25,7 @@ from tests.benchmark.report import (
     copy_on_read,
     markdown,
     peer_targets,
+    report,
     rss_table,
     run_ratios,
     targets,
@@ -235,6 +236,19 @@ def test_copy_on_read_is_the_clients_transfer_time_over_the_same_read_without_co
     assert set(row[1:]) == {"-", "300"}
     small = throughput_table(figures, seaweed, SMALL_LEGS).splitlines()
     assert "copy on read" not in small[0]
+
+
+def test_a_copied_leg_is_checked_on_its_own_target_alone():
+    legs = [*SMALL_LEGS, *large_legs(64)]
+    copied = next(leg for leg in legs if leg.copies)
+    samples = {(SETUPS[1].name, copied.name, COPYING.name): [_transfer(100)]}
+    text = report(parse_args(["--quick"]), [], SETUPS, samples, legs, [], [])
+    checks = [line for line in text.splitlines() if line.startswith(("✓", "✗"))]
+    assert [line for line in checks if copied.label in line] == [
+        f"✗ {copied.label}: the client's transfer time, {COPYING.name} / s3-multi: - "
+        "(target <= 1.2)"
+    ]
+    assert "copy on read (SeaweedFS backends):" in text
 
 
 def test_markdown_table():

@@ -272,6 +272,7 @@ def report(
     figures = Figures(samples, legs)
     small = [leg for leg in legs if not leg.large]
     large = [leg for leg in legs if leg.large]
+    uncopied = [leg for leg in legs if not leg.copies]  # copied legs have a target of their own
     s = settings
     repeat = f"repeated for at least {s.large_seconds:g} s" if s.large_seconds else "once"
     parts = [
@@ -303,10 +304,10 @@ def report(
     for setup in setups:
         if setup.targets:
             parts += ["", f"targets ({setup.name} backends):"]
-            parts += targets(figures, setup, legs, trips)
+            parts += targets(figures, setup, uncopied, trips)
         if setup.peer is not None:
             parts += ["", f"targets against {setup.peer.name} ({setup.name} backends):"]
-            parts += peer_targets(figures, setup, setup.peer, legs)
+            parts += peer_targets(figures, setup, setup.peer, uncopied)
         copied = copy_on_read(figures, setup, large)
         if copied:
             parts += ["", f"copy on read ({setup.name} backends):", *copied]
