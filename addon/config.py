@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -91,6 +92,15 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     source = os.fspath(path)
     data = read_document(source)
     return parse_config(data, source, os.environ if environ is None else environ)
+
+
+def config_or_say(path: str) -> Config | None:
+    """For a command: the config, or None once its mistake is said (one line on stderr)."""
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"s3-multi: {e}", file=sys.stderr)
+        return None
 
 
 def parse_config(data: object, source: str, environ: Mapping[str, str]) -> Config:

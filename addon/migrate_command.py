@@ -15,8 +15,7 @@ import sys
 import time
 
 from addon.backend_client import BackendClient, BackendError
-from addon.config import Backend, Config, load_config
-from addon.config_files import ConfigError
+from addon.config import Backend, Config, config_or_say
 from addon.errors import S3Error
 from addon.migrate_drain import Drain, Report
 from addon.progress import Progress, summary
@@ -55,10 +54,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs takes at least 1")
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"s3-multi: {e}", file=sys.stderr)
+    config = config_or_say(args.config)
+    if config is None:
         return 2
     primary, *fallbacks = config.backends
     sources = [b for b in fallbacks if args.source in (None, b.name)]

@@ -31,7 +31,7 @@ from addon.errors import S3Error
 from addon.journey import error_code, printable
 from addon.listing import MAX_LISTING, BucketList
 from addon.migration import Abandoned, CopyFailed, Migrator, Source
-from addon.object_meta import SOURCE_ETAG, key_path, md5_of, same_etag
+from addon.object_meta import SOURCE_ETAG, delete_if_match, key_path, md5_of, same_etag
 from addon.tombstones import TombstoneError, Tombstones
 
 _MAX_ANSWER = 64 * 1024
@@ -247,20 +247,15 @@ class Drain:
         window of one round trip there)."""
         found = await self._head(listed.backend, listed)
         if found is not None and same_etag(found.header("etag") or "", listed.etag):
-            async with self.client.request(
-                listed.backend,
-                "DELETE",
-                listed.bucket,
-                key_path(listed.key),
-                headers=[("if-match", listed.etag)],
-            ) as reply:
-                answer = await reply.read(_MAX_ANSWER)
-            if reply.status in (200, 204):
+            status, answer = await delete_if_match(
+                self.client, listed.backend, listed.bucket, listed.key, listed.etag
+            )
+            if status in (200, 204):
                 self.report.deleted += 1
                 return
-            if reply.status != 412:
+            if status != 412:
                 code = error_code(answer) or ""
-                raise CopyFailed(f"the source's DELETE was answered {reply.status} {code}".strip())
+                raise CopyFailed(f"the source's DELETE was answered {status} {code}".strip())
         self.say(f"kept: {listed.where} on {listed.backend.name} changed since it was listed")
 
     async def _head(self, backend: Backend, listed: Listed) -> Reply | None:

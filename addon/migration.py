@@ -37,6 +37,7 @@ from addon.errors import S3Error
 from addon.journey import error_code
 from addon.object_meta import (
     SOURCE_ETAG,
+    delete_if_match,
     described,
     key_path,
     md5_of,
@@ -353,14 +354,7 @@ class Migrator:
 
     async def remove(self, source: Source, copied: Copied) -> None:
         """The copy off the primary, if it is still there unchanged (not a client's write)."""
-        async with self.client.request(
-            self.primary,
-            "DELETE",
-            source.bucket,
-            key_path(source.key),
-            headers=[("if-match", copied.etag)],
-        ) as reply:
-            await reply.read(_MAX_ANSWER)
+        await delete_if_match(self.client, self.primary, source.bucket, source.key, copied.etag)
 
 
 def _written(primary: Backend, status: int, answer: bytes, etag: str | None) -> str:

@@ -27,6 +27,7 @@ CONTENT = frozenset(
     }
 )
 _MD5 = re.compile(r"[0-9a-f]{32}")
+_MAX_ANSWER = 64 * 1024
 _MAX_TAGGING = 64 * 1024  # ten tags of S3's largest are under 3 KiB
 # A copy to the primary names the source's ETag here: a later drain tells a current copy by it,
 # a delete tells a copy of what it deleted.
@@ -87,6 +88,15 @@ async def tags_of(
         (s3_xml.text(tag, "Key", strip=False), s3_xml.text(tag, "Value", strip=False))
         for tag in (tag_set if tag_set is not None else [])
     ]
+
+
+async def delete_if_match(
+    client: BackendClient, backend: Backend, bucket: str, key: str, etag: str
+) -> tuple[int, bytes]:
+    """DELETE the object if it is still the one with this ETag; the status and the answer."""
+    headers = [("if-match", etag)]
+    async with client.request(backend, "DELETE", bucket, key_path(key), headers=headers) as reply:
+        return reply.status, await reply.read(_MAX_ANSWER)
 
 
 def tagging_header(tags: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from addon import tombstones as stones
 from addon.backend_client import BackendClient, BackendError
-from addon.config import Backend, load_config
-from addon.config_files import ConfigError
+from addon.config import Backend, config_or_say
 from addon.journey import printable
 
 
@@ -83,10 +82,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", required=True, help="the proxy's config file")
     parser.add_argument("--prune", action="store_true", help="remove those that hide nothing")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"s3-multi: {e}", file=sys.stderr)
+    config = config_or_say(args.config)
+    if config is None:
         return 2
     primary, *fallbacks = config.backends
     if not primary.meta_bucket:

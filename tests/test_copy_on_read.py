@@ -161,33 +161,32 @@ class SlowReader:
 
 
 @pytest.mark.topologies("moto", "seaweedfs-primary")
-def test_a_client_put_during_the_copy_wins(migrating, backends, bucket):
+@pytest.mark.parametrize(
+    ("action", "why"),
+    [
+        ("put", "the key was written on the primary meanwhile"),
+        ("delete", "the key was deleted meanwhile"),
+    ],
+)
+def test_a_client_write_or_delete_during_the_copy_wins(migrating, backends, bucket, action, why):
     primary = backends[0]
+    key = f"contested-{action}.bin"
     body = os.urandom(40 * MIB)
-    on_secondary(backends, bucket, "contested.bin", body)
+    on_secondary(backends, bucket, key, body)
     client = migrating.client()
-    reader = SlowReader(client, bucket, "contested.bin")
-    client.put_object(Bucket=bucket, Key="contested.bin", Body=b"the client's own")
+    reader = SlowReader(client, bucket, key)
+    if action == "put":
+        client.put_object(Bucket=bucket, Key=key, Body=b"the client's own")
+    else:
+        client.delete_object(Bucket=bucket, Key=key)
     assert reader.finish() == body  # the reader still gets what it started reading
-    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/contested.bin from")
-    assert "abandoned: the key was written on the primary meanwhile" in line
-    assert primary.client().get_object(Bucket=bucket, Key="contested.bin")["Body"].read() == (
-        b"the client's own"
-    )
-
-
-@pytest.mark.topologies("moto", "seaweedfs-primary")
-def test_a_key_deleted_during_the_copy_is_not_brought_back(migrating, backends, bucket):
-    primary = backends[0]
-    body = os.urandom(40 * MIB)
-    on_secondary(backends, bucket, "deleted.bin", body)
-    client = migrating.client()
-    reader = SlowReader(client, bucket, "deleted.bin")
-    client.delete_object(Bucket=bucket, Key="deleted.bin")
-    assert reader.finish() == body
-    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/deleted.bin from")
-    assert "abandoned: the key was deleted meanwhile" in line
-    assert head_or_none(primary, bucket, "deleted.bin") is None
+    line = wait_for_line(migrating.log, f"copy-on-read of /{bucket}/{key} from")
+    assert f"abandoned: {why}" in line
+    if action == "put":
+        stored = primary.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert stored == b"the client's own"
+    else:
+        assert head_or_none(primary, bucket, key) is None
     with pytest.raises(client.exceptions.NoSuchKey):
         client.get_object(Bucket=bucket, Key="deleted.bin")
 

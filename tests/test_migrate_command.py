@@ -35,6 +35,18 @@ def migrate_command(config, *args: str) -> list[str]:
     return [str(VENV_BIN / "s3-multi"), "migrate", "--config", str(config), *args]
 
 
+def start_migrate(config, *args: str) -> subprocess.Popen:
+    """A drain running; its output (stdout and stderr together) to read when it ends."""
+    return subprocess.Popen(
+        migrate_command(config, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(),
+        cwd=REPO,
+    )
+
+
 def migrate(config, *args: str, status: int = 0) -> str:
     """Run a drain to its end; its output (stdout then stderr)."""
     done = subprocess.run(
@@ -100,13 +112,7 @@ def test_a_drain_killed_part_way_resumes_to_the_same_end(old_store, backends, bu
     put_direct(tertiary, bucket, "photos/0004.bin", b"an older copy on the tertiary")
     wanted = {k: v for k, v in objects.items() if k not in ("0001.bin", "photos/0002.bin")}
 
-    first = subprocess.Popen(
-        migrate_command(config, "--jobs", "2", "--bucket", bucket),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-        cwd=REPO,
-    )
+    first = start_migrate(config, "--jobs", "2", "--bucket", bucket)
     try:
         deadline = time.monotonic() + 120
         while len(objects_of(primary, bucket)) < COUNT // 4:
@@ -242,14 +248,7 @@ def test_clients_writing_through_the_proxy_during_a_drain_win(
     client = proxy.client()
     client.create_bucket(Bucket=bucket)
     written = sorted(objects)[::15]  # 20 keys, written while the drain runs
-    drain = subprocess.Popen(
-        migrate_command(config, "--jobs", "4", "--bucket", bucket),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_env(),
-        cwd=REPO,
-    )
+    drain = start_migrate(config, "--jobs", "4", "--bucket", bucket)
 
     def write() -> None:
         for key in written:
@@ -272,14 +271,7 @@ def test_clients_writing_through_the_proxy_during_a_drain_win(
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_drain_stopped_by_a_signal_says_so(old_store, backends, bucket, stop):
     _, config = old_store
-    drain = subprocess.Popen(
-        migrate_command(config, "--jobs", "1", "--bucket", bucket),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_env(),
-        cwd=REPO,
-    )
+    drain = start_migrate(config, "--jobs", "1", "--bucket", bucket)
     deadline = time.monotonic() + 60
     while not objects_of(backends[0], bucket):
         assert time.monotonic() < deadline and drain.poll() is None
