@@ -9,7 +9,10 @@ The client never waits for the copy: the answer's stream callable (`Exchange.rel
 piece to a bounded tee (PIPE_BUDGET bytes waiting at most) and returns at once; the copy runs as
 a task of its own on the proxy's event loop. If the primary falls behind (the tee is full: a
 client reading faster than the primary writes), the copy takes the bytes queued, then reads the
-rest from the fallback itself (a ranged GET, If-Match the ETag: the same object). If the primary
+rest from the fallback itself (a ranged GET, If-Match the ETag: the same object), once the
+client has its bytes (at most REST_WAIT seconds later: the primary is kept waiting meanwhile):
+reading both at once would double the bytes this process moves while the client waits, and
+halve the client's speed on a busy machine. If the primary
 fails, or the client's transfer does not complete before that, the copy is dropped (a multipart
 upload aborted) and logged; the client's transfer goes on untouched. At most MAX_COPIES run at
 once; a read beyond that is served without one (the next read of the key copies it).
@@ -18,6 +21,7 @@ once; a read beyond that is served without one (the next read of the key copies 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -33,6 +37,9 @@ from addon.object_meta import key_path
 
 log = logging.getLogger(__name__)
 PIPE_BUDGET = 8 * MIB
+# Seconds a copy that fell behind waits for the client's transfer to end before reading the
+# rest; under the time S3 servers let a request body pause (AWS: about 20 s).
+REST_WAIT = 10.0
 MAX_COPIES = 8
 _SSE_C = "x-amz-server-side-encryption-customer-algorithm"
 _NOT_WHOLE = frozenset({"partNumber", "versionId"})
@@ -53,15 +60,18 @@ class Tee:
         self._queued = 0
         self._ready = asyncio.Event()
         self.ended = False  # every byte was fed
+        self.over = False  # the client's transfer is over, whole or not
         self.behind = False  # the budget was full: the bytes after those queued come otherwise
         self.stopped = ""  # why no more bytes are taken (dropped, or the copy is over)
 
     def feed(self, data: bytes) -> None:
         """A piece of the answer; b"" at its end."""
-        if self.ended or self.behind or self.stopped:
+        if self.ended or self.stopped:
             return
         if not data:
-            self.ended = True
+            self.ended = self.over = True
+        elif self.behind:
+            return
         elif self._queued + len(data) > self.budget:
             self.behind = True  # no more taken; those queued still go
         else:
@@ -88,6 +98,21 @@ class Tee:
         the copy is dropped."""
         if not self.ended and not self.behind:
             self.stop("the answer did not come whole")
+        self.over = True
+        self._ready.set()
+
+    async def _client_done(self, most: float) -> None:
+        """Until the client's transfer is over, `most` seconds at most."""
+        deadline = asyncio.get_running_loop().time() + most
+        while not self.over and not self.stopped:
+            self._ready.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), left)
+        if self.stopped:
+            raise Dropped(self.stopped)
 
     async def pieces(
         self, idle: float, rest: Callable[[int], AsyncIterator[bytes]]
@@ -104,11 +129,12 @@ class Tee:
                 yield chunk
             if self.stopped:
                 raise Dropped(self.stopped)
-            if self.ended:
-                return
-            if self.behind:
+            if self.behind:  # first: the client's end (`ended`) does not end these pieces
+                await self._client_done(REST_WAIT)
                 async for piece in rest(taken):
                     yield piece
+                return
+            if self.ended:
                 return
             self._ready.clear()
             try:

@@ -48,6 +48,7 @@ from addon.object_meta import (
 from addon.tombstones import TombstoneError, Tombstones
 
 MIB = 1024 * 1024
+_THREAD_HASH_FROM = 64 * 1024  # smaller pieces are hashed at once: a thread costs more
 PART_SIZE = 16 * MIB
 MULTIPART_FROM = 64 * MIB
 _MAX_PARTS = 10_000  # S3's
@@ -130,19 +131,24 @@ class _Tally:
     ) -> AsyncIterator[bytes]:
         """The next `length` bytes as they come; `before_last` is awaited before the last
         piece goes (it may raise, and the piece never goes)."""
-        part = hashlib.md5()
+        part = None if length == self.source.size else hashlib.md5()  # one part: the whole's
+        hashes = (self.md5,) if part is None else (self.md5, part)
+        hashing: asyncio.Future[None] | None = None
         remaining = length
         while remaining:
             piece = self._held or await self._next()
             piece, self._held = piece[:remaining], piece[remaining:]
             remaining -= len(piece)
-            part.update(piece)
-            self.md5.update(piece)
             self.count += len(piece)
-            if not remaining and before_last is not None:
-                await before_last()
+            if hashing is not None:
+                await hashing  # in order: the piece before was hashed while it went
+            hashing = _hashed(hashes, piece)
+            if not remaining:
+                await hashing
+                if before_last is not None:
+                    await before_last()
             yield piece
-        self.part_md5s.append(part.digest())
+        self.part_md5s.append((part or self.md5).digest())
 
     async def check(self) -> None:
         """Every byte of the source came, and no more, and they are the source's."""
@@ -363,6 +369,23 @@ def _written(primary: Backend, status: int, answer: bytes, etag: str | None) -> 
     if status != 200 or not etag:
         raise CopyFailed(f"{primary.name} answered {status} {error_code(answer) or ''}".strip())
     return etag
+
+
+def _hashed(hashes: Iterable[hashlib._Hash], piece: bytes) -> asyncio.Future[None]:
+    """`piece` added to each hash; a large one in a thread (hashlib lets go of the GIL), so
+    that the event loop relays the client's bytes meanwhile: hashing twice is most of what a
+    copy costs the process."""
+    if len(piece) < _THREAD_HASH_FROM:
+        _update(hashes, piece)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+    return asyncio.ensure_future(asyncio.to_thread(_update, hashes, piece))
+
+
+def _update(hashes: Iterable[hashlib._Hash], piece: bytes) -> None:
+    for h in hashes:
+        h.update(piece)
 
 
 async def _drawn(pieces: AsyncIterator[bytes], done: asyncio.Event) -> AsyncIterator[bytes]:

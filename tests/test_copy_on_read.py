@@ -11,7 +11,9 @@ import threading
 
 import pytest
 
+from addon import copy_on_read
 from addon.backend_client import BackendClient
+from addon.config import Backend
 from addon.copy_on_read import CopiesOnRead, Tee
 from addon.migration import Migrator, Source
 from tests.support.direct import has_bucket, has_object, put_direct
@@ -282,3 +284,59 @@ def test_copy_on_read_of_256_mib_in_bounded_memory(migrating, backends, bucket):
     assert copy["ContentLength"] == size and copy["ETag"].endswith('-16"')  # 16 MiB parts
     assert stored_sha256(primary, bucket, "large.bin") == sha(body)
     assert peak[0] < RSS_BOUND_MB, peak
+
+
+def backend_of_nowhere() -> Backend:
+    """A fallback these tests never reach: their `rest` stands for its ranged GET."""
+    return Backend(1, "old", "AK", "SK", "http://127.0.0.1:9", use_path_style=True)
+
+
+def test_a_copy_behind_the_client_reads_the_rest_once_the_client_has_its_bytes():
+    """Not both at once: the rest's GET waits for the client's transfer to end (or REST_WAIT)."""
+    source = Source.of(backend_of_nowhere(), "b", "k", [("content-length", "40"), ("etag", '"x"')])
+    assert source is not None
+    asked: list[int] = []
+
+    async def rest(offset: int):
+        asked.append(offset)
+        yield b"r" * (40 - offset)
+
+    async def run() -> bytes:
+        tee = Tee(source, budget=10)
+        tee.feed(b"a" * 8)
+        tee.feed(b"b" * 8)  # over the budget: behind, not taken
+        got = []
+        pieces = tee.pieces(5.0, rest)
+        got.append(await anext(pieces))
+        reading = asyncio.ensure_future(anext(pieces))
+        await asyncio.sleep(0.2)
+        assert not reading.done() and asked == []  # the client is still being served
+        tee.feed(b"c" * 8)
+        tee.feed(b"")  # its transfer is over
+        got.append(await reading)
+        got += [piece async for piece in pieces]
+        return b"".join(got)
+
+    assert asyncio.run(run()) == b"a" * 8 + b"r" * 32
+    assert asked == [8]
+
+
+def test_a_copy_behind_a_slow_client_reads_the_rest_after_rest_wait(monkeypatch):
+    monkeypatch.setattr(copy_on_read, "REST_WAIT", 0.3)
+    source = Source.of(backend_of_nowhere(), "b", "k", [("content-length", "20"), ("etag", '"x"')])
+    assert source is not None
+
+    async def rest(offset: int):
+        yield b"r" * (20 - offset)
+
+    async def run() -> tuple[bytes, float]:
+        tee = Tee(source, budget=10)
+        tee.feed(b"a" * 8)
+        tee.feed(b"b" * 8)
+        began = asyncio.get_running_loop().time()
+        body = b"".join([piece async for piece in tee.pieces(5.0, rest)])
+        return body, asyncio.get_running_loop().time() - began
+
+    body, waited = asyncio.run(run())  # the client never ends: the primary is not kept waiting
+    assert body == b"a" * 8 + b"r" * 12
+    assert 0.3 <= waited < 3
