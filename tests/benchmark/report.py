@@ -195,15 +195,29 @@ def checked(checks: Sequence[Check]) -> list[str]:
     return lines
 
 
+def ratio_checks(
+    figures: Figures,
+    setup: Setup,
+    legs: Sequence[Leg],
+    ours: Way,
+    theirs: Way,
+    large: float,
+    small: dict[str, float],
+) -> list[Check]:
+    """ours / theirs on each leg with a target: `large` for every large leg, `small` by name."""
+    checks: list[Check] = []
+    for leg in legs:
+        bound = large if leg.large else small.get(leg.name)
+        if bound is not None:
+            value = figures.ratio(setup, leg, ours, theirs)
+            checks.append((f"{leg.label}: {ours.name} / {theirs.name}", value, bound, True))
+    return checks
+
+
 def peer_targets(figures: Figures, setup: Setup, peer: Way, legs: Sequence[Leg]) -> list[str]:
     """s3-multi's workers / the peer on small GETs and large transfers; RSS per worker."""
     ours = S3_MULTI_WORKERS
-    checks: list[Check] = []
-    for leg in legs:
-        bound = PEER_TARGET_LARGE if leg.large else PEER_TARGETS.get(leg.name)
-        if bound is not None:
-            value = figures.ratio(setup, leg, ours, peer)
-            checks.append((f"{leg.label}: {ours.name} / {peer.name}", value, bound, True))
+    checks = ratio_checks(figures, setup, legs, ours, peer, PEER_TARGET_LARGE, PEER_TARGETS)
     runs = [m for leg in legs for m in figures.runs(setup, leg, ours)]
     largest = max((m.largest_process_mb or 0.0 for m in runs), default=None)
     checks.append(
@@ -215,12 +229,7 @@ def peer_targets(figures: Figures, setup: Setup, peer: Way, legs: Sequence[Leg])
 def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Trip]) -> list[str]:
     """The targets, checked on `setup` (nginx): s3-multi / plain mitmdump, memory, round trips."""
     ours = S3_MULTI
-    checks: list[Check] = []
-    for leg in legs:
-        bound = TARGET_LARGE if leg.large else TARGETS.get(leg.name)
-        if bound is not None:
-            value = figures.ratio(setup, leg, ours, PLAIN)
-            checks.append((f"{leg.label}: {ours.name} / {PLAIN.name}", value, bound, True))
+    checks = ratio_checks(figures, setup, legs, ours, PLAIN, TARGET_LARGE, TARGETS)
     by_size: dict[int, float] = {}
     for leg in legs:
         if leg.large:
