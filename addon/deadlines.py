@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from weakref import WeakKeyDictionary
 
@@ -40,7 +41,9 @@ class Deadline:
     """The current deadline of one flow: at most one timer at a time."""
 
     def __init__(self, flow: http.HTTPFlow, inject: Injector) -> None:
-        self.flow = flow
+        # Weakly: the flow's Exchange holds this, and is held by registries keyed weakly by the
+        # flow; a strong reference back would keep every flow alive.
+        self.flow = weakref.ref(flow)
         self.inject = inject
         self.phase = ""
         self.seconds = 0.0
@@ -68,8 +71,9 @@ class Deadline:
             self._timer = asyncio.get_running_loop().call_later(rest, self._fire)
             return
         self._timer = None
-        if self.flow.live:
-            self.inject(self.flow, self.phase)
+        flow = self.flow()
+        if flow is not None and flow.live:
+            self.inject(flow, self.phase)
 
 
 class ConnectTimeouts:

@@ -5,8 +5,10 @@ end (test_routing.py, test_running.py); here, what the decisions are."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import json
+import weakref
 from pathlib import Path
 from unittest import mock
 
@@ -333,6 +335,22 @@ def test_the_flow_comment_names_every_backend_tried(tctx):
     assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
     assert ", warm 200 " in flow.comment
     assert flow.comment.endswith("answered by warm")
+
+
+def test_nothing_keeps_a_flow_alive_once_it_is_done(tctx):
+    """Per-flow state lives in registries keyed weakly by the flow: anything in it that held
+    the flow strongly (a deadline did) would keep every flow ever served."""
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, flow)
+    answer(flow, 404)
+    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
+    assert answer(flow, 200, b"found") is PASS
+    run(addon.response, flow)
+    gone = weakref.ref(flow)
+    del flow
+    gc.collect()
+    assert gone() is None
 
 
 def test_a_failed_flow_still_gets_its_comment(tctx):
