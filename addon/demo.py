@@ -53,7 +53,7 @@ def _banner(servers: Sequence[S3Server], host: str, port: int) -> str:
         "",
         "Read an object that only the third backend has (primary and secondary answer 404):",
         f"  {aws} s3 cp s3://{BUCKET}/only-on-{servers[-1].name}.txt -",
-        "List the bucket (answered by the primary) and all buckets (merged):",
+        "List the bucket (merged: the object only the third backend has is in it) and all buckets:",
         f"  {aws} s3 ls s3://{BUCKET}/",
         f"  {aws} s3 ls",
         "Write (goes to the primary only):",
