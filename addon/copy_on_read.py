@@ -60,7 +60,7 @@ class Tee:
         self._queued = 0
         self._ready = asyncio.Event()
         self.ended = False  # every byte was fed
-        self.over = False  # the client's transfer is over, whole or not
+        self._over = asyncio.Event()  # set: the client's transfer is over, or the tee stopped
         self.behind = False  # the budget was full: the bytes after those queued come otherwise
         self.stopped = ""  # why no more bytes are taken (dropped, or the copy is over)
 
@@ -69,7 +69,8 @@ class Tee:
         if self.ended or self.stopped:
             return
         if not data:
-            self.ended = self.over = True
+            self.ended = True
+            self._over.set()
         elif self.behind:
             return
         elif self._queued + len(data) > self.budget:
@@ -92,25 +93,19 @@ class Tee:
             self._chunks.clear()
             self._queued = 0
             self._ready.set()
+            self._over.set()
 
     def cut(self) -> None:
         """The client's transfer is over: if not every byte came (nor will from elsewhere),
         the copy is dropped."""
         if not self.ended and not self.behind:
             self.stop("the answer did not come whole")
-        self.over = True
-        self._ready.set()
+        self._over.set()
 
     async def _client_done(self, most: float) -> None:
         """Until the client's transfer is over, `most` seconds at most."""
-        deadline = asyncio.get_running_loop().time() + most
-        while not self.over and not self.stopped:
-            self._ready.clear()
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), left)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._over.wait(), most)
         if self.stopped:
             raise Dropped(self.stopped)
 

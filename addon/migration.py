@@ -144,7 +144,8 @@ class _Tally:
                 await hashing  # in order: the piece before was hashed while it went
             hashing = _hashed(hashes, piece)
             if not remaining:
-                await hashing
+                if hashing is not None:
+                    await hashing
                 if before_last is not None:
                     await before_last()
             yield piece
@@ -371,15 +372,13 @@ def _written(primary: Backend, status: int, answer: bytes, etag: str | None) -> 
     return etag
 
 
-def _hashed(hashes: Iterable[hashlib._Hash], piece: bytes) -> asyncio.Future[None]:
-    """`piece` added to each hash; a large one in a thread (hashlib lets go of the GIL), so
-    that the event loop relays the client's bytes meanwhile: hashing twice is most of what a
-    copy costs the process."""
+def _hashed(hashes: Iterable[hashlib._Hash], piece: bytes) -> asyncio.Future[None] | None:
+    """`piece` added to each hash: a small one now (None), a large one in a thread (hashlib
+    lets go of the GIL), so that the event loop relays the client's bytes meanwhile: hashing
+    twice is most of what a copy costs the process."""
     if len(piece) < _THREAD_HASH_FROM:
         _update(hashes, piece)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        return None
     return asyncio.ensure_future(asyncio.to_thread(_update, hashes, piece))
 
 
