@@ -181,8 +181,9 @@ class S3Multi:
         )
         ca_file = ctx.options.ssl_verify_upstream_trusted_ca or None
         # Connections in use by requests under the old setup stay theirs.
-        reuse = self.client is not None and self.client.ca_file == ca_file
-        client = self.client if reuse and self.client else BackendClient(ca_file=ca_file)
+        client = self.client
+        if client is None or client.ca_file != ca_file:
+            client = BackendClient(ca_file=ca_file)
         primary, *fallbacks = config.backends
         tombstones = None
         if primary.meta_bucket:

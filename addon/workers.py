@@ -113,7 +113,7 @@ class Supervisor:
 
     async def _keep(self, number: int, metrics_dir: str) -> None:
         """Run worker `number` until the supervisor stops, starting it again when it dies."""
-        delay = 0.0
+        delay, first = 0.0, True
         while not self.stopping.is_set():
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(
@@ -127,11 +127,12 @@ class Supervisor:
             multiprocess.mark_process_dead(process.pid, metrics_dir)
             if self.stopping.is_set():
                 return
-            if status == BAD_CONFIG and not delay:
+            if status == BAD_CONFIG and first:
                 log.error("s3-multi: worker %d refused its config (above): stopping", number)
                 self.status = BAD_CONFIG
                 self._stop(signal.SIGTERM)
                 return
+            first = False
             lived = time.monotonic() - started
             delay = FIRST_DELAY if lived >= STABLE or not delay else min(delay * 2, MOST_DELAY)
             log.warning(
