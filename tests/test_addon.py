@@ -323,15 +323,21 @@ def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
     assert refusal(s3).status_code == 403  # unsigned: refused
 
 
-def test_the_flow_comment_names_every_backend_tried(tctx):
-    """What mitmweb shows for a flow: the backends tried, their answers, the one that answered."""
-    tctx, addon = tctx
+def served_by_the_fallback(addon) -> http.HTTPFlow:
+    """A GET the primary answers 404 and the fallback 200, through every hook to its end."""
     flow = signed_flow("GET", "/bkt/k")
     run(addon.requestheaders, flow)
     answer(flow, 404)
     assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
     assert answer(flow, 200, b"found") is PASS
     run(addon.response, flow)
+    return flow
+
+
+def test_the_flow_comment_names_every_backend_tried(tctx):
+    """What mitmweb shows for a flow: the backends tried, their answers, the one that answered."""
+    tctx, addon = tctx
+    flow = served_by_the_fallback(addon)
     assert flow.comment.startswith("GetObject /bkt/k via [hot 404 ")
     assert ", warm 200 " in flow.comment
     assert flow.comment.endswith("answered by warm")
@@ -341,14 +347,7 @@ def test_nothing_keeps_a_flow_alive_once_it_is_done(tctx):
     """Per-flow state lives in registries keyed weakly by the flow: anything in it that held
     the flow strongly (a deadline did) would keep every flow ever served."""
     tctx, addon = tctx
-    flow = signed_flow("GET", "/bkt/k")
-    run(addon.requestheaders, flow)
-    answer(flow, 404)
-    assert run(exchange(flow).response_body, flow, s3_404("NoSuchKey")) is RETRY
-    assert answer(flow, 200, b"found") is PASS
-    run(addon.response, flow)
-    gone = weakref.ref(flow)
-    del flow
+    gone = weakref.ref(served_by_the_fallback(addon))
     gc.collect()
     assert gone() is None
 
