@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 def _supervise(args: argparse.Namespace) -> int:
     """Start and keep `args.workers` workers, each this command as one process."""
     try:  # one line now, rather than one per worker in a restart loop
-        location = args.users or load_config(args.config).users
+        config = load_config(args.config)
+        location = args.users or config.users
         if location and not polled(location):
             load_users(location, Key(args.access, args.secret))
     except ConfigError as e:

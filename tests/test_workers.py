@@ -156,3 +156,18 @@ def test_a_config_that_workers_refuse_at_start_stops_the_command(tmp_path):
     )
     assert "refused its config (above): stopping" in done.stderr
     assert "starting it again" not in done.stderr
+
+
+def test_a_bad_config_stops_the_command_before_any_worker_with_a_users_file_given(tmp_path):
+    config = tmp_path / "c.json"
+    backend = {"name": "p", "access": "a", "secret": "s", "endpoint": "http://127.0.0.1:9"}
+    config.write_text(json.dumps({"backends": [{**backend, "rgion": "x"}]}))
+    users = tmp_path / "users.yaml"
+    users.write_text("users: []\n")
+    command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
+    command += ["--port", f"127.0.0.1:{free_port()}", "--users", str(users)]
+    env = {**proxy_env(), "HOME": str(tmp_path)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "unknown field 'rgion', did you mean 'region'?" in done.stderr
+    assert "2 workers" not in done.stderr  # none was started
