@@ -19,7 +19,7 @@ from tests.benchmark.legs import (
     large_legs,
 )
 from tests.benchmark.load import LoadResult, lua_string, parse_wrk, percentile, wrk_script
-from tests.benchmark.measurement import Measured, Trip, TripCase
+from tests.benchmark.measurement import Measured, Trip, TripCase, combined
 from tests.benchmark.report import (
     Figures,
     copy_on_read,
@@ -203,9 +203,22 @@ def test_peer_targets_compare_the_workers_with_the_peer_and_check_one_workers_me
     assert lines[-1] == f"✗ {memory}: 160.00 (target <= 150)"
 
 
-def _transfer(mb_per_second: float) -> Measured:
+def _transfer(mb_per_second: float, primary_cpu: float = 0.0) -> Measured:
     result = LoadResult(counted=1, seconds=1.0, nbytes=int(mb_per_second * 1e6))
-    return Measured(result, "s3-multi (SeaweedFS)", {}, cpu_seconds=0.5)
+    cpu = {"s3-multi (SeaweedFS)": 0.5, "weed primary": primary_cpu}
+    return Measured(result, "s3-multi (SeaweedFS)", {}, 0.5, cpu_by_service=cpu)
+
+
+def test_transfers_combined_add_up_counts_times_and_cpu_and_keep_the_peaks():
+    first, second = _transfer(400, 0.4), _transfer(200, 0.2)
+    second.result.fail("status 500")
+    second.peak_rss_mb["s3-multi (SeaweedFS)"] = 90.0
+    both = combined([first, second])
+    assert (both.result.counted, both.result.seconds, both.result.nbytes) == (2, 2.0, 600e6)
+    assert both.result.mb_per_second == 300  # bytes over time, not a mean of rates
+    assert both.result.errors == ["status 500"] and both.result.error_count == 1
+    assert both.cpu_seconds == 1.0 and both.cpu_by_service["weed primary"] == pytest.approx(0.6)
+    assert both.peak_rss_mb == {"s3-multi (SeaweedFS)": 90.0}
 
 
 def test_copy_on_read_is_the_clients_transfer_time_over_the_same_read_without_copy():
@@ -216,13 +229,16 @@ def test_copy_on_read_is_the_clients_transfer_time_over_the_same_read_without_co
     assert not copied.runs_on(S3_MULTI) and not nginx.runs(copied) and seaweed.runs(copied)
     samples = {
         (seaweed.name, plain.name, S3_MULTI.name): [_transfer(400), _transfer(500)],
-        (seaweed.name, copied.name, COPYING.name): [_transfer(380), _transfer(400)],
+        (seaweed.name, copied.name, COPYING.name): [_transfer(380, 0.4), _transfer(400, 0.2)],
     }
     figures = Figures(samples, [*SMALL_LEGS, *legs])
     # per run 400 / 380 = 1.05 and 500 / 400 = 1.25: the median 1.15
+    # the CPU line: medians per transfer, a process that used under 0.01 s left out
     assert copy_on_read(figures, seaweed, legs) == [
         "✓ GET 256 MiB, fallback hit, copied on read: the client's transfer time, "
-        "s3-multi, copy on read / s3-multi: 1.15 (target <= 1.2)"
+        "s3-multi, copy on read / s3-multi: 1.15 (target <= 1.2)",
+        "  CPU seconds per transfer while the client read, with copy: "
+        "s3-multi (SeaweedFS) 0.50, weed primary 0.30; without: s3-multi (SeaweedFS) 0.50",
     ]
     samples[(seaweed.name, copied.name, COPYING.name)] = [_transfer(300)]
     assert copy_on_read(figures, seaweed, legs)[0].startswith("✗ ")

@@ -32,6 +32,9 @@ FALLBACK = "fallback"  # serves an object that only a later backend holds
 LISTING = "merged listing"  # lists the keys of both backends as one
 COPY_ON_READ = "copy on read"  # a fallback's whole object read is copied to the primary
 WRK, ASYNCIO = "wrk", "asyncio"  # small legs' load generators (load.py: wrk cannot replay HEAD)
+# A copied leg's transfers per run, each copied (the copy lands and is removed before the next):
+# one is too noisy to hold to a target.
+COPIED_TRANSFERS = 3
 PRIMARY, SECONDARY = 0, 1  # where an object is placed before the legs, by backend index
 
 

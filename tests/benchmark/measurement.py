@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tests.benchmark.backends import PUT_OK, NginxBackend, NginxPair
@@ -80,6 +80,7 @@ class Measured:
     peak_rss_mb: dict[str, float]  # by service name, every service watched
     cpu_seconds: float | None  # the front's
     largest_process_mb: float | None = None  # the front's largest process (a worker, say)
+    cpu_by_service: dict[str, float] = field(default_factory=dict)  # every service watched
 
     @property
     def front_peak_rss_mb(self) -> float | None:
@@ -90,6 +91,35 @@ class Measured:
         if self.cpu_seconds is None or not self.result.counted:
             return None
         return self.cpu_seconds / self.result.counted * 1e6
+
+
+def combined(parts: Sequence[Measured]) -> Measured:
+    """Legs measured one after the other as one: counts, times and CPU added up, peaks the
+    largest."""
+    first = parts[0]
+    result = LoadResult()
+    for part in parts:
+        r = part.result
+        result.counted, result.seconds = result.counted + r.counted, result.seconds + r.seconds
+        result.nbytes += r.nbytes
+        result.errors = [*result.errors, *r.errors][:3]
+        result.error_count += r.error_count
+    peaks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    for part in parts:
+        for name, mb in part.peak_rss_mb.items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
+        for name, seconds in part.cpu_by_service.items():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+    largest = max((p.largest_process_mb or 0.0 for p in parts), default=0.0) or None
+    return replace(
+        first,
+        result=result,
+        peak_rss_mb=peaks,
+        cpu_seconds=cpu.get(first.front),
+        largest_process_mb=largest,
+        cpu_by_service=cpu,
+    )
 
 
 Samples = dict[tuple[str, str, str], list[Measured]]  # (setup, leg, way) -> one per run
@@ -107,7 +137,7 @@ class Measurer:
         trees = {s.name: process_tree(s.pid) for s in self.services}
         reset = {name: all(reset_peak_rss(pid) for pid in pids) for name, pids in trees.items()}
         front_pids = trees[front.name]
-        cpu_before = cpu_seconds(front_pids)
+        cpu_before = {name: cpu_seconds(pids) for name, pids in trees.items()}
         load = start()
         sampled = 0
         deadline = time.monotonic() + timeout
@@ -119,7 +149,7 @@ class Measurer:
         finally:
             load.close()
         result = load.result()
-        cpu = cpu_seconds(front_pids) - cpu_before
+        cpu = {name: cpu_seconds(pids) - cpu_before[name] for name, pids in trees.items()}
         largest = max(_status_kb(pid, "VmHWM") for pid in front_pids) if reset[front.name] else 0
         peaks = {}
         for service in self.services:
@@ -130,7 +160,8 @@ class Measurer:
                 peaks[service.name] = kb * 1024 / 1e6
         if front.process.poll() is not None:
             result.fail(f"{front.name} exited with {front.process.returncode}")
-        return Measured(result, front.name, peaks, cpu, largest * 1024 / 1e6 or None)
+        largest_mb = largest * 1024 / 1e6 or None
+        return Measured(result, front.name, peaks, cpu[front.name], largest_mb, cpu)
 
 
 # --- backend round trips -----------------------------------------------------------------------

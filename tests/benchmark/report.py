@@ -5,7 +5,17 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 
-from tests.benchmark.legs import ASYNCIO, MIB, PLAIN, S3_MULTI, S3_MULTI_WORKERS, Leg, Setup, Way
+from tests.benchmark.legs import (
+    ASYNCIO,
+    COPIED_TRANSFERS,
+    MIB,
+    PLAIN,
+    S3_MULTI,
+    S3_MULTI_WORKERS,
+    Leg,
+    Setup,
+    Way,
+)
 from tests.benchmark.measurement import Measured, Samples, Trip
 from tests.benchmark.settings import Settings
 
@@ -27,9 +37,10 @@ NOTES = (
     "a way without fallback is compared on its primary-hit figures of the same run.",
     "† replayed by an asyncio client with the same connections, not wrk: wrk cannot replay HEAD "
     "(its parser waits for the body a HEAD answer announces).",
-    "copied on read: through s3-multi with `migrate: on-read` on the fallback; one transfer per "
-    "run (the copy is checked by hash on the primary and removed, for the next to be a fallback "
-    "hit again), compared with s3-multi's fallback hit without copy of the same run.",
+    "copied on read: through s3-multi with `migrate: on-read` on the fallback; "
+    f"{COPIED_TRANSFERS} transfers per run, each copied (the copy is checked by hash on the "
+    "primary and removed, for the next to be a fallback hit again), compared with s3-multi's "
+    "fallback hit without copy of the same run.",
 )
 FAILED_NOTE = "! some requests of the leg failed (wrong status, no answer in 10 s): see PROBLEMS."
 
@@ -249,7 +260,8 @@ def targets(figures: Figures, setup: Setup, legs: Sequence[Leg], trips: list[Tri
 def copy_on_read(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> list[str]:
     """Each copied leg: the client's transfer time through the copying way over that of the
     same read without copy (its stand-in, through s3-multi: one process, as the copying way), in
-    the same run."""
+    the same run; and the CPU each process spent meanwhile, which shows what the copy costs the
+    cores the client's transfer runs on."""
     ours = S3_MULTI
     lines = []
     for way in setup.ways:
@@ -257,16 +269,33 @@ def copy_on_read(figures: Figures, setup: Setup, legs: Sequence[Leg]) -> list[st
             if way.solely is None or not leg.runs_on(way) or not setup.runs(leg):
                 continue
             plain = figures.legs[leg.stand_in or ""]
+            uncopied, copied = figures.runs(setup, plain, ours), figures.runs(setup, leg, way)
             value = run_ratios(  # times are sizes over rates: theirs / ours in MB/s
-                [metric(plain)(m) for m in figures.runs(setup, plain, ours)],
-                [metric(leg)(m) for m in figures.runs(setup, leg, way)],
+                [metric(plain)(m) for m in uncopied], [metric(leg)(m) for m in copied]
             )
             met = value is not None and value <= TARGET_COPY_TIME
-            lines.append(
+            lines += [
                 f"{'✓' if met else '✗'} {leg.label}: the client's transfer time, {way.name} / "
-                f"{ours.name}: {number(value, 2)} (target <= {TARGET_COPY_TIME:g})"
-            )
+                f"{ours.name}: {number(value, 2)} (target <= {TARGET_COPY_TIME:g})",
+                f"  CPU seconds per transfer while the client read, with copy: "
+                f"{cpu_per_transfer(copied)}; without: {cpu_per_transfer(uncopied)}",
+            ]
     return lines
+
+
+def cpu_per_transfer(runs: Sequence[Measured]) -> str:
+    """Each process's CPU per transfer (medians over runs), those that used 0.01 s or more."""
+    names = dict.fromkeys(name for m in runs for name in m.cpu_by_service)
+    used = {}
+    for name in names:
+        seconds = median(
+            m.cpu_by_service[name] / m.result.counted
+            for m in runs
+            if name in m.cpu_by_service and m.result.counted
+        )
+        if seconds is not None and seconds >= 0.01:
+            used[name] = seconds
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in used.items()) or "-"
 
 
 def report(
