@@ -15,7 +15,9 @@ reading both at once would double the bytes this process moves while the client 
 halve the client's speed on a busy machine. If the primary
 fails, or the client's transfer does not complete before that, the copy is dropped (a multipart
 upload aborted) and logged; the client's transfer goes on untouched. At most MAX_COPIES run at
-once; a read beyond that is served without one (the next read of the key copies it).
+once in a process; a read beyond that is served without one (the next read of the key copies
+it). A drain (SIGTERM) waits for the copies running (`settle`), and cuts short those still
+running at its timeout, aborting their multipart uploads.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 from mitmproxy import http
@@ -41,6 +43,9 @@ PIPE_BUDGET = 8 * MIB
 # rest; under the time S3 servers let a request body pause (AWS: about 20 s).
 REST_WAIT = 10.0
 MAX_COPIES = 8
+# Every copy running in this process, across reloads (each builds a CopiesOnRead of its own).
+RUNNING: set[asyncio.Task] = set()
+ABORT_WAIT = 5.0  # seconds for copies cut short to abort their multipart uploads
 _SSE_C = "x-amz-server-side-encryption-customer-algorithm"
 _NOT_WHOLE = frozenset({"partNumber", "versionId"})
 
@@ -140,10 +145,9 @@ class Tee:
 
 @dataclass
 class CopiesOnRead:
-    """The proxy's copies on read: which reads may copy, and the copies running."""
+    """The proxy's copies on read: which reads may copy, and how a copy runs."""
 
     migrator: Migrator
-    running: set[asyncio.Task] = field(default_factory=set)
 
     def for_read(
         self,
@@ -176,6 +180,11 @@ class CopiesOnRead:
             log.info("copy-on-read of %s from %s abandoned: %s", where, source.backend.name, e)
         except CopyFailed as e:
             log.warning("copy-on-read of %s from %s dropped: %s", where, source.backend.name, e)
+        except asyncio.CancelledError:
+            log.warning(
+                "copy-on-read of %s from %s cut short: the proxy stops", where, source.backend.name
+            )
+            raise
         else:
             ms = (time.monotonic() - started) * 1000
             log.info(
@@ -230,14 +239,26 @@ class CopyOnRead:
         source = Source.of(attempt.backend, self.bucket, self.key, pairs)
         if source is None:
             return None
-        running = self.copies.running
-        if len(running) >= MAX_COPIES:
+        if len(RUNNING) >= MAX_COPIES:
             where = printable(source.where)
-            log.info("copy-on-read of %s skipped: %d copies running", where, len(running))
+            log.info("copy-on-read of %s skipped: %d copies running", where, len(RUNNING))
             return None
         tee = Tee(source)
         create_bucket_first = journey.miss_codes[:1] == ["NoSuchBucket"]
         task = asyncio.get_running_loop().create_task(self.copies.run(tee, create_bucket_first))
-        running.add(task)
-        task.add_done_callback(running.discard)
+        RUNNING.add(task)
+        task.add_done_callback(RUNNING.discard)
         return tee
+
+
+async def settle(seconds: float) -> int:
+    """Until every copy running has ended, `seconds` at most; those still running then are
+    cancelled (their uploads aborted, ABORT_WAIT seconds at most). How many were cut short."""
+    running = set(RUNNING)
+    if running:
+        _, running = await asyncio.wait(running, timeout=seconds)
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running, timeout=ABORT_WAIT)
+    return len(running)

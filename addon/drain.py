@@ -2,10 +2,11 @@
 
 A drain stops listening (mitmproxy's own `server` option, so no new connection is accepted; the
 other workers of `s3-multi --workers`, or the other instances behind a balancer, take them),
-lets every request in flight finish (a 1 GiB transfer included), bounded by the drain timeout,
-then shuts mitmproxy down. Answers given while draining say `Connection: close` (HTTP/1), so
-that clients do not send more requests on connections about to go. A second SIGTERM, or SIGINT,
-stops at once (mitmproxy's own shutdown).
+lets every request in flight finish (a 1 GiB transfer included), then every copy on read still
+landing on the primary, bounded by the drain timeout (copies still running then are cut short,
+their multipart uploads aborted), then shuts mitmproxy down. Answers given while draining say
+`Connection: close` (HTTP/1), so that clients do not send more requests on connections about to
+go. A second SIGTERM, or SIGINT, stops at once (mitmproxy's own shutdown).
 
 A request is in flight from its request head (`requestheaders`) to the end of its answer (the
 addon's `response` hook, after the tombstones settled) or its failure (`error`); a flow that
@@ -21,7 +22,7 @@ import weakref
 
 from mitmproxy import ctx, http
 
-from addon import metrics
+from addon import copy_on_read, metrics
 
 log = logging.getLogger(__name__)
 # After the last request in flight: time for its answer's last bytes to leave and for clients
@@ -72,8 +73,10 @@ class Drain:
         self.draining = True
         ctx.options.update(server=False)  # stop listening; open connections go on
         log.info(
-            "s3-multi: draining: no new connections, %d requests in flight, up to %gs",
+            "s3-multi: draining: no new connections, %d requests in flight, %d copies on read "
+            "running, up to %gs",
             self.in_flight,
+            len(copy_on_read.RUNNING),
             timeout,
         )
         deadline = time.monotonic() + timeout
@@ -85,7 +88,10 @@ class Drain:
                 timeout,
                 self.in_flight,
             )
-        else:
+        cut = await copy_on_read.settle(max(0.0, deadline - time.monotonic()))
+        if cut:
+            log.warning("s3-multi: drain timeout (%gs): %d copies on read cut short", timeout, cut)
+        if not self._open and not cut:
             await asyncio.sleep(min(_LINGER, max(0.0, deadline - time.monotonic())))
             log.info("s3-multi: drained, stopping")
         ctx.master.shutdown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -13,12 +14,16 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
+from addon.copy_on_read import ABORT_WAIT
 from tests.support.direct import put_direct
+from tests.support.faulty_backends import LateAnswer
+from tests.support.migration import migrating_config
 from tests.support.proxy import write_config
 
 pytestmark = pytest.mark.e2e
 MIB = 1024 * 1024
 LARGE = os.urandom(24 * MIB)
+SMALL = os.urandom(100_000)
 
 
 def refuses_connections(port: int) -> bool:
@@ -56,7 +61,10 @@ def test_sigterm_lets_a_large_transfer_finish_and_takes_no_new_connection(
     assert digest.hexdigest() == hashlib.sha256(LARGE).hexdigest()
     assert proxy.process.wait(timeout=15) == 0
     log = proxy.log()
-    assert "draining: no new connections, 1 requests in flight, up to 60s" in log
+    assert (
+        "draining: no new connections, 1 requests in flight, 0 copies on read running, up to 60s"
+        in log
+    )
     assert "drained, stopping" in log
 
 
@@ -70,6 +78,44 @@ def test_the_drain_is_bounded_by_its_timeout(backends, run_proxy, tmp_path, buck
     assert 2 <= time.monotonic() - signalled < 10
     assert "drain timeout (2s): stopping with 1 requests in flight" in proxy.log()
     body.close()
+
+
+def copied_through_a_slow_primary(backends, run_proxy, tmp_path, bucket, primary, timeout: int):
+    """A proxy whose primary is the fake `primary` and whose secondary copies on read, after a
+    whole read of an object only the secondary has, and SIGTERM at once."""
+    secondary = backends[1]
+    secondary.client().create_bucket(Bucket=bucket)
+    secondary.client().put_object(Bucket=bucket, Key="moved", Body=SMALL)
+    config = migrating_config(tmp_path / "c.json", [primary, secondary], meta="")
+    proxy = run_proxy(config, f"s3multi_drain_timeout={timeout}")
+    assert proxy.client().get_object(Bucket=bucket, Key="moved")["Body"].read() == SMALL
+    proxy.process.send_signal(signal.SIGTERM)
+    return proxy
+
+
+def test_a_drain_waits_for_a_copy_on_read_to_land(backends, run_proxy, tmp_path, bucket):
+    # The primary takes 2 s to answer the copy's PUT: the requests are over long before.
+    with LateAnswer(hashlib.md5(SMALL).hexdigest(), delay=2.0) as primary:
+        proxy = copied_through_a_slow_primary(backends, run_proxy, tmp_path, bucket, primary, 30)
+        assert proxy.process.wait(timeout=20) == 0
+        puts = [r for r in primary.requests if r.method == "PUT"]
+    log = proxy.log()
+    assert len(puts) == 1 and puts[0].complete and puts[0].body_bytes == len(SMALL)
+    landed = log.index(f"/{bucket}/moved copied from secondary to late")
+    assert re.search(r"draining: no new connections, \d requests in flight, 1 copies on read", log)
+    assert landed < log.index("drained, stopping")
+
+
+def test_a_copy_on_read_past_the_drain_timeout_is_cut_short(backends, run_proxy, tmp_path, bucket):
+    with LateAnswer("never", delay=60) as primary:  # takes the PUT, answers after the drain
+        proxy = copied_through_a_slow_primary(backends, run_proxy, tmp_path, bucket, primary, 2)
+        signalled = time.monotonic()
+        assert proxy.process.wait(timeout=20) == 0
+        assert 2 <= time.monotonic() - signalled < 2 + ABORT_WAIT + 3
+    log = proxy.log()
+    assert f"copy-on-read of /{bucket}/moved from secondary cut short: the proxy stops" in log
+    assert "drain timeout (2s): 1 copies on read cut short" in log
+    assert "drained, stopping" not in log
 
 
 def test_sighup_reloads_the_config_and_keeps_it_when_the_new_one_is_bad(

@@ -443,6 +443,26 @@ class SlowDrip(FakeBackend):
         return True
 
 
+class LateAnswer(FakeBackend):
+    """Lacks every key (a GET or HEAD: 404 NoSuchKey at once) and answers anything else 200 with
+    `etag`, `delay` seconds late: a primary slow to take a copy's PUT."""
+
+    name = "late"
+
+    def __init__(self, etag: str, delay: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.etag, self.delay = etag, delay
+
+    def misbehave(self, conn: socket.socket, request: Received) -> bool:
+        if request.method in ("GET", "HEAD"):
+            conn.sendall(s3_answer(request.method, None))
+            return True
+        if self.stopping.wait(self.delay):
+            return False
+        conn.sendall(head("200 OK", {"ETag": f'"{self.etag}"', "Content-Length": 0}))
+        return True
+
+
 class Blackhole(_Listening):
     """A port where connect() hangs: the kernel drops the SYNs, as for a host that is gone.
 
