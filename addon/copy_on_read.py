@@ -254,11 +254,11 @@ class CopyOnRead:
 async def settle(seconds: float) -> int:
     """Until every copy running has ended, `seconds` at most; those still running then are
     cancelled (their uploads aborted, ABORT_WAIT seconds at most). How many were cut short."""
-    running = set(RUNNING)
-    if running:
-        _, running = await asyncio.wait(running, timeout=seconds)
-    for task in running:
+    if not RUNNING:
+        return 0
+    _, left = await asyncio.wait(set(RUNNING), timeout=seconds)
+    for task in left:
         task.cancel()
-    if running:
-        await asyncio.wait(running, timeout=ABORT_WAIT)
-    return len(running)
+    if left:
+        await asyncio.wait(left, timeout=ABORT_WAIT)
+    return len(left)

@@ -98,15 +98,14 @@ def combined(parts: Sequence[Measured]) -> Measured:
     largest."""
     first = parts[0]
     result = LoadResult()
+    peaks: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for part in parts:
         r = part.result
         result.counted, result.seconds = result.counted + r.counted, result.seconds + r.seconds
         result.nbytes += r.nbytes
         result.errors = [*result.errors, *r.errors][:3]
         result.error_count += r.error_count
-    peaks: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    for part in parts:
         for name, mb in part.peak_rss_mb.items():
             peaks[name] = max(peaks.get(name, 0.0), mb)
         for name, seconds in part.cpu_by_service.items():
