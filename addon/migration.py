@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -47,12 +48,15 @@ from addon.object_meta import (
 )
 from addon.tombstones import TombstoneError, Tombstones
 
+log = logging.getLogger(__name__)
+
 MIB = 1024 * 1024
 _THREAD_HASH_FROM = 64 * 1024  # smaller pieces are hashed at once: a thread costs more
 PART_SIZE = 16 * MIB
 MULTIPART_FROM = 64 * MIB
 _MAX_PARTS = 10_000  # S3's
 _MAX_ANSWER = 64 * 1024
+_ABORT_PAUSES = (0.0, 0.3, 1.0)  # s, before each try: a last part has long arrived by then
 
 
 class Abandoned(Exception):
@@ -293,12 +297,29 @@ class Migrator:
                 etag = s3_xml.text(result, "ETag")
             return _written(self.primary, status, answer, etag)
         except BaseException:
+            await self._abort(source, upload, query)
+            raise
+
+    async def _abort(self, source: Source, upload: str, query: str) -> None:
+        """Abort the upload, again after a pause if the primary fails to: a part it is still
+        taking in may hold the upload (S3 says an abort may take more than one). Gone (404) is
+        aborted."""
+        for pause in _ABORT_PAUSES:
+            await asyncio.sleep(pause)
             with contextlib.suppress(BackendError, OSError):
                 async with self.client.request(
-                    self.primary, "DELETE", source.bucket, path, query
+                    self.primary, "DELETE", source.bucket, key_path(source.key), query
                 ) as reply:
                     await reply.read(_MAX_ANSWER)
-            raise
+                if reply.status in (200, 204, 404):
+                    return
+        log.warning(
+            "could not abort the multipart upload %s of %s/%s on %s: its parts stay there",
+            upload,
+            source.bucket,
+            source.key,
+            self.primary.name,
+        )
 
     async def _parts(self, source: Source, upload: str, tally: _Tally) -> list[str]:
         """Each part in turn; a part's bytes go while the part before waits for its answer,

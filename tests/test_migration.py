@@ -14,7 +14,7 @@ import os
 import pytest
 
 from addon import migration
-from addon.backend_client import BackendClient
+from addon.backend_client import BackendClient, BackendError
 from addon.migration import Abandoned, CopyFailed, Migrator, Source, part_sizes
 from addon.tombstones import Tombstones, key_of
 from tests.support.direct import put_direct
@@ -25,14 +25,18 @@ pytestmark = pytest.mark.e2e
 
 class Interleaved(BackendClient):
     """A BackendClient that runs `after(method, backend name, key path, query, status)` once
-    each request of the copy's is answered, before the copy goes on."""
+    each request of the copy's is answered, before the copy goes on; a request `lose(method,
+    query)` is true of fails as a lost connection does, without reaching the backend."""
 
-    def __init__(self, after) -> None:
+    def __init__(self, after, lose) -> None:
         super().__init__()
         self.after = after
+        self.lose = lose
 
     @contextlib.asynccontextmanager
     async def request(self, backend, method, bucket, key_path="", query="", *args, **kwargs):
+        if self.lose(method, query):
+            raise BackendError("the connection was lost")
         async with super().request(
             backend, method, bucket, key_path, query, *args, **kwargs
         ) as reply:
@@ -45,7 +49,9 @@ async def pieces(body: bytes, size: int = MIB):
         yield body[start : start + size]
 
 
-def copy(backends, bucket: str, key: str, body: bytes, after=None, sent: bytes | None = None):
+def copy(
+    backends, bucket: str, key: str, body: bytes, after=None, sent: bytes | None = None, lose=None
+):
     """Copy `body`, placed on the secondary, to the primary through a Migrator; `sent` is what
     the copy reads instead (bytes that are not the source's)."""
     primary, secondary = backend(backends[0], 0, meta_bucket=META), backend(backends[1], 1)
@@ -57,7 +63,7 @@ def copy(backends, bucket: str, key: str, body: bytes, after=None, sent: bytes |
     assert source is not None
 
     async def run():
-        client = Interleaved(after or (lambda *answered: None))
+        client = Interleaved(after or (lambda *answered: None), lose or (lambda *sent: False))
         try:
             migrator = Migrator(client, primary, Tombstones(primary, (secondary,), client))
             return await migrator.copy(source, pieces(body if sent is None else sent))
@@ -148,6 +154,28 @@ def test_bytes_that_are_not_the_sources_never_land(backends, bucket, shape, faul
         copy(backends, bucket, "k.bin", body, sent=sent)
     assert head_or_none(backends[0], bucket, "k.bin") is None
     assert not backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+@pytest.mark.parametrize("lost", [1, len(migration._ABORT_PAUSES)])
+def test_an_abort_that_fails_is_tried_again(backends, bucket, small_parts, lost, caplog):
+    """A failed multipart copy is aborted again when an abort fails (S3 says one may not
+    suffice); when every try fails, the log names the upload left on the primary."""
+    aborts = []
+
+    def lose(method, query):
+        if method != "DELETE" or "uploadId=" not in query:
+            return False
+        aborts.append(query)
+        return len(aborts) <= lost
+
+    with pytest.raises(CopyFailed):
+        copy(backends, bucket, "k.bin", os.urandom(11 * MIB), sent=b"too few", lose=lose)
+    uploads = backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    if lost < len(migration._ABORT_PAUSES):
+        assert (len(aborts), uploads) == (lost + 1, [])
+    else:
+        assert len(aborts) == lost and [u["Key"] for u in uploads] == ["k.bin"]
+        assert f"could not abort the multipart upload {uploads[0]['UploadId']}" in caplog.text
 
 
 def test_a_delete_removes_a_copy_that_landed_behind_it(backends, bucket):
