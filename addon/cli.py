@@ -27,12 +27,15 @@ from mitmproxy.addons.script import load_script
 from mitmproxy.options import Options
 from mitmproxy.tools.dump import DumpMaster
 
-from addon import migrate_command, shared_port, tombstone_command, workers
-from addon.auth_checks import Key
-from addon.config import load_config
-from addon.config_files import ConfigError
-from addon.users import load_users
-from addon.users_source import polled
+from addon.auth.checks import Key
+from addon.auth.users import load_users
+from addon.config.files import ConfigError
+from addon.config.settings import load_config
+from addon.migration import command as migrate_command
+from addon.mitm import shared_port
+from addon.namespace import tombstone_command
+from addon.ops import workers
+from addon.ops.users_source import polled
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with

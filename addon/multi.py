@@ -28,24 +28,26 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
-from addon import backends, client_heads, metrics, retarget, status_paths, upstream_control, workers
-from addon.auth_checks import Key
-from addon.backend_client import BackendClient
-from addon.client_auth import ClientAuth
-from addon.config import DEFAULT_REGION, load_config
-from addon.config_files import ConfigError
-from addon.deadlines import ConnectTimeouts
-from addon.drain import Drain
-from addon.errors import S3Error, error_response, new_request_id
-from addon.exchange import Exchange
-from addon.journey import printable
-from addon.listing import BucketsMerge
-from addon.object_listing import ListingMerge
-from addon.router import Router, resource
-from addon.status_paths import Readiness, StatusAnswer
-from addon.tombstones import Tombstones
-from addon.users import Users
-from addon.users_source import UsersSource, polled
+from addon.auth.checks import Key
+from addon.auth.client_auth import ClientAuth
+from addon.auth.users import Users
+from addon.config.files import ConfigError
+from addon.config.settings import DEFAULT_REGION, load_config
+from addon.gateway.router import Router, resource
+from addon.mitm import client_heads, upstream_control
+from addon.namespace.bucket_listing import BucketsMerge
+from addon.namespace.object_listing import ListingMerge
+from addon.namespace.tombstones import Tombstones
+from addon.ops import metrics, status_paths, workers
+from addon.ops.in_flight import Drain
+from addon.ops.status_paths import Readiness, StatusAnswer
+from addon.ops.users_source import UsersSource, polled
+from addon.s3.errors import S3Error, error_response, new_request_id
+from addon.upstream import backends, retarget
+from addon.upstream.backend_client import BackendClient
+from addon.upstream.deadlines import ConnectTimeouts
+from addon.upstream.exchange import Exchange
+from addon.upstream.journey import printable
 
 log = logging.getLogger("s3multi")
 ProxyAnswer = BucketsMerge | ListingMerge | StatusAnswer  # requests the proxy answers itself

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from addon.local_backends import START, S3Server, free_port, weed_binary
+from addon.local.servers import START, S3Server, free_port, weed_binary
 from tests.support.proxy import (
     STARTED,
     Proxy,

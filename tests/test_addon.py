@@ -22,9 +22,9 @@ from mitmproxy.flow import Error
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon import upstream_control
-from addon.exchange import Exchange
-from addon.upstream_control import PASS, RETRY, AnswerInstead, ReadBody
+from addon.mitm import upstream_control
+from addon.mitm.upstream_control import PASS, RETRY, AnswerInstead, ReadBody
+from addon.upstream.exchange import Exchange
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY_HOST = "127.0.0.1:7070"

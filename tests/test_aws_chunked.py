@@ -13,17 +13,17 @@ from unittest import mock
 
 import pytest
 
-from addon.aws_chunked import (
+from addon.s3.aws_chunked import (
     SIGNED,
     SIGNED_TRAILER,
     UNSIGNED_TRAILER,
     AwsChunkedUpload,
     decoded_headers,
 )
-from addon.body_checks import PayloadHashCheck
-from addon.errors import S3Error
-from addon.sigv4 import ChunkChain, signing_key
-from addon.uploads import stream_callable
+from addon.s3.body_checks import PayloadHashCheck
+from addon.s3.errors import S3Error
+from addon.s3.sigv4 import ChunkChain, signing_key
+from addon.upstream.uploads import stream_callable
 from tests.support import aws_chunked_reference as reference
 from tests.support.raw_http import Request
 from tests.support.root_keys import ROOT_SECRET

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from addon.local_backends import free_port, start_moto_servers
+from addon.local.servers import free_port, start_moto_servers
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
 from tests.support.proxy import proxy_env, start_proxy

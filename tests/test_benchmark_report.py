@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from addon import sigv4
+from addon.s3 import sigv4
 from tests.benchmark.http1 import Keys, body_length, parse_head, sign, tampered
 from tests.benchmark.legs import (
     COPYING,

@@ -26,10 +26,10 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
-from addon import sigv4
-from addon.auth_checks import Key, KeyTable, Verified
-from addon.client_auth import ClientAuth
-from addon.errors import S3Error, render
+from addon.auth.checks import Key, KeyTable, Verified
+from addon.auth.client_auth import ClientAuth
+from addon.s3 import sigv4
+from addon.s3.errors import S3Error, render
 
 ACCESS = "AKIAROOTEXAMPLE7Q2Z"
 SECRET = "root-secret-wJalrXUtnFEMI-K7MDENG-bPxRfiCY"

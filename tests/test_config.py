@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from addon.config import ConfigError, load_config, parse_config
+from addon.config.settings import ConfigError, load_config, parse_config
 from tests.support.files import write_document
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -11,11 +11,11 @@ import threading
 
 import pytest
 
-from addon import copy_on_read
-from addon.backend_client import BackendClient
-from addon.config import Backend
-from addon.copy_on_read import CopiesOnRead, Tee
-from addon.migration import Migrator, Source
+from addon.config.settings import Backend
+from addon.migration import copy_on_read
+from addon.migration.copier import Migrator, Source
+from addon.migration.copy_on_read import CopiesOnRead, Tee
+from addon.upstream.backend_client import BackendClient
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.migration import (
     MIB,

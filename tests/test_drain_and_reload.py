@@ -14,7 +14,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from addon.copy_on_read import ABORT_WAIT
+from addon.migration.copy_on_read import ABORT_WAIT
 from tests.support.direct import put_direct
 from tests.support.faulty_backends import LateAnswer
 from tests.support.migration import migrating_config

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from addon.errors import KNOWN, S3Error, error_response, new_request_id, render
+from addon.s3.errors import KNOWN, S3Error, error_response, new_request_id, render
 
 # --- errors: S3Error and render -----------------------------------------------------------------
 

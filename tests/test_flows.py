@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from mitmproxy import io
 
-from addon.local_backends import free_port
+from addon.local.servers import free_port
 from tests.support.direct import put_direct
 from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
 from tests.support.raw_http import Connection, Request, send

@@ -22,13 +22,13 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from addon.auth_checks import Key
-from addon.backend_client import BackendClient
-from addon.config import load_config
-from addon.local_backends import free_port
-from addon.rights import Role
-from addon.users import Users
-from addon.users_source import UsersSource
+from addon.auth.checks import Key
+from addon.auth.rights import Role
+from addon.auth.users import Users
+from addon.config.settings import load_config
+from addon.local.servers import free_port
+from addon.ops.users_source import UsersSource
+from addon.upstream.backend_client import BackendClient
 from tests.support import direct, signing
 from tests.support.clients import s3_client
 from tests.support.direct import has_bucket, has_object, put_direct

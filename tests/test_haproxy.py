@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy import certs
 
-from addon.local_backends import free_port, wait_for_port
+from addon.local.servers import free_port, wait_for_port
 from tests.support import mixed_load
 from tests.support.clients import s3_client
 from tests.support.direct import has_object, put_direct

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from addon.config import Backend
-from addon.journey import (
+from addon.config.settings import Backend
+from addon.s3.operations import TABLE, Route, Scope, classify, parse_path
+from addon.upstream.journey import (
     Answer,
     AskNext,
     Journey,
@@ -18,7 +19,6 @@ from addon.journey import (
     error_code,
     printable,
 )
-from addon.operations import TABLE, Route, Scope, classify, parse_path
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 HOT, WARM, COLD = (

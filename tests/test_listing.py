@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from addon.listing import BucketList
-from addon.s3_xml import S3_NS
+from addon.namespace.bucket_listing import BucketList
+from addon.s3.xml import S3_NS
 
 NS = {"s3": S3_NS}
 

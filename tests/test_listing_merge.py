@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from addon.errors import S3Error
-from addon.listing_merge import Entry, Merge, Page
-from addon.listing_pages import ListingRequest, Tokens, parse_page, render
+from addon.namespace.listing_merge import Entry, Merge, Page
+from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
+from addon.s3.errors import S3Error
 
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from addon import demo
-from addon.local_backends import free_port, s3_client, start_seaweed_servers
+from addon.local.servers import free_port, s3_client, start_seaweed_servers
 from tests.support.processes import VENV_BIN, child_env
 from tests.support.proxy import start_proxy
 

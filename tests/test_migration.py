@@ -13,10 +13,10 @@ import os
 
 import pytest
 
-from addon import migration
-from addon.backend_client import BackendClient, BackendError
-from addon.migration import Abandoned, CopyFailed, Migrator, Source, part_sizes
-from addon.tombstones import Tombstones, key_of
+from addon.migration import copier as migration
+from addon.migration.copier import Abandoned, CopyFailed, Migrator, Source, part_sizes
+from addon.namespace.tombstones import Tombstones, key_of
+from addon.upstream.backend_client import BackendClient, BackendError
 from tests.support.direct import put_direct
 from tests.support.migration import META, MIB, backend, head_or_none, stored_sha256
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from addon.operations import (
+from addon.s3.operations import (
     SUBRESOURCES,
     TABLE,
     Operation,

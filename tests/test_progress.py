@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from addon.migrate_drain import ALREADY, DELETED, Report
-from addon.progress import Progress, size, status, summary, terminal_line
+from addon.migration.drain import ALREADY, DELETED, Report
+from addon.migration.progress import Progress, size, status, summary, terminal_line
 
 
 def report_at(started: float = 0.0) -> Report:

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from mitmproxy import io
 
-from addon.local_backends import free_port
+from addon.local.servers import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN, aws_cli, child_env, dead_endpoint
 from tests.support.proxy import (

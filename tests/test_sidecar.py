@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from addon.local_backends import free_port
+from addon.local.servers import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import aws_cli
 from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config

@@ -20,11 +20,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from mitmproxy.http import Headers
 
-from addon import sigv2
-from addon.auth_checks import Key, KeyTable
-from addon.client_auth import ClientAuth
-from addon.errors import S3Error
-from addon.operations import SUBRESOURCES, TABLE, Scope
+from addon.auth import sigv2
+from addon.auth.checks import Key, KeyTable
+from addon.auth.client_auth import ClientAuth
+from addon.s3.errors import S3Error
+from addon.s3.operations import SUBRESOURCES, TABLE, Scope
 
 ACCESS, SECRET = "AKIAROOTEXAMPLE7Q2Z", "root-secret-for-scope-tests"
 HOST = "gw.example.test:7070"

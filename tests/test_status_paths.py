@@ -10,7 +10,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from addon.status_paths import TTL
+from addon.ops.status_paths import TTL
 from tests.support.direct import put_direct
 from tests.support.faulty_backends import Hang
 from tests.support.processes import dead_endpoint

@@ -22,7 +22,7 @@ from mitmproxy.proxy.layers.http._http2 import Http2Connection
 from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
 from mitmproxy.proxy.server import ConnectionHandler
 
-from addon import client_heads, shared_port, upstream_control
+from addon.mitm import client_heads, shared_port, upstream_control
 
 # name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {

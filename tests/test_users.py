@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from addon import rights
-from addon.auth_checks import Key
-from addon.config import load_config
-from addon.config_files import ConfigError
-from addon.errors import S3Error
-from addon.operations import TABLE
-from addon.rights import Right, Role, User
-from addon.users import PENDING, Users, load_users
+from addon.auth import rights
+from addon.auth.checks import Key
+from addon.auth.rights import Right, Role, User
+from addon.auth.users import PENDING, Users, load_users
+from addon.config.files import ConfigError
+from addon.config.settings import load_config
+from addon.s3.errors import S3Error
+from addon.s3.operations import TABLE
 from tests.support.files import write_document
 
 ROOT = Key("root-access-key", "root-secret-never-shown")

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from addon import workers
-from addon.local_backends import free_port
+from addon.local.servers import free_port
+from addon.ops import workers
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
 from tests.support.proxy import Proxy, proxy_env, start_proxy, write_config

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from addon.local_backends import free_port, wait_for_port
+from addon.local.servers import free_port, wait_for_port
 from tests.benchmark.http1 import (
     BLOCK,
     BUCKET,

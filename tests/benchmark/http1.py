@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from addon.sigv4 import UNSIGNED_PAYLOAD
+from addon.s3.sigv4 import UNSIGNED_PAYLOAD
 from tests.benchmark.suite import Request, sigv4
 
 BUCKET = "bench"

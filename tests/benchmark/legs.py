@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from addon.workers import cores
+from addon.ops.workers import cores
 from tests.benchmark import backends, services
 from tests.benchmark.backends import Pair
 from tests.benchmark.services import Backend, Endpoint

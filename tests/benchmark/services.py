@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from addon.local_backends import free_port, wait_for_port
+from addon.local.servers import free_port, wait_for_port
 from tests.benchmark.http1 import Keys
 from tests.benchmark.suite import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, mitmdump_command
 

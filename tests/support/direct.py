@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from addon.local_backends import S3Server
+from addon.local.servers import S3Server
 
 
 def client(server: S3Server):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from addon.config import Backend
-from addon.local_backends import S3Server
+from addon.config.settings import Backend
+from addon.local.servers import S3Server
 
 META = "s3multi-meta-migrate"
 MIB = 1024 * 1024

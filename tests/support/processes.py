@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from addon.local_backends import free_port
+from addon.local.servers import free_port
 from tests.support.root_keys import REGION, ROOT_ACCESS, ROOT_SECRET
 
 REPO = Path(__file__).resolve().parents[2]

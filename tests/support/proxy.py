@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from addon.local_backends import S3Server, free_port, wait_for_port
+from addon.local.servers import S3Server, free_port, wait_for_port
 from tests.support.clients import s3_client
 from tests.support.processes import REPO, VENV_BIN, child_env
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET

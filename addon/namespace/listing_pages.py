@@ -1,0 +1,209 @@
+"""A listing's request and pages, sans-IO: what the client asked (`ListingRequest`), where a
+page ended (`Tokens`), one backend's ListBucketResult read (`parse_page`), and the client's page
+written (`render`) with S3's fields in S3's order."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, replace
+from urllib.parse import quote, unquote_plus
+from xml.sax.saxutils import escape
+
+from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
+from addon.s3 import sigv4
+from addon.s3 import xml as s3_xml
+from addon.s3.errors import S3Error
+
+_FIELDS = ("LastModified", "ETag", "ChecksumAlgorithm", "ChecksumType", "Size", "StorageClass")
+
+
+@dataclass(frozen=True)
+class ListingRequest:
+    """What the client asked, in S3's terms."""
+
+    v2: bool
+    bucket: str
+    prefix: str = ""
+    delimiter: str = ""
+    max_keys: int = MAX_KEYS
+    start: str | None = None  # where the page starts: the marker, start-after or token's
+    marker: str | None = None  # v1, as sent
+    start_after: str | None = None  # v2, as sent
+    token: str | None = None  # v2, as sent
+    url_encoded: bool = False
+    owner: bool = False
+
+    @classmethod
+    def parse(
+        cls, v2: bool, bucket: str, pairs: list[tuple[str, str]], tokens: Tokens
+    ) -> ListingRequest:
+        query = dict(pairs)
+        try:
+            max_keys = int(query.get("max-keys", MAX_KEYS))
+        except ValueError:
+            max_keys = -1
+        if max_keys < 0:
+            raise S3Error(
+                "InvalidArgument", "Argument maxKeys must be an integer between 0 and 2147483647"
+            )
+        encoding = query.get("encoding-type")
+        if encoding not in (None, "url"):
+            raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        token = query.get("continuation-token") if v2 else None
+        marker = None if v2 else query.get("marker")
+        start_after = query.get("start-after") if v2 else None
+        start = marker if not v2 else start_after
+        if token is not None:
+            start = tokens.position(token, prefix, delimiter)
+        return cls(
+            v2=v2,
+            bucket=bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            max_keys=max_keys,
+            start=start or None,
+            marker=marker,
+            start_after=start_after,
+            token=token,
+            url_encoded=encoding == "url",
+            owner=not v2 or query.get("fetch-owner") == "true",
+        )
+
+    @property
+    def starts_after_prefix(self) -> bool:
+        """Whether the page starts after a common prefix (a NextMarker, or the last name of a
+        previous page): a name whose first delimiter after the prefix is its end."""
+        if self.start is None or not self.delimiter or not self.start.startswith(self.prefix):
+            return False
+        rest = self.start[len(self.prefix) :]
+        return rest.endswith(self.delimiter) and rest.find(self.delimiter) == len(rest) - len(
+            self.delimiter
+        )
+
+    def backend_query(self, start_after: str | None, wanted: int) -> str:
+        pairs = [("list-type", "2"), ("encoding-type", "url")]
+        pairs += [("max-keys", str(max(1, min(wanted, MAX_KEYS))))]
+        pairs += [(k, v) for k, v in (("prefix", self.prefix), ("delimiter", self.delimiter)) if v]
+        if start_after:
+            pairs.append(("start-after", start_after))
+        if self.owner:
+            pairs.append(("fetch-owner", "true"))
+        return sigv4.canonical_query(pairs)
+
+
+class Tokens:
+    """ContinuationTokens: where a page ended, signed so that a client cannot move it."""
+
+    def __init__(self, root_secret: str) -> None:
+        self.key = hmac.new(root_secret.encode(), b"s3-multi listing token", "sha256").digest()
+
+    def make(self, after: str, prefix: str, delimiter: str) -> str:
+        body = base64.urlsafe_b64encode(json.dumps([after, prefix, delimiter]).encode())
+        return f"{body.decode()}.{self._mac(body)}"
+
+    def position(self, token: str, prefix: str, delimiter: str) -> str:
+        body, _, mac = token.encode().partition(b".")
+        try:
+            if not hmac.compare_digest(mac.decode(), self._mac(body)):
+                raise ValueError("forged")
+            after, token_prefix, token_delimiter = json.loads(base64.urlsafe_b64decode(body))
+        except (ValueError, UnicodeDecodeError, TypeError):
+            raise S3Error(
+                "InvalidArgument", "The continuation token provided is incorrect"
+            ) from None
+        if (token_prefix, token_delimiter) != (prefix, delimiter):
+            raise S3Error("InvalidArgument", "The continuation token provided is incorrect")
+        return str(after)
+
+    def _mac(self, body: bytes) -> str:
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
+
+
+def parse_page(backend: int, body: bytes) -> Page:
+    """One backend's ListBucketResult (v2, asked url-encoded); ValueError if it is not one."""
+    document = s3_xml.root(body, "ListBucketResult")
+    entries = []
+    top: dict[str, str] = {}  # the page's own fields, wherever they come
+    for element in document:
+        kind = s3_xml.local(element.tag)
+        if kind == "Contents":
+            named = s3_xml.children(element)
+            fields = [(n, s3_xml.value(named[n])) for n in _FIELDS if n in named]
+            owner = named.get("Owner")
+            if owner is not None:
+                fields += [("Owner.ID", s3_xml.text(owner, "ID"))]
+                fields += [("Owner.DisplayName", s3_xml.text(owner, "DisplayName"))]
+            key = s3_xml.value(named.get("Key"), strip=False)
+            entries.append(Entry(key, False, backend, tuple(fields)))
+        elif kind == "CommonPrefixes":
+            entries.append(Entry(s3_xml.text(element, "Prefix", strip=False), True, backend))
+        else:
+            top.setdefault(kind, s3_xml.value(element))
+    if top.get("EncodingType") == "url":
+        entries = [replace(e, name=unquote_plus(e.name)) for e in entries]
+    for prefixes in (False, True):
+        names = [e.name for e in entries if e.prefix is prefixes]
+        if names != sorted(names):
+            # A merge relies on S3's order; SeaweedFS, for one, lists in directory order.
+            raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
+    entries.sort(key=lambda e: e.name)
+    return Page(entries, top.get("IsTruncated", "").lower() == "true")
+
+
+def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
+    """The ListBucketResult S3 would give for this page."""
+    encode = (lambda s: quote(s, safe="/")) if request.url_encoded else (lambda s: s)
+
+    def element(name: str, value: str | None, encoded: bool = False) -> str:
+        if value is None:
+            return ""
+        return f"<{name}>{escape(encode(value) if encoded else value)}</{name}>"
+
+    keys = [e for e in merge.emitted if not e.prefix]
+    prefixes = [e for e in merge.emitted if e.prefix]
+    truncated = merge.truncated and bool(merge.emitted)
+    head = [element("Name", request.bucket), element("Prefix", request.prefix, True)]
+    if request.v2:
+        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("MaxKeys", str(request.max_keys))]
+        head += [element("EncodingType", "url" if request.url_encoded else None)]
+        head += [element("KeyCount", str(len(merge.emitted)))]
+        head += [element("IsTruncated", str(truncated).lower())]
+        head += [element("ContinuationToken", request.token)]
+        if truncated and merge.last is not None:
+            next_token = tokens.make(merge.last, request.prefix, request.delimiter)
+            head += [element("NextContinuationToken", next_token)]
+        head += [element("StartAfter", request.start_after, True)]
+    else:
+        head += [element("Marker", request.marker or "", True)]
+        if truncated and request.delimiter:
+            head += [element("NextMarker", merge.last, True)]
+        head += [element("MaxKeys", str(request.max_keys))]
+        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("EncodingType", "url" if request.url_encoded else None)]
+        head += [element("IsTruncated", str(truncated).lower())]
+    contents = "".join(_contents(entry, request.owner, element) for entry in keys)
+    common = "".join(
+        f"<CommonPrefixes>{element('Prefix', e.name, True)}</CommonPrefixes>" for e in prefixes
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{s3_xml.S3_NS}">'
+        f"{''.join(head)}{contents}{common}</ListBucketResult>"
+    ).encode()
+
+
+def _contents(entry: Entry, owner: bool, element) -> str:
+    fields = dict(entry.fields)
+    parts = [element("Key", entry.name, True)]
+    parts += [element(name, fields.get(name)) for name in _FIELDS if name != "StorageClass"]
+    if owner and "Owner.ID" in fields:
+        parts.append(
+            f"<Owner>{element('ID', fields['Owner.ID'])}"
+            f"{element('DisplayName', fields.get('Owner.DisplayName'))}</Owner>"
+        )
+    parts.append(element("StorageClass", fields.get("StorageClass")))
+    return f"<Contents>{''.join(parts)}</Contents>"

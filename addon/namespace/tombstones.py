@@ -1,0 +1,355 @@
+"""Deletes that stick: a tombstone on the primary hides the fallback copies a delete left.
+
+A DELETE (or DeleteObjects) through the proxy removes the key from the primary only: writes never
+touch a fallback. If a fallback still has the key, the next read would serve it again. So, when
+the primary's `metaBucket` is set, the delete leaves a tombstone there, the object
+`tombstones/<bucket>/<key>`, whose body names each fallback that had the key and the ETag of the
+copy it had (`{"hides": {"warm": "\\"9b2c...\\""}}`). Reads consult it only when the primary
+misses (a primary hit stays one round trip); a fallback's copy with that ETag is then absent, one
+written there since (another ETag) shows again. A later PUT, CompleteMultipartUpload or copy of
+the key through the proxy removes the tombstone. The state lives in S3 only: every instance over
+the same backends agrees at once.
+
+This module makes the proxy's own requests for it (`backend_client`): writing, clearing and
+reading tombstones for listings, and pruning those whose fallback copies are gone.
+
+A copy of a fallback's object to the primary (`migration`: copy-on-read, the drain) may land
+while a delete of that key is on its way. The copy reads the tombstone after it landed; the
+delete, after writing the tombstone, looks for such a copy on the primary (its
+x-amz-meta-s3multi-source-etag names a copy the tombstone hides) and removes it: whichever
+comes second sees the other, so a deleted key never comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from mitmproxy import http
+
+from addon.auth.checks import Verified
+from addon.config.settings import Backend
+from addon.namespace.object_meta import SOURCE_ETAG, same_etag
+from addon.s3 import sigv4
+from addon.s3 import xml as s3_xml
+from addon.s3.errors import S3Error, error_response
+from addon.upstream.backend_client import BackendClient, BackendError
+from addon.upstream.journey import error_code
+from addon.upstream.retarget import Plan
+from addon.upstream.uploads import BodyPlan
+
+log = logging.getLogger(__name__)
+PREFIX = "tombstones/"
+_MAX_BODY = 64 * 1024
+_CONCURRENCY = 16
+_BODIES_KEPT = 10_000
+
+
+def key_of(bucket: str, key: str) -> str:
+    return f"{PREFIX}{bucket}/{key}"
+
+
+def lookup(meta_bucket: str, bucket: str, key: str) -> Plan:
+    """The GET of a key's tombstone, as a request that `retarget.aim` can send in-flow."""
+    verified = Verified((), sigv4.EMPTY_SHA256)
+    path = sigv4.canonical_path("/" + key_of(bucket, key))[1:]
+    return Plan("GET", meta_bucket, path, "", (), verified, BodyPlan(verified))
+
+
+class TombstoneError(Exception):
+    """A tombstone could not be written, read or removed."""
+
+
+@dataclass
+class Tombstones:
+    primary: Backend
+    fallbacks: tuple[Backend, ...]
+    client: BackendClient
+
+    def __post_init__(self) -> None:
+        # Tombstone bodies by (key, ETag): content that cannot change under that ETag, so any
+        # instance may keep it without ever disagreeing with another.
+        self._bodies: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+
+    @property
+    def meta_bucket(self) -> str:
+        return self.primary.meta_bucket
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def bury(self, bucket: str, keys: Iterable[str]) -> None:
+        """After the primary deleted `keys`: a tombstone for each that a fallback still has."""
+        limit = asyncio.Semaphore(_CONCURRENCY)
+
+        async def one(key: str) -> None:
+            async with limit:
+                hides = await self._copies(bucket, key)
+                if hides:
+                    await self._put(key_of(bucket, key), {"hides": hides})
+                    await self._remove_landed_copy(bucket, key, hides)
+
+        await asyncio.gather(*(one(k) for k in keys))
+
+    async def clear(self, bucket: str, key: str) -> None:
+        """The key was written through the proxy: nothing of it is hidden any more."""
+        try:
+            async with self.client.request(
+                self.primary, "DELETE", self.meta_bucket, path_of(key_of(bucket, key))
+            ) as reply:
+                body = await reply.read(_MAX_BODY)
+        except BackendError as e:
+            raise TombstoneError(str(e)) from None
+        if reply.status not in (200, 204) and error_code(body) != "NoSuchBucket":
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+
+    async def _copies(self, bucket: str, key: str) -> dict[str, str]:
+        """Fallback name -> the ETag of its copy, for the fallbacks that have the key."""
+
+        async def etag(backend: Backend) -> str | None:
+            try:
+                async with self.client.request(backend, "HEAD", bucket, path_of(key)) as reply:
+                    found = reply.header("etag") if reply.status == 200 else None
+                    await reply.read(0)
+            except BackendError as e:
+                raise TombstoneError(f"{backend.name}: {e}") from None
+            if reply.status not in (200, 403, 404):
+                raise TombstoneError(f"{backend.name} answered {reply.status}")
+            return found
+
+        found = await asyncio.gather(*(etag(b) for b in self.fallbacks))
+        return {b.name: e for b, e in zip(self.fallbacks, found, strict=True) if e is not None}
+
+    async def _remove_landed_copy(self, bucket: str, key: str, hides: dict[str, str]) -> None:
+        """A copy of a hidden fallback copy that reached the primary after the delete did."""
+        try:
+            async with self.client.request(self.primary, "HEAD", bucket, path_of(key)) as head:
+                await head.read(0)
+            source = head.header(SOURCE_ETAG) if head.status == 200 else None
+            if source is None or not any(same_etag(source, e) for e in hides.values()):
+                return
+            condition = [("if-match", head.header("etag") or "")]  # not a client's write since
+            async with self.client.request(
+                self.primary, "DELETE", bucket, path_of(key), headers=condition
+            ) as reply:
+                await reply.read(_MAX_BODY)
+        except BackendError as e:
+            raise TombstoneError(f"{self.primary.name}: {e}") from None
+        if reply.status not in (200, 204, 412):
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+        log.info("/%s/%s: a copy that landed during its delete was removed", bucket, key)
+
+    async def _put(self, key: str, document: dict) -> None:
+        body = json.dumps(document, sort_keys=True).encode()
+        headers = [("content-type", "application/json")]
+        for attempt in range(2):
+            async with self.client.request(
+                self.primary, "PUT", self.meta_bucket, path_of(key), headers=headers, body=body
+            ) as reply:
+                answer = await reply.read(_MAX_BODY)
+            if reply.status == 200:
+                return
+            if attempt == 0 and error_code(answer) == "NoSuchBucket":
+                await self._create_meta_bucket()
+                continue
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+
+    async def _create_meta_bucket(self) -> None:
+        async with self.client.request(self.primary, "PUT", self.meta_bucket) as reply:
+            answer = await reply.read(_MAX_BODY)
+        if reply.status != 200 and error_code(answer) not in ("BucketAlreadyOwnedByYou",):
+            raise TombstoneError(f"cannot create {self.meta_bucket}: {reply.status}")
+
+    async def forget(self, tomb_key: str, etag: str) -> None:
+        """Remove a tombstone, if it is still the one read (its ETag)."""
+        async with self.client.request(
+            self.primary, "HEAD", self.meta_bucket, path_of(tomb_key)
+        ) as head:
+            await head.read(0)
+        if head.status != 200 or head.header("etag") != etag:
+            return  # gone, or written again since: not the one that was reviewed
+        async with self.client.request(
+            self.primary, "DELETE", self.meta_bucket, path_of(tomb_key)
+        ) as reply:
+            await reply.read(_MAX_BODY)
+        if reply.status not in (200, 204):
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+
+    # --- reads (listings) ------------------------------------------------------------------------
+
+    async def hiding(self, bucket: str, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """For those of `names` (sorted keys) that have a tombstone: what it hides."""
+        if not names:
+            return {}
+        wanted = {key_of(bucket, n): n for n in names}
+        first, last = key_of(bucket, names[0]), key_of(bucket, names[-1])
+        found: dict[str, dict[str, str]] = {}
+        after = None
+        while True:
+            page, truncated = await self.list_tombstones(first, after)
+            for tomb_key, etag in page:
+                if tomb_key > last:
+                    return found
+                if tomb_key in wanted:
+                    found[wanted[tomb_key]] = await self.hides_of(tomb_key, etag)
+            if not truncated or not page:
+                return found
+            after = page[-1][0]
+
+    async def any_under(self, bucket: str, prefix: str) -> bool:
+        """Whether any key under `prefix` has a tombstone."""
+        page, _ = await self.list_tombstones(key_of(bucket, prefix), None, under=True, most=1)
+        return bool(page)
+
+    async def list_tombstones(
+        self, first: str, after: str | None, under: bool = False, most: int = 1000
+    ) -> tuple[list, bool]:
+        """Up to `most` tombstones (key, ETag) after `after`: from `first` on, or with `under`
+        those whose key starts with `first`; and whether there are more."""
+        pairs = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(most))]
+        pairs.append(("prefix", first if under else PREFIX))
+        if after is not None:
+            pairs.append(("start-after", after))
+        elif not under:  # from `first` on: after the name just before it
+            pairs.append(("start-after", first[:-1]))
+        query = sigv4.canonical_query(pairs)
+        try:
+            async with self.client.request(
+                self.primary, "GET", self.meta_bucket, query=query
+            ) as reply:
+                body = await reply.read(8 * 1024 * 1024)
+        except BackendError as e:
+            raise TombstoneError(str(e)) from None
+        if reply.status == 404 and error_code(body) == "NoSuchBucket":
+            return [], False  # no tombstone was ever written
+        if reply.status != 200:
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+        return _listed(body)
+
+    async def hides_of(self, tomb_key: str, etag: str) -> dict[str, str]:
+        kept = self._bodies.get((tomb_key, etag))
+        if kept is not None:
+            self._bodies.move_to_end((tomb_key, etag))
+            return kept
+        hides = await self._read(tomb_key)
+        if hides:  # gone since it was listed ({}): nothing to keep
+            self._bodies[(tomb_key, etag)] = hides
+            if len(self._bodies) > _BODIES_KEPT:
+                self._bodies.popitem(last=False)
+        return hides
+
+    async def hides(self, bucket: str, key: str) -> dict[str, str]:
+        """What the key's tombstone hides now, read afresh (none: {})."""
+        return await self._read(key_of(bucket, key))
+
+    async def _read(self, tomb_key: str) -> dict[str, str]:
+        try:
+            async with self.client.request(
+                self.primary, "GET", self.meta_bucket, path_of(tomb_key)
+            ) as reply:
+                body = await reply.read(_MAX_BODY)
+        except BackendError as e:
+            raise TombstoneError(str(e)) from None
+        if reply.status == 404:
+            return {}
+        if reply.status != 200:
+            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+        try:
+            return {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise TombstoneError(f"unreadable tombstone {tomb_key}") from None
+
+
+def path_of(key: str) -> str:
+    """A key as the canonical path under its bucket."""
+    return sigv4.canonical_path("/" + key)[1:]
+
+
+def _listed(body: bytes) -> tuple[list[tuple[str, str]], bool]:
+    """(tombstone key, ETag) of a ListObjectsV2 page of the metaBucket, and whether it is cut."""
+    try:
+        document = s3_xml.root(body, "ListBucketResult")
+    except ValueError as e:
+        raise TombstoneError(str(e)) from None
+    decode = unquote_plus if s3_xml.text(document, "EncodingType") == "url" else str
+    entries = [
+        (decode(s3_xml.text(e, "Key", strip=False)), s3_xml.text(e, "ETag"))
+        for e in document
+        if s3_xml.local(e.tag) == "Contents"
+    ]
+    return sorted(entries), s3_xml.text(document, "IsTruncated").lower() == "true"
+
+
+def deleted_keys(request_body: bytes, response_body: bytes) -> list[str]:
+    """The keys a DeleteObjects removed: those it asked for (without a version) and that its
+    answer does not list as errors (a Quiet answer lists errors only)."""
+    try:
+        asked = s3_xml.root(request_body, "Delete")
+        answered = s3_xml.root(response_body, "DeleteResult")
+    except ValueError:
+        return []
+    errors = {
+        s3_xml.text(e, "Key", strip=False) for e in answered if s3_xml.local(e.tag) == "Error"
+    }
+    keys = []
+    for item in asked:
+        if s3_xml.local(item.tag) != "Object" or s3_xml.child(item, "VersionId") is not None:
+            continue
+        key = s3_xml.text(item, "Key", strip=False)
+        if key not in errors:
+            keys.append(key)
+    return keys
+
+
+@dataclass
+class AfterWrite:
+    """What a write through the proxy does to tombstones once the primary has answered it, before
+    the client hears: a delete buries the fallback copies, a write clears the key's tombstone.
+    If that fails, the client is told (503), so that it tries again: a delete that did not stick
+    must not look as if it had."""
+
+    tombstones: Tombstones
+    operation: str
+    bucket: str
+    key: str | None
+
+    async def __call__(self, flow: http.HTTPFlow) -> str:
+        """Settle the flow's answer; returns what was done, for the flow's summary."""
+        response = flow.response
+        if response is None or not 200 <= response.status_code < 300:
+            return ""
+        try:
+            if self.operation == "DeleteObject" and self.key is not None:
+                await self.tombstones.bury(self.bucket, [self.key])
+                return "tombstone checked"
+            if self.operation == "DeleteObjects":
+                keys = deleted_keys(flow.request.raw_content or b"", response.content or b"")
+                await self.tombstones.bury(self.bucket, keys)
+                return f"tombstones checked for {len(keys)} keys"
+            if self.key is not None:
+                await self.tombstones.clear(self.bucket, self.key)
+                return "tombstone cleared"
+        except (TombstoneError, BackendError) as e:
+            log.warning("%s /%s: tombstones not settled: %s", self.operation, self.bucket, e)
+            error = S3Error(
+                "ServiceUnavailable",
+                f"The primary took the {self.operation}, but its tombstone could not be "
+                "settled; try again.",
+            )
+            flow.response = error_response(
+                error,
+                flow.request.method,
+                f"/{self.bucket}",
+                response.headers.get("x-amz-request-id", ""),
+            )
+            return "tombstone failed"
+        return ""
+
+
+# Writes after which a key's tombstone goes, and deletes after which one may be written.
+CLEARS = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload"})
+BURIES = frozenset({"DeleteObject", "DeleteObjects"})

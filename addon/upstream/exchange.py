@@ -1,0 +1,194 @@
+"""One client request forwarded in-flow: the journey's decisions carried out on the flow.
+
+`Exchange` is the policy `upstream_control` calls for the flow: each time mitmproxy reaches a
+point that decides something (an answer's headers, a 404's body, a failed connection, a broken
+answer), it asks the `Journey` and carries out the verdict on the request, re-aiming it with
+`retarget.aim` when the next backend is to be asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from addon.migration.copy_on_read import CopyOnRead, Tee
+from addon.mitm.upstream_control import (
+    ANSWER,
+    ANSWER_BODY,
+    CLIENT_BODY,
+    PASS,
+    RETRY,
+    AbortUpload,
+    Pass,
+    Retry,
+)
+from addon.mitm.upstream_control import ReadBody as ReadAnswerBody
+from addon.s3.errors import S3Error, error_response
+from addon.upstream import retarget, uploads
+from addon.upstream.deadlines import Deadline
+from addon.upstream.journey import (
+    Answer,
+    AskNext,
+    Consult,
+    Journey,
+    ReadBody,
+    Replace,
+    Verdict,
+    printable,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Exchange:
+    request_id: str
+    resource: str  # /bucket/key, as S3 names it in errors
+    plan: retarget.Plan
+    journey: Journey
+    deadline: Deadline
+    client_timeout: float
+    tombstone: retarget.Plan | None = None  # the GET of this key's tombstone, if any can be
+    # What the primary's answer sets off before the client has it (tombstones, a bucket taken
+    # on), in order; each may replace the answer.
+    settle: list[Callable[[http.HTTPFlow], Awaitable[str]]] = field(default_factory=list)
+    settled: str = ""
+    whole_body: bool = False  # read the body whole whatever its size (settle needs it)
+    transducer: uploads.Transducer | None = field(default=None, repr=False)
+    relayed: int = 0  # bytes of the answer's body streamed on to the client
+    copy_on_read: CopyOnRead | None = None  # a whole read a migrating fallback serves is copied
+    tee: Tee | None = None  # ... its bytes on their way to the copy
+
+    # --- the addon's hooks -----------------------------------------------------------------------
+
+    def start(self, request: http.Request) -> None:
+        """Aim the request at the first backend and set how its body goes (a small body is
+        read whole and given to `check_whole_body` in the `request` hook)."""
+        self.transducer = retarget.aim(request, self.journey.begin(), self.plan)
+        if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
+            if not self.whole_body:
+                retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
+            self.deadline.start(CLIENT_BODY, self.client_timeout)
+
+    def sent(self) -> None:
+        """The whole request is on its way (the `request` hook): the backend's turn."""
+        self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
+
+    def relay(self, data: bytes) -> bytes:
+        """The answer's `stream` callable: passes the body on, noting that it moves (and
+        handing it to a copy on read)."""
+        self.deadline.touch()
+        self.relayed += len(data)
+        if self.tee is not None:
+            self.tee.feed(data)
+        return data
+
+    def finished(self) -> None:
+        self.deadline.stop()
+        if self.tee is not None:
+            self.tee.cut()
+
+    def check_whole_body(self, request: http.Request) -> http.Response | None:
+        """The answer to send instead when a body read whole is refused."""
+        if self.transducer is None:
+            return None
+        try:
+            retarget.check_whole_body(request, self.transducer)
+        except S3Error as e:
+            self.journey.refused(e.code)
+            return self.error(e)
+        return None
+
+    def may_stream(self, response: http.Response) -> bool:
+        """Stream the answer's body to the client unless it is small: passing a small body
+        whole costs mitmproxy less."""
+        if self.settle:
+            return False  # settling may replace it, so it is not sent before
+        length = response.headers.get("content-length", "")
+        return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
+
+    async def settled_answer(self, flow: http.HTTPFlow) -> None:
+        """The `response` hook: tombstones settled before the client hears (see tombstones)."""
+        done = [await step(flow) for step in self.settle]
+        self.settled = "; ".join(d for d in done if d)
+        if self.tee is not None and flow.response is not None:
+            self.tee.settle(flow.response)
+
+    def summary(self) -> str:
+        copying = f"copying to {self.journey.candidates[0].name}" if self.tee else ""
+        notes = [line for line in (self.settled, copying) if line]
+        return "; ".join([self.journey.summary(self.resource), *notes])
+
+    def error(self, error: S3Error) -> http.Response:
+        return error_response(error, self.plan.method, self.resource, self.request_id)
+
+    def _abort(self, error: S3Error) -> Exception:
+        self.journey.refused(error.code)
+        return AbortUpload(self.error(error))
+
+    # --- upstream_control.Policy -----------------------------------------------------------------
+
+    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
+        return None
+
+    def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
+        attempt = self.journey.current
+        log.warning("backend %s unreachable: %s", attempt.backend.name, reason)
+        return self._carry_out(flow, self.journey.unreachable(reason))  # type: ignore[return-value]
+
+    def response_headers(
+        self, flow: http.HTTPFlow
+    ) -> Pass | ReadAnswerBody | Retry | http.Response:
+        response = flow.response
+        assert response is not None
+        marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
+        etag = response.headers.get("etag")
+        verdict = self.journey.headers(response.status_code, delete_marker=marker, etag=etag)
+        if isinstance(verdict, Answer) and self.copy_on_read is not None:
+            self.tee = self.copy_on_read.start(self.journey, response)
+        if isinstance(verdict, ReadBody | Answer):
+            self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
+        if isinstance(verdict, ReadBody):
+            return ReadAnswerBody(verdict.limit)
+        return self._carry_out(flow, verdict)
+
+    def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response:
+        return self._carry_out(flow, self.journey.body(body))  # type: ignore[return-value]
+
+    def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
+        name = self.journey.current.backend.name
+        log.warning("backend %s broke: %s", name, printable(reason[:200]))
+        return self._carry_out(flow, self.journey.broken(reason))  # type: ignore[return-value]
+
+    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response:
+        if phase == CLIENT_BODY:
+            self.journey.refused("RequestTimeout")
+            return self.error(S3Error("RequestTimeout"))
+        backend = self.journey.current.backend
+        if phase == ANSWER:
+            reason = f"no answer within {backend.response_timeout:g}s"
+        else:
+            reason = f"its answer stalled for {backend.idle_timeout:g}s"
+        log.warning("backend %s timed out: %s", backend.name, reason)
+        return self._carry_out(flow, self.journey.timed_out(reason))  # type: ignore[return-value]
+
+    def _carry_out(self, flow: http.HTTPFlow, verdict: Verdict) -> Pass | Retry | http.Response:
+        match verdict:
+            case Answer():
+                return PASS
+            case AskNext(backend):
+                retarget.aim(flow.request, backend, self.plan)
+                self.deadline.start(ANSWER, backend.response_timeout)
+                return RETRY
+            case Consult():
+                assert self.tombstone is not None
+                primary = self.journey.current.backend
+                retarget.aim(flow.request, primary, self.tombstone)
+                self.deadline.start(ANSWER, primary.response_timeout)
+                return RETRY
+            case Replace(error):
+                return self.error(error)
+        raise AssertionError(f"{verdict} cannot be carried out here")

@@ -1,0 +1,136 @@
+"""What happens to a request body on its way to a backend.
+
+Decided once from the client's headers (`BodyPlan.of`), applied per backend: a body whose
+SHA-256 was signed is hashed as it streams; an aws-chunked body is verified chunk by chunk and
+re-framed for the backend's keys, or decoded to the plain object for a backend with
+`disableChecksum`; any other body streams through untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from addon.auth.checks import HeaderLookup, Verified
+from addon.config.settings import Backend
+from addon.s3 import aws_chunked, body_checks, sigv4
+from addon.s3.errors import S3Error
+
+
+class Transducer(Protocol):
+    def feed(self, data: bytes) -> bytes: ...
+    def finish(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class BodyPlan:
+    verified: Verified
+    decoded_length: int | None = None  # aws-chunked bodies only
+    trailer_names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, verified: Verified, headers: HeaderLookup) -> BodyPlan:
+        """Refuses, as S3 does, the headers that make a body unacceptable."""
+        payload_hash = verified.payload_hash
+        empty = headers.get("content-length") == "0"
+        if (
+            empty
+            and sigv4.HEX_SHA256.fullmatch(payload_hash)
+            and payload_hash != sigv4.EMPTY_SHA256
+        ):
+            raise S3Error("XAmzContentSHA256Mismatch")  # no body will come to find it out
+        if payload_hash not in aws_chunked.FORMS:
+            return cls(verified)
+        length = headers.get("x-amz-decoded-content-length")
+        if length is None:
+            raise S3Error("MissingContentLength", "x-amz-decoded-content-length is required.")
+        if not length.isdigit():
+            raise S3Error("InvalidArgument", "x-amz-decoded-content-length must be a number.")
+        names = tuple(
+            n.strip().lower() for n in (headers.get("x-amz-trailer") or "").split(",") if n.strip()
+        )
+        if payload_hash == aws_chunked.SIGNED and names:
+            raise S3Error("InvalidRequest", f"{payload_hash} does not carry a trailer.")
+        if payload_hash != aws_chunked.SIGNED and not names:
+            raise S3Error("InvalidRequest", "x-amz-trailer is required for a trailing checksum.")
+        unknown = [n for n in names if n not in body_checks.CHECKSUMS]
+        if unknown or len(names) > 1:
+            raise S3Error(
+                "InvalidRequest",
+                f"The value specified in the x-amz-trailer header is not supported: "
+                f"{', '.join(unknown or names)}",
+            )
+        return cls(verified, int(length), names)
+
+    @property
+    def chunked(self) -> bool:
+        return self.decoded_length is not None
+
+    def decodes_for(self, backend: Backend) -> bool:
+        return self.chunked and backend.disable_checksum
+
+    def backend_request(
+        self, backend: Backend, headers: list[tuple[str, str]]
+    ) -> tuple[list[tuple[str, str]], str]:
+        """The headers and payload hash to sign for `backend`."""
+        if self.decodes_for(backend):
+            assert self.decoded_length is not None
+            return aws_chunked.decoded_headers(headers, self.decoded_length), sigv4.UNSIGNED_PAYLOAD
+        if self.verified.auth_params:  # presigned: the body was never hashed
+            return headers, sigv4.UNSIGNED_PAYLOAD
+        return headers, self.verified.payload_hash
+
+    def transducer(self, backend: Backend, signed: sigv4.Signed) -> Transducer | None:
+        """What checks and rewrites the body for `backend`, once its request is signed."""
+        payload_hash = self.verified.payload_hash
+        if sigv4.HEX_SHA256.fullmatch(payload_hash):
+            return body_checks.PayloadHashCheck(payload_hash)
+        if not self.chunked:
+            return None
+        assert self.decoded_length is not None
+        decode = self.decodes_for(backend)
+        backend_chain = None
+        if payload_hash != aws_chunked.UNSIGNED_TRAILER and not decode:
+            backend_chain = signed.chunk_chain()
+        return aws_chunked.AwsChunkedUpload(
+            payload_hash,
+            self.decoded_length,
+            self.trailer_names,
+            client=self.verified.chunks,
+            backend=backend_chain,
+            decode=decode,
+        )
+
+
+class Passthrough:
+    """A body that goes as it is."""
+
+    def feed(self, data: bytes) -> bytes:
+        return data
+
+    def finish(self) -> bytes:
+        return b""
+
+
+def stream_callable(
+    transducer: Transducer,
+    on_error: Callable[[S3Error], Exception],
+    on_data: Callable[[], None],
+) -> Callable[[bytes], list[bytes]]:
+    """mitmproxy's request `stream` callable: called per piece of body, then with b"" at the end.
+
+    `on_data` is told of every piece (the client is still sending). Returns a list: mitmproxy
+    sends a returned b"" as a data event of its own, which on a `Transfer-Encoding: chunked`
+    upstream is the zero-size chunk that ends the body.
+    """
+
+    def stream(data: bytes) -> list[bytes]:
+        on_data()
+        try:
+            out = transducer.feed(data) if data else transducer.finish()
+        except S3Error as e:
+            raise on_error(e) from None
+        return [out] if out else []
+
+    return stream
