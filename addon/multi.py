@@ -11,7 +11,7 @@ verified against the root keys and the gateway users' (`users_source`) before an
 forwarded; requests that fail, and every request while the addon is not configured, are refused
 here with an S3 error. The proxy's own status paths (`status_paths`: health, metrics) are
 answered before that; every request is counted (`metrics`) and kept track of until it ends
-(`drain`: SIGTERM waits for them). SIGHUP and option updates run `reload`.
+(`in_flight`: SIGTERM waits for them). SIGHUP and option updates run `reload`.
 """
 
 from __future__ import annotations
@@ -28,55 +28,35 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from OpenSSL import SSL
 
-from addon.auth.checks import Key
-from addon.auth.client_auth import ClientAuth
-from addon.auth.users import Users
-from addon.config.files import ConfigError
-from addon.config.settings import DEFAULT_REGION, load_config
+from addon.gateway import assembly, options
+from addon.gateway.assembly import Setup
 from addon.gateway.router import Router, resource
-from addon.mitm import client_heads, upstream_control
+from addon.migration.copy_on_read import CopyTasks
+from addon.mitm import client_heads, policy
+from addon.mitm.install import install
 from addon.namespace.bucket_listing import BucketsMerge
 from addon.namespace.object_listing import ListingMerge
-from addon.namespace.tombstones import Tombstones
 from addon.ops import metrics, status_paths, workers
-from addon.ops.in_flight import Drain
-from addon.ops.status_paths import Readiness, StatusAnswer
-from addon.ops.users_source import UsersSource, polled
+from addon.ops.in_flight import InFlight
+from addon.ops.status_paths import StatusAnswer
+from addon.ops.users_source import UsersSource
 from addon.s3.errors import S3Error, error_response, new_request_id
+from addon.s3.log_text import printable
 from addon.upstream import backends, retarget
-from addon.upstream.backend_client import BackendClient
-from addon.upstream.deadlines import ConnectTimeouts
 from addon.upstream.exchange import Exchange
-from addon.upstream.journey import printable
 
 log = logging.getLogger("s3multi")
 ProxyAnswer = BucketsMerge | ListingMerge | StatusAnswer  # requests the proxy answers itself
 
-# option -> the variables read when it is not set (the secret is never an option default:
-# defaults show in `--options` and in mitmweb's options page).
-_FROM_ENVIRONMENT = {
-    "s3multi_config": ("VGW_S3_MULTI_CONFIG",),
-    "s3multi_access": ("ROOT_ACCESS_KEY_ID", "ROOT_ACCESS_KEY"),
-    "s3multi_secret": ("ROOT_SECRET_ACCESS_KEY", "ROOT_SECRET_KEY"),
-}
-
-
-def _setting(name: str) -> str:
-    value = getattr(ctx.options, name)
-    variables = _FROM_ENVIRONMENT.get(name, ())
-    return value or next((os.environ[v] for v in variables if os.environ.get(v)), "")
-
 
 class S3Multi:
     def __init__(self) -> None:
-        self.router: Router | None = None
-        self.client: BackendClient | None = None
+        self.setup: Setup | None = None  # None: not configured (every request refused)
         self.users: UsersSource | None = None
-        self.connect_timeouts = ConnectTimeouts(())
+        self.head_limits = client_heads.HeadLimits()  # before the setup's: mitmproxy's default
         self.missing: list[str] = []
-        self.debug = False
-        self.readiness: Readiness | None = None
-        self.drain = Drain()
+        self.copies = CopyTasks()  # copies on read, across reloads
+        self.in_flight = InFlight(self.copies)
         self.worker = os.environ.get(workers.WORKER_VARIABLE, "")  # "": the only process
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
         # flows are saved.
@@ -84,80 +64,32 @@ class S3Multi:
             WeakKeyDictionary()
         )
 
+    @property
+    def router(self) -> Router | None:
+        return self.setup.router if self.setup is not None else None
+
     def load(self, loader) -> None:
         # Refusals and fallback rely on it: installed before any flow, whatever the options.
-        upstream_control.install()
+        install(lambda: self.head_limits)
         # botocore logs four debug records per signature; mitmproxy's root logger takes them
         # all, which costs a third of a small request's time.
         logging.getLogger("botocore").setLevel(logging.WARNING)
-        loader.add_option(
-            "s3multi_config",
-            str,
-            "",
-            "Backends file (YAML or JSON); the first backend is the primary. "
-            "Default: $VGW_S3_MULTI_CONFIG.",
-        )
-        loader.add_option(
-            "s3multi_access",
-            str,
-            "",
-            "Root access key that clients sign with. Default: $ROOT_ACCESS_KEY_ID.",
-        )
-        loader.add_option(
-            "s3multi_secret",
-            str,
-            "",
-            "Root secret key that clients sign with. Default: $ROOT_SECRET_ACCESS_KEY. "
-            "Prefer the variable: an option's value shows in mitmweb and in process lists.",
-        )
-        loader.add_option("s3multi_region", str, DEFAULT_REGION, "Region clients sign for.")
-        loader.add_option(
-            "s3multi_domain",
-            str,
-            "",
-            "Comma-separated domains of virtual-hosted requests: Host bucket.DOMAIN addresses "
-            "the bucket (for example s3.example.com, or s3.amazonaws.com for a sidecar). "
-            "Path-style requests work either way.",
-        )
-        loader.add_option(
-            "s3multi_debug",
-            bool,
-            False,
-            "Log one line per request: operation, backends tried with status and time, "
-            "which one answered. Also on with $VGW_S3_MULTI_DEBUG.",
-        )
-        loader.add_option(
-            "s3multi_drain_timeout",
-            int,
-            30,
-            "Seconds that SIGTERM lets requests in flight finish (no new connections meanwhile) "
-            "before the proxy stops; SIGINT or a second SIGTERM stops at once.",
-        )
-        loader.add_option(
-            "s3multi_users",
-            str,
-            "",
-            "Users file (YAML or JSON) or s3://<metaBucket>/<key>: gateway users' keys and "
-            "rights beside the root keys. Set it again to reload. Default: the config's `users` "
-            "($VGW_S3_MULTI_USERS).",
-        )
+        options.add_options(loader)
 
     def configure(self, updated: set[str]) -> None:
         if not any(name.startswith("s3multi_") or name.startswith("ssl_") for name in updated):
             return
-        if updated == {"s3multi_users"} and self.router is not None and self.client is not None:
-            self._open_users(self.router, self.client)  # the rest stays as it is
-            return
+        if updated == {"s3multi_users"} and self.setup is not None:
+            self._use_users(assembly.open_users(self.setup.router, self.setup.client))
+            return  # the rest stays as it is
         self.reload()
 
     def reload(self) -> None:
-        """Build everything the options and the config file (and the users file) decide, then
-        swap it in whole: a mistake raises OptionsError and leaves the running setup as it was.
-        Run at start, on every option update, and on SIGHUP (the files read again)."""
-        variable = os.environ.get("VGW_S3_MULTI_DEBUG", "").lower()
-        settings = {name: _setting(name) for name in _FROM_ENVIRONMENT}
+        """Build everything the options and the files decide, then swap it in whole; a mistake
+        raises OptionsError and leaves the running setup as it was."""
+        settings = {name: options.setting(name) for name in options.FROM_ENVIRONMENT}
         missing = [name for name, value in settings.items() if not value]
-        if missing and self.router is not None:
+        if missing and self.setup is not None:
             raise exceptions.OptionsError(f"s3-multi: set {', '.join(missing)}")
         # Missing values at start are reported by `running`, not raised here: mitmproxy re-runs
         # configure with the previous (empty) values after an error, which would hide the real
@@ -165,79 +97,27 @@ class S3Multi:
         self.missing = missing
         if missing:
             return
+        running = self.setup
+        setup = assembly.assemble(settings, running, self.copies, _inject, self._refuse_head)
         try:
-            config = load_config(settings["s3multi_config"])
-        except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from None
-        root = Key(settings["s3multi_access"], settings["s3multi_secret"])
-        location = ctx.options.s3multi_users or config.users
-        in_use = self.router.users if self.router else None
-        if polled(location) and in_use and in_use.source == location and not in_use.pending:
-            # Until the new poll's first look: the table in use, not "try again" to every user.
-            users = Users(root, in_use.users, source=location)
-        else:
-            users = Users(root, source=location, pending=polled(location))
-        auth = ClientAuth(users, ctx.options.s3multi_region)
-        domains = tuple(
-            d.strip().lower() for d in ctx.options.s3multi_domain.split(",") if d.strip()
-        )
-        ca_file = ctx.options.ssl_verify_upstream_trusted_ca or None
-        # Connections in use by requests under the old setup stay theirs.
-        client = self.client
-        if client is None or client.ca_file != ca_file:
-            client = BackendClient(ca_file=ca_file)
-        primary, *fallbacks = config.backends
-        tombstones = None
-        if primary.meta_bucket:
-            tombstones = Tombstones(primary, tuple(fallbacks), client)
-        elif fallbacks:
-            log.warning(
-                "s3-multi: no metaBucket on the primary (%s): a delete of a key that a fallback "
-                "still has will not stick (the fallback's copy is served again)",
-                primary.name,
-            )
-        router = Router(config, auth, _inject, client, domains, tombstones, users=users)
-        try:
-            self._open_users(router, client)
+            users = assembly.open_users(setup.router, setup.client)
         except exceptions.OptionsError:
-            if client is not self.client:
-                client.close()
+            if running is None or setup.client is not running.client:
+                setup.client.close()
             raise
-        if self.client is not None and client is not self.client:
-            self.client.close()  # its idle connections: those in use end with their requests
-        self.router = router
-        self.client = client
-        self.readiness = Readiness(config.backends, client)
-        self.debug = ctx.options.s3multi_debug or variable in ("1", "true", "yes", "on")
-        self.connect_timeouts = ConnectTimeouts(config.backends)
-        client_heads.head_limits = client_heads.HeadLimits(
-            seconds=config.client_timeout, refuse=self._refuse_head
-        )
-        names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
-        log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
+        if running is not None and setup.client is not running.client:
+            running.client.close()  # its idle connections: those in use end with their requests
+        self._use_users(users)
+        self.setup = setup
+        self.head_limits = setup.head_limits
 
-    def _open_users(self, router: Router, client: BackendClient) -> None:
-        """The users from where `s3multi_users` (else the config's `users`) says, read now; a
-        bad file is refused (OptionsError) and the users in use stay."""
-        location = ctx.options.s3multi_users or router.config.users
-        source = UsersSource(
-            location,
-            router.users.root,
-            router.use_users,
-            client,
-            router.backends[0],
-            router.config.users_poll,
-        )
-        try:
-            source.load()
-        except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from None
+    def _use_users(self, source: UsersSource) -> None:
         if self.users is not None:
             self.users.close()
         self.users = source
 
     def running(self) -> None:
-        if self.router is None:
+        if self.setup is None:
             why = f"set {', '.join(self.missing)}" if self.missing else "see the error above"
             log.error("s3-multi is not configured (%s); shutting down", why)
             ctx.master.shutdown()
@@ -249,20 +129,21 @@ class S3Multi:
     def done(self) -> None:
         if self.users is not None:
             self.users.close()
-        if self.client is not None:
-            self.client.close()
+        if self.setup is not None:
+            self.setup.client.close()
 
     # --- one request -----------------------------------------------------------------------------
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or not self._ours(flow):
             return
-        self.drain.started(flow)
+        self.in_flight.started(flow)
         domains = self.router.domains if self.router else ()
         path = status_paths.asked(flow.request, domains)
         if path is not None:  # before authentication: health checkers have no keys
+            readiness = self.setup.readiness if self.setup else None
             self.requests[flow] = StatusAnswer(
-                path, flow.request.method, self.readiness, self.drain.draining, self.worker
+                path, flow.request.method, readiness, self.in_flight.draining, self.worker
             )
             return
         request = flow.request
@@ -280,7 +161,7 @@ class S3Multi:
             return
         self.requests[flow] = started
         if isinstance(started, Exchange):
-            upstream_control.manage(flow, started)
+            policy.manage(flow, started)
             started.start(request)
 
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -288,8 +169,8 @@ class S3Multi:
         if isinstance(started, StatusAnswer):
             flow.response = await started.answer()
         elif isinstance(started, BucketsMerge | ListingMerge):
-            assert self.client is not None
-            flow.response = await started.answer(self.client)
+            assert self.setup is not None
+            flow.response = await started.answer(self.setup.client)
         elif isinstance(started, Exchange):
             # A body read whole is checked here, before it goes anywhere.
             refusal = started.check_whole_body(flow.request)
@@ -299,7 +180,7 @@ class S3Multi:
                 started.sent()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        self.drain.closing(flow)
+        self.in_flight.closing(flow)
         started = self.requests.get(flow)
         if isinstance(started, Exchange) and flow.response is not None:
             flow.response.stream = started.may_stream(flow.response) and started.relay
@@ -307,23 +188,26 @@ class S3Multi:
     async def response(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
         if isinstance(started, Exchange):
-            await started.settled_answer(flow)
+            await started.answered(flow)
         self._report(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         self._report(flow)
 
     def server_connect(self, data: ServerConnectionHookData) -> None:
-        self.connect_timeouts.connecting(data)
+        if self.setup is not None:
+            self.setup.connect_timeouts.connecting(data)
 
     def server_connected(self, data: ServerConnectionHookData) -> None:
-        self.connect_timeouts.done(data)
+        if self.setup is not None:
+            self.setup.connect_timeouts.done(data)
 
     def server_connect_error(self, data: ServerConnectionHookData) -> None:
-        self.connect_timeouts.done(data)
+        if self.setup is not None:
+            self.setup.connect_timeouts.done(data)
 
     def _report(self, flow: http.HTTPFlow) -> None:
-        if not self.drain.finished(flow):
+        if not self.in_flight.finished(flow):
             return  # not ours, or reported already
         started = self.requests.get(flow)
         if not isinstance(started, StatusAnswer):
@@ -335,7 +219,7 @@ class S3Multi:
         flow.comment = started.summary()
         if flow.error is not None:
             flow.comment += f"; failed: {printable(flow.error.msg)}"
-        if self.debug:
+        if self.setup is not None and self.setup.debug:
             log.info("%s%s", self._by_worker, flow.comment)
 
     @property
@@ -353,7 +237,7 @@ class S3Multi:
             log.info("s3-multi: %sreloaded on SIGHUP", self._by_worker)
 
     def _terminate(self) -> None:
-        self.drain.start(ctx.options.s3multi_drain_timeout)
+        self.in_flight.drain(ctx.options.s3multi_drain_timeout)
 
     def tls_start_server(self, data: tls.TlsData) -> None:
         """sslSkipVerify, for that backend's connections only (not mitmproxy's ssl_insecure,
@@ -379,7 +263,7 @@ class S3Multi:
     def _refuse_head(self, reason: str, peer: object) -> http.Response:
         """The answer to a request head that is too large or too slow to arrive."""
         if reason == client_heads.TOO_LARGE:
-            limit = str(client_heads.head_limits.max_bytes)
+            limit = str(self.head_limits.max_bytes)
             error = S3Error("RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": limit})
         else:
             error = S3Error("RequestTimeout")
@@ -393,11 +277,11 @@ class S3Multi:
         where = resource(named) if named else flow.request.path.partition("?")[0]
         answer = error_response(error, flow.request.method, where, new_request_id())
         # Answered in place of connecting to a backend, before any body is read.
-        upstream_control.manage(flow, upstream_control.AnswerInstead(answer))
+        policy.manage(flow, policy.AnswerInstead(answer))
         retarget.hold_off(flow.request)
         flow.comment = f"refused: {error.code}"
         metrics.refused(error.code)
-        if self.debug:
+        if self.setup is not None and self.setup.debug:
             method, worker = flow.request.method, self._by_worker
             log.info("%s%s %s refused: %s", worker, method, printable(where), error)
 
@@ -405,9 +289,7 @@ class S3Multi:
 def _inject(flow: http.HTTPFlow, phase: str) -> None:
     """An expired deadline, into the flow's connection, where its policy acts on it."""
     with contextlib.suppress(ValueError):  # the client has gone: nothing to act on
-        ctx.master.addons.get("proxyserver").inject_event(
-            upstream_control.DeadlinePassed(flow, phase)
-        )
+        ctx.master.addons.get("proxyserver").inject_event(policy.DeadlinePassed(flow, phase))
 
 
 addons = [S3Multi()]

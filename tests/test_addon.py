@@ -22,8 +22,7 @@ from mitmproxy.flow import Error
 from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.test import taddons, tflow, tutils
 
-from addon.mitm import upstream_control
-from addon.mitm.upstream_control import PASS, RETRY, AnswerInstead, ReadBody
+from addon.mitm.policy import PASS, RETRY, AnswerInstead, ReadBody, policy_of
 from addon.upstream.exchange import Exchange
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,13 +107,13 @@ def reverse_flow(request: http.Request) -> http.HTTPFlow:
 
 
 def exchange(flow: http.HTTPFlow) -> Exchange:
-    policy = upstream_control.policy_of(flow)
+    policy = policy_of(flow)
     assert isinstance(policy, Exchange), "the addon did not forward the flow"
     return policy
 
 
 def refusal(flow: http.HTTPFlow) -> http.Response:
-    policy = upstream_control.policy_of(flow)
+    policy = policy_of(flow)
     assert isinstance(policy, AnswerInstead), "the addon did not refuse the flow"
     return policy.response
 
@@ -316,7 +315,7 @@ def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
     tctx.configure(addon, s3multi_domain="s3.amazonaws.com")
     other = tflow.tflow(req=tutils.treq(host="example.org", port=80, path=b"/anything"))
     run(addon.requestheaders, other)
-    assert other.request.host == "example.org" and upstream_control.policy_of(other) is None
+    assert other.request.host == "example.org" and policy_of(other) is None
 
     s3 = tflow.tflow(req=tutils.treq(host="bkt.s3.amazonaws.com", port=443, path=b"/k"))
     run(addon.requestheaders, s3)

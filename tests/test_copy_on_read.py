@@ -14,7 +14,7 @@ import pytest
 from addon.config.settings import Backend
 from addon.migration import copy_on_read
 from addon.migration.copier import Migrator, Source
-from addon.migration.copy_on_read import CopiesOnRead, Tee
+from addon.migration.copy_on_read import CopyTasks, ReadCopier, Tee
 from addon.upstream.backend_client import BackendClient
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.migration import (
@@ -220,7 +220,7 @@ def copy_through_a_full_tee(backends, source: Source, body: bytes, before=None) 
     async def run() -> None:
         client = BackendClient()
         try:
-            await CopiesOnRead(Migrator(client, primary)).run(tee, create_bucket_first=False)
+            await ReadCopier(Migrator(client, primary), CopyTasks()).run(tee, create_bucket_first=False)
         finally:
             client.close()
 

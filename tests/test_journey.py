@@ -14,7 +14,7 @@ from addon.upstream.journey import (
     Answer,
     AskNext,
     Journey,
-    ReadBody,
+    InspectBody,
     Replace,
     error_code,
     printable,
@@ -53,7 +53,7 @@ def miss(trip: Journey, code: str = "NoSuchKey"):
     verdict = trip.headers(404)
     if trip.method == "HEAD":
         return verdict
-    assert verdict == ReadBody()
+    assert verdict == InspectBody()
     return trip.body(s3_error(code))
 
 
@@ -88,7 +88,7 @@ def test_a_head_404_needs_no_body():
 @pytest.mark.parametrize("pretty", [False, True], ids=["compact", "indented"])
 def test_no_such_key_or_bucket_sends_a_sub_resource_read_on(code, xmlns, pretty):
     trip = journey(query=("tagging",))
-    assert trip.headers(404) == ReadBody()
+    assert trip.headers(404) == InspectBody()
     assert trip.body(s3_error(code, xmlns, pretty)) == AskNext(WARM)
 
 
@@ -257,7 +257,7 @@ def test_a_refusal_on_the_way_says_so():
 def test_a_5xx_is_the_answer_unless_configured_to_ask_the_next(status):
     assert journey().headers(status) == Answer()
     trip = journey(on_5xx=True)
-    assert trip.headers(status) == ReadBody()
+    assert trip.headers(status) == InspectBody()
     assert trip.body(b"<Error><Code>SlowDown</Code></Error>") == AskNext(WARM)
     assert trip.headers(200) == Answer()
     assert trip.answered_by == "warm"

@@ -22,7 +22,7 @@ from mitmproxy.proxy.layers.http._http2 import Http2Connection
 from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
 from mitmproxy.proxy.server import ConnectionHandler
 
-from addon.mitm import client_heads, shared_port, upstream_control
+from addon.mitm import client_heads, http_stream, install, shared_port
 
 # name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
@@ -167,8 +167,8 @@ _CLASSES = {
 
 def _original(qualified: str) -> Callable:
     class_name, name = qualified.split(".")
-    if class_name == "HttpStream" and name in upstream_control.ORIGINALS:
-        return upstream_control.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
+    if class_name == "HttpStream" and name in http_stream.ORIGINALS:
+        return http_stream.ORIGINALS[name]  # HttpStream's own is our wrapper once installed
     if qualified == "Http1Server.read_headers":
         return client_heads._original_read_headers
     if qualified == "AsyncioServerInstance.listen":
@@ -181,7 +181,7 @@ def _fingerprint(function: Callable) -> str:
 
 
 def test_installed_mitmproxy_is_the_one_the_wrapper_was_written_for():
-    assert mitmproxy.version.VERSION == upstream_control.SUPPORTED_MITMPROXY, (
+    assert mitmproxy.version.VERSION == install.SUPPORTED_MITMPROXY, (
         "mitmproxy changed: re-read every method in RELIED_ON before moving SUPPORTED_MITMPROXY"
     )
 
@@ -196,14 +196,14 @@ def test_the_source_upstream_control_relies_on_is_unchanged(qualified: str):
 
 
 def test_every_wrapped_method_is_fingerprinted():
-    wrapped = {f"HttpStream.{name}" for name in upstream_control.WRAPPED}
+    wrapped = {f"HttpStream.{name}" for name in http_stream.WRAPPED}
     assert wrapped <= set(RELIED_ON)
-    assert set(upstream_control.WRAPPED) == set(upstream_control.ORIGINALS)
+    assert set(http_stream.WRAPPED) == set(http_stream.ORIGINALS)
 
 
 def test_install_wraps_every_method():
-    upstream_control.install()
-    for name, wrapper in upstream_control.WRAPPED.items():
+    install.install(client_heads.HeadLimits)
+    for name, wrapper in http_stream.WRAPPED.items():
         assert getattr(HttpStream, name) is wrapper, name
     assert Http1Server.read_headers is client_heads.read_headers
 
@@ -220,4 +220,4 @@ def test_shared_port_wraps_only_the_listener():
 def test_install_refuses_another_mitmproxy(monkeypatch):
     monkeypatch.setattr(mitmproxy.version, "VERSION", "13.0.0")
     with pytest.raises(RuntimeError, match=r"tested with mitmproxy 12\.3\.1 only"):
-        upstream_control.install()
+        install.install(client_heads.HeadLimits)

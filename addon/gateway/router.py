@@ -1,32 +1,46 @@
-"""A client request on its way in: authenticate, classify, choose where it goes.
+"""A client request on its way in: authenticate, classify, authorise, choose where it goes.
 
-`Router.start` verifies the request against the key table (the root keys and the gateway users',
-`addon/users.py`), classifies it with the operation table, checks the user's rights on it
-(`addon/rights.py`) and returns what will carry it out: an `Exchange` (forwarded in-flow to the
-primary, and to the next backends on "not found" for reads) or a `BucketsMerge` (answered by the
-proxy from every backend). Whatever must be refused is raised as an S3Error before anything is
-forwarded.
+`Router.start` reads top-down: the request is verified against the key table (the root keys and
+the gateway users', `addon.auth.users`), classified with the operation table, checked against
+the user's rights (`addon.auth.rights`), and turned into what carries it out: a `BucketsMerge` or
+`ListingMerge` (answered by the proxy from every backend), or an `Exchange` (forwarded in-flow to
+the primary, and to the next backends on "not found" for reads) with what else it sets off
+chosen by `after_steps.RULES`. Whatever must be refused is raised as an S3Error before anything
+is forwarded.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mitmproxy import http
 
 from addon.auth import rights
+from addon.auth.checks import Verified
 from addon.auth.client_auth import ClientAuth
+from addon.auth.rights import User
 from addon.auth.users import Users
 from addon.config.settings import Config
+from addon.gateway import after_steps
+from addon.gateway.after_steps import COPIES, Asked, Wiring
 from addon.migration.copier import Migrator
-from addon.migration.copy_on_read import CopiesOnRead
-from addon.namespace.adoption import NOT_ADOPTED, WRITES, AdoptBucket
+from addon.migration.copy_on_read import CopyTasks, ReadCopier
 from addon.namespace.bucket_listing import BucketsMerge
-from addon.namespace.fallback_copy import CopyFromFallback, source_of
+from addon.namespace.fallback_copy import source_of
 from addon.namespace.listing_pages import ListingRequest, Tokens
 from addon.namespace.object_listing import ListingMerge
-from addon.namespace.tombstones import BURIES, CLEARS, AfterWrite, Tombstones, lookup
+from addon.namespace.tombstones import Tombstones
 from addon.s3 import sigv4
 from addon.s3.errors import S3Error, new_request_id
-from addon.s3.operations import Route, Target, classify, parse_path, parse_virtual, virtual_bucket
+from addon.s3.operations import (
+    Operation,
+    Route,
+    Target,
+    classify,
+    parse_path,
+    parse_virtual,
+    virtual_bucket,
+)
 from addon.upstream import uploads
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.deadlines import Deadline, Injector
@@ -48,6 +62,7 @@ class Router:
         tombstones: Tombstones | None = None,
         *,
         users: Users,
+        copies: CopyTasks,
     ) -> None:
         self.config = config
         self.backends = config.backends
@@ -58,9 +73,10 @@ class Router:
         self.tokens = Tokens(users.root.secret)  # any instance with these root keys takes them
         self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
-        self.copies = None  # copy-on-read, when a fallback migrates on read
+        copier = None  # copy-on-read, when a fallback migrates on read
         if any(b.migrate == "on-read" for b in self.backends[1:]):
-            self.copies = CopiesOnRead(Migrator(client, self.backends[0], tombstones))
+            copier = ReadCopier(Migrator(client, self.backends[0], tombstones), copies)
+        self.wiring = Wiring(tuple(self.backends), client, tombstones, copier)
 
     def use_users(self, users: Users) -> None:
         """Verify and authorise with `users` from now on (a reload): requests already started
@@ -85,25 +101,46 @@ class Router:
         return parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
 
     def start(self, flow: http.HTTPFlow) -> Exchange | BucketsMerge | ListingMerge:
-        """Authenticate and classify; raises S3Error for what must be refused."""
-        request = flow.request
+        """Authenticate, classify, authorise, choose; raises S3Error for what must be refused."""
+        signed = self._authenticate(flow.request)
+        operation = self._classify(signed)
+        user = self._authorise(signed, operation)
+        query = sigv4.canonical_query(signed.query)
+        if operation.route is Route.ALL:
+            hidden = self.tombstones.meta_bucket if self.tombstones else ""
+            return BucketsMerge(new_request_id(), query, self.backends, hidden, user.sees)
+        if operation.name in _LISTINGS and self.config.listing == "merged":
+            return self._listing(signed, operation)
+        exchange = self._exchange(flow, signed, operation, query)
+        asked = Asked(
+            operation.name,
+            operation.route,
+            signed.method,
+            signed.target.bucket,
+            signed.target.key,
+            signed.headers,
+            signed.query,
+        )
+        after_steps.attach(self.wiring, asked, exchange)
+        return exchange
+
+    def _authenticate(self, request: http.Request) -> Signed:
+        """The request's signature checked, and what it addresses (within S3's limits)."""
         check_size(request)
         raw_path, _, raw_query = request.path.partition("?")
         host = request.host_header or ""
-        bucket = virtual_bucket(host, self.domains)
+        virtual = virtual_bucket(host, self.domains)
         verified = self.auth.verify(
             request.method,
             raw_path,
             raw_query,
             request.headers,
             host,
-            v2_resource=raw_path if bucket is None else f"/{bucket}{raw_path}",
+            v2_resource=raw_path if virtual is None else f"/{virtual}{raw_path}",
         )
-        body = uploads.BodyPlan.of(verified, request.headers)
-        pairs = sigv4.query_pairs(raw_query)
         # A presigned URL's signature is the root's: backends get header auth of their own.
-        pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
-        target = parse_path(raw_path) if bucket is None else parse_virtual(bucket, raw_path)
+        pairs = [(k, v) for k, v in sigv4.query_pairs(raw_query) if k not in verified.auth_params]
+        target = parse_path(raw_path) if virtual is None else parse_virtual(virtual, raw_path)
         if self._own(target.bucket):
             raise S3Error("AccessDenied")  # the proxy's own store
         key_bytes = len((target.key or "").encode("utf-8", "surrogateescape"))
@@ -112,89 +149,82 @@ class Router:
                 "KeyTooLongError",
                 extra={"Size": str(key_bytes), "MaxSizeAllowed": str(MAX_KEY_BYTES)},
             )
-        operation = classify(
-            request.method, target, [k for k, _ in pairs], "x-amz-copy-source" in request.headers
-        )
+        method = request.method.upper()
+        return Signed(method, raw_path, virtual, target, pairs, verified, request.headers)
+
+    def _classify(self, signed: Signed) -> Operation:
+        copying = "x-amz-copy-source" in signed.headers
+        names = [k for k, _ in signed.query]
+        operation = classify(signed.method, signed.target, names, copying)
         if operation is None:
             raise S3Error("MethodNotAllowed")
-        user = self.users.find(verified.access)
-        source = copied_bucket(operation.name, request)
+        return operation
+
+    def _authorise(self, signed: Signed, operation: Operation) -> User:
+        """The user whose key signed it, if they may do this (the root may do anything)."""
+        user = self.users.find(signed.verified.access)
+        source = copied_bucket(operation.name, signed.headers)
         if self._own(source):
             raise S3Error("AccessDenied")  # nor copied out of it: it holds the users' secrets
-        rights.check(user, operation.name, target.bucket, source)
-        query = sigv4.canonical_query(pairs)
-        if operation.route is Route.ALL:
-            hidden = self.tombstones.meta_bucket if self.tombstones else ""
-            return BucketsMerge(new_request_id(), query, self.backends, hidden, user.sees)
-        if operation.name in _LISTINGS and self.config.listing == "merged":
-            assert target.bucket is not None
-            listing = ListingRequest.parse(
-                operation.name == "ListObjectsV2", target.bucket, pairs, self.tokens
-            )
-            return ListingMerge(
-                new_request_id(), listing, self.backends, self.tokens, self.tombstones
-            )
-        path = sigv4.canonical_path(raw_path)
-        if bucket is not None:
+        rights.check(user, operation.name, signed.target.bucket, source)
+        return user
+
+    def _listing(self, signed: Signed, operation: Operation) -> ListingMerge:
+        assert signed.target.bucket is not None
+        v2 = operation.name == "ListObjectsV2"
+        listing = ListingRequest.parse(v2, signed.target.bucket, signed.query, self.tokens)
+        return ListingMerge(new_request_id(), listing, self.backends, self.tokens, self.tombstones)
+
+    def _exchange(
+        self, flow: http.HTTPFlow, signed: Signed, operation: Operation, query: str
+    ) -> Exchange:
+        """The request forwarded in-flow: to the primary, and for reads on to the fallbacks."""
+        target = signed.target
+        path = sigv4.canonical_path(signed.raw_path)
+        if signed.virtual is not None:
             key_path = path[1:]
         elif target.bucket is not None:
             key_path = path.lstrip("/").partition("/")[2]
         else:
             key_path = ""
         plan = Plan(
-            method=request.method,
+            method=signed.method,
             bucket=target.bucket,
             key_path=key_path,
             query=query,
-            headers=tuple(request.headers.items(multi=True)),
-            verified=verified,
-            body=body,
+            headers=tuple(signed.headers.items(multi=True)),
+            verified=signed.verified,
+            body=uploads.BodyPlan.of(signed.verified, signed.headers),
         )
         reads = operation.route is Route.FALLBACK
-        candidates = self.backends if reads else self.backends[:1]
-        tombstones = self.tombstones
         journey = Journey(
             operation,
-            request.method.upper(),
+            signed.method,
             target,
-            candidates,
+            self.backends if reads else self.backends[:1],
             self.config.fallback_on_5xx,
-            tombstones=tombstones is not None and reads,
+            tombstones=self.tombstones is not None and reads,
         )
-        exchange = Exchange(
-            new_request_id(),
-            resource(target),
-            plan,
-            journey,
-            Deadline(flow, self.inject),
-            self.config.client_timeout,
+        deadline = Deadline(flow, self.inject)
+        return Exchange(
+            new_request_id(), resource(target), plan, journey, deadline, self.config.client_timeout
         )
-        if self.copies is not None and reads:
-            exchange.copy_on_read = self.copies.for_read(
-                operation.name, request.method, target.bucket, target.key, request.headers, pairs
-            )
-        bucket = target.bucket
-        writes = request.method.upper() in WRITES and operation.name not in NOT_ADOPTED
-        if bucket is not None and writes and len(self.backends) > 1:
-            primary, *fallbacks = self.backends
-            exchange.settle.append(AdoptBucket(self.client, primary, tuple(fallbacks), plan))
-        if operation.name in COPIES and len(self.backends) > 1:
-            primary, *fallbacks = self.backends
-            part = operation.name == "UploadPartCopy"
-            copy = CopyFromFallback(self.client, primary, tuple(fallbacks), plan, part, tombstones)
-            exchange.settle.append(copy)
-        if tombstones is not None and bucket is not None:
-            if reads and target.key is not None:
-                exchange.tombstone = lookup(tombstones.meta_bucket, bucket, target.key)
-            versioned = "versionId" in dict(pairs)
-            if operation.name in CLEARS | BURIES and not versioned:
-                exchange.settle.append(AfterWrite(tombstones, operation.name, bucket, target.key))
-                exchange.whole_body = operation.name == "DeleteObjects"
-        return exchange
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A client's request whose signature holds: what it addresses and asks."""
+
+    method: str  # upper case
+    raw_path: str
+    virtual: str | None  # the bucket its Host names (virtual-hosted), else None
+    target: Target
+    query: list[tuple[str, str]]  # without the parameters that carried a presigned signature
+    verified: Verified
+    headers: http.Headers
 
 
 _LISTINGS = ("ListObjects", "ListObjectsV2")
-COPIES = ("CopyObject", "UploadPartCopy")
 MAX_HEADER_SECTION = 8192  # S3's: the header fields and the query together
 MAX_KEY_BYTES = 1024
 
@@ -209,12 +239,12 @@ def check_size(request: http.Request) -> None:
         )
 
 
-def copied_bucket(operation: str, request: http.Request) -> str | None:
+def copied_bucket(operation: str, headers: http.Headers) -> str | None:
     """The bucket a copy reads from (None for other operations); a source that names no bucket
     and key is refused, as S3 refuses it: it could not be checked."""
     if operation not in COPIES:
         return None
-    source = source_of(request.headers.get("x-amz-copy-source", ""))
+    source = source_of(headers.get("x-amz-copy-source", ""))
     if source is None:
         raise S3Error(
             "InvalidArgument",

@@ -45,9 +45,8 @@ from addon.namespace.object_meta import (
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
-from addon.s3.errors import S3Error
+from addon.s3.errors import S3Error, error_code
 from addon.upstream.backend_client import BackendClient, BackendError, Streamed
-from addon.upstream.journey import error_code
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ halve the client's speed on a busy machine. If the primary
 fails, or the client's transfer does not complete before that, the copy is dropped (a multipart
 upload aborted) and logged; the client's transfer goes on untouched. At most MAX_COPIES run at
 once in a process; a read beyond that is served without one (the next read of the key copies
-it). A drain (SIGTERM) waits for the copies running (`settle`), and cuts short those still
-running at its timeout, aborting their multipart uploads.
+it). A drain (SIGTERM) waits for the copies running (`CopyTasks.wait`), and cuts short those
+still running at its timeout, aborting their multipart uploads.
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from mitmproxy import http
 
 from addon.migration.copier import MIB, Abandoned, CopyFailed, Migrator, Source
 from addon.namespace.object_meta import key_path
-from addon.upstream.journey import Journey, printable
+from addon.s3.log_text import printable
+from addon.upstream.journey import Journey
 
 log = logging.getLogger(__name__)
 PIPE_BUDGET = 8 * MIB
@@ -43,8 +45,6 @@ PIPE_BUDGET = 8 * MIB
 # rest; under the time S3 servers let a request body pause (AWS: about 20 s).
 REST_WAIT = 10.0
 MAX_COPIES = 8
-# Every copy running in this process, across reloads (each builds a CopiesOnRead of its own).
-RUNNING: set[asyncio.Task] = set()
 ABORT_WAIT = 5.0  # seconds for copies cut short to abort their multipart uploads
 _SSE_C = "x-amz-server-side-encryption-customer-algorithm"
 _NOT_WHOLE = frozenset({"partNumber", "versionId"})
@@ -85,7 +85,7 @@ class Tee:
             self._queued += len(data)
         self._ready.set()
 
-    def settle(self, response: http.Response) -> None:
+    def delivered(self, response: http.Response) -> None:
         """The answer has gone to the client: an answer passed whole is fed now."""
         if not callable(response.stream):
             self.feed(response.raw_content or b"")
@@ -143,11 +143,41 @@ class Tee:
                 raise Dropped(f"no bytes for {idle:g}s") from None
 
 
+class CopyTasks:
+    """Every copy on read running in this process, across reloads (each builds a ReadCopier
+    of its own): at most MAX_COPIES at once, and waited for by a drain."""
+
+    def __init__(self) -> None:
+        self.running: set[asyncio.Task] = set()
+
+    def start(self, copy: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(copy)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    @property
+    def full(self) -> bool:
+        return len(self.running) >= MAX_COPIES
+
+    async def wait(self, seconds: float) -> int:
+        """Until every copy running has ended, `seconds` at most; those still running then are
+        cancelled (their uploads aborted, ABORT_WAIT seconds at most). How many were cut short."""
+        if not self.running:
+            return 0
+        _, left = await asyncio.wait(set(self.running), timeout=seconds)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=ABORT_WAIT)
+        return len(left)
+
+
 @dataclass
-class CopiesOnRead:
+class ReadCopier:
     """The proxy's copies on read: which reads may copy, and how a copy runs."""
 
     migrator: Migrator
+    tasks: CopyTasks
 
     def for_read(
         self,
@@ -157,8 +187,8 @@ class CopiesOnRead:
         key: str | None,
         headers: http.Headers,
         query: Sequence[tuple[str, str]],
-    ) -> CopyOnRead | None:
-        """A CopyOnRead for a read whose answer, if a fallback serves it, is the whole
+    ) -> CopyableRead | None:
+        """A CopyableRead for a read whose answer, if a fallback serves it, is the whole
         object as stored."""
         if operation != "GetObject" or method != "GET" or bucket is None or key is None:
             return None
@@ -167,7 +197,7 @@ class CopiesOnRead:
         names = {name for name, _ in query}
         if names & _NOT_WHOLE or any(name.startswith("response-") for name in names):
             return None
-        return CopyOnRead(self, bucket, key)
+        return CopyableRead(self, bucket, key)
 
     async def run(self, tee: Tee, create_bucket_first: bool) -> None:
         source = tee.source
@@ -221,15 +251,15 @@ class CopiesOnRead:
 
 
 @dataclass
-class CopyOnRead:
-    """One read that may be copied: started once the answer is known to come from a
-    `migrate: on-read` fallback, whole."""
+class CopyableRead:
+    """One read that may be copied (an `exchange.Taps`): started once the answer is known to
+    come from a `migrate: on-read` fallback, whole."""
 
-    copies: CopiesOnRead
+    copier: ReadCopier
     bucket: str
     key: str
 
-    def start(self, journey: Journey, response: http.Response) -> Tee | None:
+    def tap(self, journey: Journey, response: http.Response) -> Tee | None:
         attempt = journey.current
         if attempt.candidate == 0 or attempt.backend.migrate != "on-read":
             return None
@@ -239,26 +269,12 @@ class CopyOnRead:
         source = Source.of(attempt.backend, self.bucket, self.key, pairs)
         if source is None:
             return None
-        if len(RUNNING) >= MAX_COPIES:
+        tasks = self.copier.tasks
+        if tasks.full:
             where = printable(source.where)
-            log.info("copy-on-read of %s skipped: %d copies running", where, len(RUNNING))
+            log.info("copy-on-read of %s skipped: %d copies running", where, len(tasks.running))
             return None
         tee = Tee(source)
         create_bucket_first = journey.miss_codes[:1] == ["NoSuchBucket"]
-        task = asyncio.get_running_loop().create_task(self.copies.run(tee, create_bucket_first))
-        RUNNING.add(task)
-        task.add_done_callback(RUNNING.discard)
+        tasks.start(self.copier.run(tee, create_bucket_first))
         return tee
-
-
-async def settle(seconds: float) -> int:
-    """Until every copy running has ended, `seconds` at most; those still running then are
-    cancelled (their uploads aborted, ABORT_WAIT seconds at most). How many were cut short."""
-    if not RUNNING:
-        return 0
-    _, left = await asyncio.wait(set(RUNNING), timeout=seconds)
-    for task in left:
-        task.cancel()
-    if left:
-        await asyncio.wait(left, timeout=ABORT_WAIT)
-    return len(left)

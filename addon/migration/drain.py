@@ -31,9 +31,9 @@ from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, key_path, 
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
-from addon.s3.errors import S3Error
+from addon.s3.errors import S3Error, error_code
+from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError, Reply
-from addon.upstream.journey import error_code, printable
 
 _MAX_ANSWER = 64 * 1024
 # Skip reasons, as the summary names them.

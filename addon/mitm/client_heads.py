@@ -4,9 +4,9 @@ mitmproxy reads a request head of any size for as long as the client drips it ("
 against header size DoS" in its source). As an endpoint (reverse mode) a head over
 `HeadLimits.max_bytes`, or still unfinished `HeadLimits.seconds` after its first byte, is answered
 with the addon's S3 error and the connection closed. No hook sees a head before it is complete, so
-this wraps mitmproxy's private `Http1Server.read_headers`; it is installed by
-`upstream_control.install` (which checks mitmproxy's version) and fingerprinted with the rest in
-tests/test_upstream_control.py.
+this wraps mitmproxy's private `Http1Server.read_headers`; `install` (in `addon.mitm.install`,
+which checks mitmproxy's version) is given where the limits in force are read, so that a reload
+changes the addon's limits, never this module.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 Commands = Generator[Any, Any, Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadLimits:
-    """What a client's request head may take (set by the addon from its config)."""
+    """What a client's request head may take (the addon's, from its config)."""
 
     max_bytes: int = 24 * 1024
     seconds: float = 20.0
@@ -37,7 +37,6 @@ class HeadLimits:
     refuse: Callable[[str, Any], http.Response] = lambda reason, peer: http.Response.make(400)
 
 
-head_limits = HeadLimits()
 TOO_LARGE, TOO_SLOW = "too large", "too slow"
 
 
@@ -45,6 +44,13 @@ _head_started: WeakKeyDictionary[Http1Server, float] = WeakKeyDictionary()
 
 
 _original_read_headers = Http1Server.read_headers
+
+
+def _defaults() -> HeadLimits:
+    return HeadLimits()
+
+
+_limits_in_force: Callable[[], HeadLimits] = _defaults  # set by `install`, read per head
 
 
 def read_headers(self: Http1Server, event: Any) -> Commands:
@@ -58,18 +64,22 @@ def read_headers(self: Http1Server, event: Any) -> Commands:
         _head_started.pop(self, None)  # the head is in: the next one is timed from its start
         return None
     # The head has not ended: all that is buffered is head.
+    limits = _limits_in_force()
     reason = None
-    if len(self.buf) > head_limits.max_bytes:
+    if len(self.buf) > limits.max_bytes:
         reason = TOO_LARGE
-    elif time.monotonic() - started > head_limits.seconds:
+    elif time.monotonic() - started > limits.seconds:
         reason = TOO_SLOW
     if reason is not None:
-        answer = head_limits.refuse(reason, self.conn.peername)
+        answer = limits.refuse(reason, self.conn.peername)
         yield SendData(self.conn, http1.assemble_response(answer))
         yield CloseConnection(self.conn)
         self.state = self.done
     return None
 
 
-def install() -> None:
+def install(limits: Callable[[], HeadLimits]) -> None:
+    """Bound every reverse-mode request head by `limits()`, read as each head arrives."""
+    global _limits_in_force
+    _limits_in_force = limits
     Http1Server.read_headers = read_headers  # type: ignore[method-assign]

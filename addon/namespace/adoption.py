@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from mitmproxy import http
 
 from addon.config.settings import DEFAULT_REGION, Backend
-from addon.s3.errors import S3Error, error_response, new_request_id
+from addon.s3.errors import S3Error, error_code, error_response, new_request_id
 from addon.upstream import backends
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import error_code
 from addon.upstream.retarget import Plan
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,10 @@ from addon.config.settings import Backend
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
 from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
 from addon.namespace.tombstones import TombstoneError, Tombstones
-from addon.s3.errors import S3Error, error_response
+from addon.s3.errors import S3Error, error_code, error_response
+from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import Attempt, error_code, printable
+from addon.upstream.journey import Attempt
 
 MAX_PAGE = 8 * 1024 * 1024  # 1,000 keys of 1,024 bytes, with their fields, are about 2 MB
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from addon.config.settings import Backend, config_or_say
 from addon.namespace import tombstones as stones
+from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import printable
 
 
 @dataclass

@@ -37,9 +37,8 @@ from addon.config.settings import Backend
 from addon.namespace.object_meta import SOURCE_ETAG, same_etag
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
-from addon.s3.errors import S3Error, error_response
+from addon.s3.errors import S3Error, error_code, error_response
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import error_code
 from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan
 

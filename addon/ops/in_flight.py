@@ -1,4 +1,4 @@
-"""The end of a process's life: requests in flight, and a drain before exit on SIGTERM.
+"""Requests in flight, and the drain before exit on SIGTERM that waits for them.
 
 A drain stops listening (mitmproxy's own `server` option, so no new connection is accepted; the
 other workers of `s3-multi --workers`, or the other instances behind a balancer, take them),
@@ -9,7 +9,7 @@ their multipart uploads aborted), then shuts mitmproxy down. Answers given while
 go. A second SIGTERM, or SIGINT, stops at once (mitmproxy's own shutdown).
 
 A request is in flight from its request head (`requestheaders`) to the end of its answer (the
-addon's `response` hook, after the tombstones settled) or its failure (`error`); a flow that
+addon's `response` hook, after its after-steps ran) or its failure (`error`); a flow that
 disappears without either (its connection gone) stops counting when it is collected.
 """
 
@@ -22,7 +22,7 @@ import weakref
 
 from mitmproxy import ctx, http
 
-from addon.migration import copy_on_read
+from addon.migration.copy_on_read import CopyTasks
 from addon.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 _LINGER = 0.5
 
 
-class Drain:
-    def __init__(self) -> None:
+class InFlight:
+    """The requests this process is serving, and the copies on read it is landing."""
+
+    def __init__(self, copies: CopyTasks) -> None:
+        self.copies = copies
         self._open: weakref.WeakKeyDictionary[http.HTTPFlow, weakref.finalize] = (
             weakref.WeakKeyDictionary()
         )
@@ -40,7 +43,7 @@ class Drain:
         self._task: asyncio.Task | None = None
 
     @property
-    def in_flight(self) -> int:
+    def count(self) -> int:
         return len(self._open)
 
     def started(self, flow: http.HTTPFlow) -> None:
@@ -62,10 +65,10 @@ class Drain:
         if self.draining and http1 and flow.response is not None:
             flow.response.headers["connection"] = "close"
 
-    def start(self, timeout: float) -> None:
+    def drain(self, timeout: float) -> None:
         """Begin the drain (SIGTERM); once begun, another SIGTERM stops at once."""
         if self._task is not None:
-            log.warning("s3-multi: stopping now, %d requests still in flight", self.in_flight)
+            log.warning("s3-multi: stopping now, %d requests still in flight", self.count)
             ctx.master.shutdown()
             return
         self._task = asyncio.get_running_loop().create_task(self._drain(timeout))
@@ -76,8 +79,8 @@ class Drain:
         log.info(
             "s3-multi: draining: no new connections, %d requests in flight, %d copies on read "
             "running, up to %gs",
-            self.in_flight,
-            len(copy_on_read.RUNNING),
+            self.count,
+            len(self.copies.running),
             timeout,
         )
         deadline = time.monotonic() + timeout
@@ -87,9 +90,9 @@ class Drain:
             log.warning(
                 "s3-multi: drain timeout (%gs): stopping with %d requests in flight",
                 timeout,
-                self.in_flight,
+                self.count,
             )
-        cut = await copy_on_read.settle(max(0.0, deadline - time.monotonic()))
+        cut = await self.copies.wait(max(0.0, deadline - time.monotonic()))
         if cut:
             log.warning("s3-multi: drain timeout (%gs): %d copies on read cut short", timeout, cut)
         if not self._open and not cut:

@@ -25,8 +25,8 @@ from addon.auth.users import Users, load_users, parse_users
 from addon.config.files import ConfigError, decode_document
 from addon.config.settings import Backend
 from addon.namespace.tombstones import path_of
+from addon.s3.errors import error_code
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import error_code
 
 log = logging.getLogger(__name__)
 OBJECT_SCHEME = "s3://"

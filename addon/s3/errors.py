@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from xml.sax.saxutils import escape
@@ -108,3 +109,15 @@ def error_response(error: S3Error, method: str, resource: str, request_id: str) 
     body = b"" if method.upper() == "HEAD" else render(error, resource, request_id)
     headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
     return http.Response.make(error.status, body, headers)
+
+
+_CODE = re.compile(rb"<Code>\s*([^<\s]+)\s*</Code>")
+
+
+def error_code(body: bytes) -> str | None:
+    """The Code element of an S3 XML error body, or None.
+
+    A search rather than an XML parse: it runs on every 404 and must not care about namespaces.
+    """
+    match = _CODE.search(body)
+    return match[1].decode("ascii", "replace") if match else None

@@ -1,9 +1,14 @@
 """One client request forwarded in-flow: the journey's decisions carried out on the flow.
 
-`Exchange` is the policy `upstream_control` calls for the flow: each time mitmproxy reaches a
-point that decides something (an answer's headers, a 404's body, a failed connection, a broken
-answer), it asks the `Journey` and carries out the verdict on the request, re-aiming it with
-`retarget.aim` when the next backend is to be asked.
+`Exchange` is the policy (`addon.mitm.policy`) that mitmproxy's wrapped internals call for the
+flow: each time mitmproxy reaches a point that decides something (an answer's headers, a 404's
+body, a failed connection, a broken answer), it asks the `Journey` and carries out the verdict on
+the request, re-aiming it with `retarget.aim` when the next backend is to be asked.
+
+Two kinds of extra work hang on an exchange, chosen by the gateway (`addon.gateway.after_steps`):
+after-steps, run once the primary has answered and before the client hears (tombstones, a
+bucket taken on, a copy from a fallback), and a tap that also takes the answer's bytes on their
+way to the client (a copy on read). Neither is known here beyond these protocols.
 """
 
 from __future__ import annotations
@@ -11,11 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from mitmproxy import http
 
-from addon.migration.copy_on_read import CopyOnRead, Tee
-from addon.mitm.upstream_control import (
+from addon.mitm.policy import (
     ANSWER,
     ANSWER_BODY,
     CLIENT_BODY,
@@ -23,24 +28,42 @@ from addon.mitm.upstream_control import (
     RETRY,
     AbortUpload,
     Pass,
+    ReadBody,
     Retry,
 )
-from addon.mitm.upstream_control import ReadBody as ReadAnswerBody
 from addon.s3.errors import S3Error, error_response
+from addon.s3.log_text import printable
 from addon.upstream import retarget, uploads
 from addon.upstream.deadlines import Deadline
 from addon.upstream.journey import (
     Answer,
     AskNext,
     Consult,
+    InspectBody,
     Journey,
-    ReadBody,
     Replace,
     Verdict,
-    printable,
 )
 
 log = logging.getLogger(__name__)
+
+# Run once the primary has answered, before the client hears; may replace the answer. Returns
+# what it did, for the flow's summary ("" for nothing).
+AfterStep = Callable[[http.HTTPFlow], Awaitable[str]]
+
+
+class Tap(Protocol):
+    """Someone else taking the answer's bytes as they go to the client."""
+
+    def feed(self, data: bytes) -> None: ...
+    def delivered(self, response: http.Response) -> None: ...
+    def cut(self) -> None: ...
+
+
+class Taps(Protocol):
+    """Who may tap an answer, once its headers are in and it is the client's."""
+
+    def tap(self, journey: Journey, response: http.Response) -> Tap | None: ...
 
 
 @dataclass
@@ -52,15 +75,14 @@ class Exchange:
     deadline: Deadline
     client_timeout: float
     tombstone: retarget.Plan | None = None  # the GET of this key's tombstone, if any can be
-    # What the primary's answer sets off before the client has it (tombstones, a bucket taken
-    # on), in order; each may replace the answer.
-    settle: list[Callable[[http.HTTPFlow], Awaitable[str]]] = field(default_factory=list)
-    settled: str = ""
-    whole_body: bool = False  # read the body whole whatever its size (settle needs it)
+    # What the primary's answer sets off before the client has it, in order.
+    after: list[AfterStep] = field(default_factory=list)
+    after_notes: str = ""
+    whole_body: bool = False  # read the body whole whatever its size (an after-step needs it)
     transducer: uploads.Transducer | None = field(default=None, repr=False)
     relayed: int = 0  # bytes of the answer's body streamed on to the client
-    copy_on_read: CopyOnRead | None = None  # a whole read a migrating fallback serves is copied
-    tee: Tee | None = None  # ... its bytes on their way to the copy
+    taps: Taps | None = None  # who may take the answer's bytes too (copy-on-read)
+    tap: Tap | None = None  # ... and took them
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
@@ -82,14 +104,14 @@ class Exchange:
         handing it to a copy on read)."""
         self.deadline.touch()
         self.relayed += len(data)
-        if self.tee is not None:
-            self.tee.feed(data)
+        if self.tap is not None:
+            self.tap.feed(data)
         return data
 
     def finished(self) -> None:
         self.deadline.stop()
-        if self.tee is not None:
-            self.tee.cut()
+        if self.tap is not None:
+            self.tap.cut()
 
     def check_whole_body(self, request: http.Request) -> http.Response | None:
         """The answer to send instead when a body read whole is refused."""
@@ -105,21 +127,21 @@ class Exchange:
     def may_stream(self, response: http.Response) -> bool:
         """Stream the answer's body to the client unless it is small: passing a small body
         whole costs mitmproxy less."""
-        if self.settle:
-            return False  # settling may replace it, so it is not sent before
+        if self.after:
+            return False  # an after-step may replace it, so it is not sent before
         length = response.headers.get("content-length", "")
         return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
 
-    async def settled_answer(self, flow: http.HTTPFlow) -> None:
-        """The `response` hook: tombstones settled before the client hears (see tombstones)."""
-        done = [await step(flow) for step in self.settle]
-        self.settled = "; ".join(d for d in done if d)
-        if self.tee is not None and flow.response is not None:
-            self.tee.settle(flow.response)
+    async def answered(self, flow: http.HTTPFlow) -> None:
+        """The `response` hook: the after-steps run before the client hears."""
+        done = [await step(flow) for step in self.after]
+        self.after_notes = "; ".join(d for d in done if d)
+        if self.tap is not None and flow.response is not None:
+            self.tap.delivered(flow.response)
 
     def summary(self) -> str:
-        copying = f"copying to {self.journey.candidates[0].name}" if self.tee else ""
-        notes = [line for line in (self.settled, copying) if line]
+        copying = f"copying to {self.journey.candidates[0].name}" if self.tap else ""
+        notes = [line for line in (self.after_notes, copying) if line]
         return "; ".join([self.journey.summary(self.resource), *notes])
 
     def error(self, error: S3Error) -> http.Response:
@@ -129,7 +151,7 @@ class Exchange:
         self.journey.refused(error.code)
         return AbortUpload(self.error(error))
 
-    # --- upstream_control.Policy -----------------------------------------------------------------
+    # --- mitm.policy.Policy ---------------------------------------------------------------------
 
     def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
         return None
@@ -139,20 +161,18 @@ class Exchange:
         log.warning("backend %s unreachable: %s", attempt.backend.name, reason)
         return self._carry_out(flow, self.journey.unreachable(reason))  # type: ignore[return-value]
 
-    def response_headers(
-        self, flow: http.HTTPFlow
-    ) -> Pass | ReadAnswerBody | Retry | http.Response:
+    def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response:
         response = flow.response
         assert response is not None
         marker = response.headers.get("x-amz-delete-marker", "").lower() == "true"
         etag = response.headers.get("etag")
         verdict = self.journey.headers(response.status_code, delete_marker=marker, etag=etag)
-        if isinstance(verdict, Answer) and self.copy_on_read is not None:
-            self.tee = self.copy_on_read.start(self.journey, response)
-        if isinstance(verdict, ReadBody | Answer):
+        if isinstance(verdict, Answer) and self.taps is not None:
+            self.tap = self.taps.tap(self.journey, response)
+        if isinstance(verdict, InspectBody | Answer):
             self.deadline.start(ANSWER_BODY, self.journey.current.backend.idle_timeout)
-        if isinstance(verdict, ReadBody):
-            return ReadAnswerBody(verdict.limit)
+        if isinstance(verdict, InspectBody):
+            return ReadBody(verdict.limit)
         return self._carry_out(flow, verdict)
 
     def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response:

@@ -19,36 +19,17 @@ bucket, NoSuchBucket only when none has it.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from addon.config.settings import Backend
-from addon.s3.errors import S3Error
+from addon.s3.errors import S3Error, error_code
+from addon.s3.log_text import printable
 from addon.s3.operations import Operation, Route, Target
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket"})
 ERROR_BODY_LIMIT = 64 * 1024  # an S3 error is a few hundred bytes; more is a broken backend
-_CODE = re.compile(rb"<Code>\s*([^<\s]+)\s*</Code>")
-
-
-def error_code(body: bytes) -> str | None:
-    """The Code element of an S3 XML error body, or None.
-
-    A search rather than an XML parse: it runs on every 404 and must not care about namespaces.
-    """
-    match = _CODE.search(body)
-    return match[1].decode("ascii", "replace") if match else None
-
-
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def printable(text: str) -> str:
-    """`text` safe for one log line: control characters (a newline could forge a line) as
-    \\uNNNN escapes."""
-    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def _short(reason: str, most: int = 120) -> str:
@@ -65,7 +46,7 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class ReadBody:
+class InspectBody:
     """Read the answer's body, at most `limit` bytes, without passing it on; then `body()`."""
 
     limit: int = ERROR_BODY_LIMIT
@@ -91,7 +72,7 @@ class Consult:
     given to `headers` and `body` like any other)."""
 
 
-Verdict = Answer | ReadBody | AskNext | Replace | Consult
+Verdict = Answer | InspectBody | AskNext | Replace | Consult
 
 
 @dataclass
@@ -154,20 +135,20 @@ class Journey:
         if not 100 <= status <= 599:
             return self.broken(f"invalid status {status}")
         if attempt.what == "tombstone":
-            return ReadBody() if status == 200 else self._consulted(status, b"")
+            return InspectBody() if status == 200 else self._consulted(status, b"")
         if attempt.candidate > 0 and status < 400 and self._hidden(attempt.backend, etag):
             attempt.note = "deleted (tombstone)"
             verdict = self._missed("NoSuchKey")  # never this answer: it is the deleted copy
             return Replace(self._not_found()) if isinstance(verdict, Answer) else verdict
         if self.reads and status >= 500 and self.fallback_on_5xx and self.has_next:
-            return ReadBody()  # then the next backend (its body is not wanted)
+            return InspectBody()  # then the next backend (its body is not wanted)
         if not (self.reads and status == 404) or delete_marker:
             # A delete marker is S3's own tombstone on a versioned bucket: the key was deleted
             # there, so it is the answer, headers and all.
             return Answer()
         if self.method == "HEAD":
             return self._missed(None)  # no body, so no code to tell the cases apart
-        return ReadBody()
+        return InspectBody()
 
     def body(self, body: bytes) -> Verdict:
         """The whole body of the answer that `headers` asked to read."""

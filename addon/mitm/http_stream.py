@@ -1,20 +1,7 @@
-"""The one protocol between s3-multi and mitmproxy's internals: a policy object per flow.
+"""mitmproxy's `HttpStream`, wrapped: where a managed flow's policy (`policy`) is asked.
 
-An S3 gateway needs things that mitmproxy 12 gives no hook for:
-
-- fall back: answer the client from a second upstream after the first one answered "not found"
-  (see README, "How fallback works"); probing first costs a round trip on every hit, buffering
-  the fallback's answer costs the object's size in memory;
-- decide that before any addon sees the first answer: mitmproxy's flow saver (`mitmdump -w`),
-  mitmweb and other scripts must see one flow per client request, with the answer it got;
-- answer an unreachable or broken upstream with an S3 error (or skip it), not an HTML 502;
-- refuse a request with a body at once, without reading the body (a response set in a hook
-  makes mitmproxy buffer the whole body before sending it);
-- abort an upload half-way (bad chunk signature, wrong payload hash) so that the upstream, which
-  has not received the whole body, stores nothing.
-
-A flow opts in with `manage(flow, policy)`; the wrapped methods of mitmproxy's `HttpStream` then
-call the policy at each point and do what it says. Each wrap, and why no hook can do it:
+An S3 gateway needs things that mitmproxy 12 gives no hook for (the package's README says why
+each one, and what to re-check on an upgrade). Each wrap:
 
 - `make_server_connection`: `before_connect` may answer instead of connecting (a refusal: the
   body was never read); a failed connection goes to `connect_failed`, which re-aims the request
@@ -32,30 +19,19 @@ call the policy at each point and do what it says. Each wrap, and why no hook ca
 - `_handle_event`: a `DeadlinePassed` event, injected by the addon's timers, reaches the
   stream's policy (mitmproxy routes injected events to the stream, but only WebSocket and TCP
   layers take them).
-- `Http1Server.read_headers`: the client's request head, bounded in size and time (see
-  `client_heads`).
 
 When the client is still sending a body nobody will read, the answer says `Connection: close`
 and our side of the connection is half-closed after it (HTTP/1), or the stream is reset after it
 (HTTP/2, the connection's other streams go on); what the client still sends is discarded.
-
-Policies live beside their flows (a WeakKeyDictionary), not in `flow.metadata`, which mitmproxy
-deep-copies when it saves a flow. Private API: the exact mitmproxy version is pinned, `install`
-refuses any other, and tests/test_upstream_control.py fingerprints the source of every wrapped
-method and of their callers, so that an upgrade fails there first and names what to re-check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from typing import Any, Protocol
-from weakref import WeakKeyDictionary
+from typing import Any
 
-import mitmproxy.version
 from mitmproxy import http
 from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
-from mitmproxy.proxy.events import MessageInjected
 from mitmproxy.proxy.layers.http import (
     ErrorCode,
     GetHttpConnection,
@@ -71,88 +47,19 @@ from mitmproxy.proxy.layers.http import (
 )
 from mitmproxy.proxy.layers.http._http1 import Http1Client
 
-from addon.mitm import client_heads
-
-SUPPORTED_MITMPROXY = "12.3.1"
+from addon.mitm.policy import (
+    ANSWER_BODY,
+    CLIENT_BODY,
+    AbortUpload,
+    DeadlinePassed,
+    Pass,
+    Policy,
+    ReadBody,
+    Retry,
+    policy_of,
+)
 
 Commands = Generator[Any, Any, Any]
-
-
-class Pass:
-    """Let mitmproxy go on with this answer as usual (hooks, streaming, to the client)."""
-
-
-class Retry:
-    """Send the request again: the policy has re-aimed it at another upstream."""
-
-
-PASS, RETRY = Pass(), Retry()
-
-# The deadlines a timer of the addon can report (`DeadlinePassed.message`).
-CLIENT_BODY = "the client stopped sending its body"
-ANSWER = "no answer in time"
-ANSWER_BODY = "the answer's body stalled"
-
-
-@dataclass
-class DeadlinePassed(MessageInjected[str]):
-    """Injected into the flow's connection by the addon (mitmproxy's proxyserver.inject_event)
-    when one of its timers expires: `message` is CLIENT_BODY, ANSWER or ANSWER_BODY."""
-
-
-@dataclass(frozen=True)
-class ReadBody:
-    """Read the answer's body, at most `limit` bytes, without passing it on; then ask again."""
-
-    limit: int
-
-
-class Policy(Protocol):
-    """What a managed flow's owner decides at each point mitmproxy's hooks cannot reach."""
-
-    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None: ...
-    def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
-    def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response: ...
-    def response_body(self, flow: http.HTTPFlow, body: bytes) -> Pass | Retry | http.Response: ...
-    def response_broken(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
-    def deadline_passed(self, flow: http.HTTPFlow, phase: str) -> Retry | http.Response: ...
-
-
-@dataclass(frozen=True)
-class AnswerInstead:
-    """The policy of a flow answered without connecting anywhere (a refusal)."""
-
-    response: http.Response
-
-    def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
-        return self.response
-
-    def _never(self, *_: object) -> Any:
-        raise AssertionError("a flow answered instead of connecting has no upstream")
-
-    connect_failed = response_headers = response_body = response_broken = _never
-    deadline_passed = _never
-
-
-class AbortUpload(Exception):
-    """Raised by a request `stream` callable: stop the upload and send `response` instead."""
-
-    def __init__(self, response: http.Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
-_policies: WeakKeyDictionary[http.HTTPFlow, Policy] = WeakKeyDictionary()
-
-
-def manage(flow: http.HTTPFlow, policy: Policy) -> None:
-    """From now on, `policy` decides for this flow at the points listed above."""
-    _policies[flow] = policy
-
-
-def policy_of(flow: http.HTTPFlow) -> Policy | None:
-    return _policies.get(flow)
-
 
 _original_make_server_connection = HttpStream.make_server_connection
 _original_state_wait_for_response_headers = HttpStream.state_wait_for_response_headers
@@ -178,7 +85,7 @@ def _run_until(inner: Commands, stop: Callable[[Any, Any], bool]) -> Commands:
 
 
 def _make_server_connection(self: HttpStream) -> Commands:
-    policy = _policies.get(self.flow)
+    policy = policy_of(self.flow)
     if policy is None:
         return (yield from _original_make_server_connection(self))
     answer = policy.before_connect(self.flow)
@@ -198,7 +105,7 @@ def _make_server_connection(self: HttpStream) -> Commands:
 
 
 def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
-    policy = _policies.get(self.flow)
+    policy = policy_of(self.flow)
     if policy is None:
         return (yield from _original_state_wait_for_response_headers(self, event))
     self.flow.response = event.response
@@ -293,7 +200,7 @@ def _resend(self: HttpStream) -> Commands:
 
 
 def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
-    policy = _policies.get(self.flow) if hasattr(self, "flow") else None
+    policy = policy_of(self.flow) if hasattr(self, "flow") else None
     if (
         policy is None
         or not isinstance(event, ResponseProtocolError)
@@ -336,7 +243,7 @@ def _handle_event(self: HttpStream, event: Any) -> Commands:
 def _deadline_passed(self: HttpStream, event: DeadlinePassed) -> Commands:
     """A timer of the addon expired: act on it if the flow is still where the timer was for."""
     flow = event.flow
-    policy = _policies.get(flow) if isinstance(flow, http.HTTPFlow) else None
+    policy = policy_of(flow) if isinstance(flow, http.HTTPFlow) else None
     if policy is None or getattr(self, "flow", None) is not flow:
         return  # the stream moved on to another request of the connection
     phase = event.message
@@ -406,16 +313,3 @@ ORIGINALS = {
     "handle_protocol_error": _original_handle_protocol_error,
     "state_stream_request_body": _original_state_stream_request_body,
 }
-
-
-def install() -> None:
-    """Wrap the methods; idempotent. Refuses a mitmproxy version it was not tested with."""
-    if mitmproxy.version.VERSION != SUPPORTED_MITMPROXY:
-        raise RuntimeError(
-            f"s3-multi wraps mitmproxy internals tested with mitmproxy "
-            f"{SUPPORTED_MITMPROXY} only; this is mitmproxy {mitmproxy.version.VERSION}. "
-            f"Install mitmproxy=={SUPPORTED_MITMPROXY}."
-        )
-    for name, wrapper in WRAPPED.items():
-        setattr(HttpStream, name, wrapper)
-    client_heads.install()
