@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from addon.cli import parse_listen, serve
-from addon.local.servers import START, S3Server
+from addon.local.kinds import START
+from addon.local.servers import S3Server
 
 LOCAL_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "local.yaml"
 ROOT_ACCESS, ROOT_SECRET = "s3multi-demo", "s3multi-demo-secret"

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from addon.local.servers import START, S3Server, free_port, weed_binary
+from addon.local.kinds import START
+from addon.local.seaweedfs import weed_binary
+from addon.local.servers import S3Server, free_port
 from tests.support.proxy import (
     STARTED,
     Proxy,

@@ -18,9 +18,9 @@ from addon.s3.aws_chunked import (
     SIGNED_TRAILER,
     UNSIGNED_TRAILER,
     AwsChunkedUpload,
-    decoded_headers,
 )
 from addon.s3.body_checks import PayloadHashCheck
+from addon.s3.content_encoding import decoded_headers
 from addon.s3.errors import S3Error
 from addon.s3.sigv4 import ChunkChain, signing_key
 from addon.upstream.uploads import stream_callable

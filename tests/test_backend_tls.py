@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from addon.local.servers import free_port, start_moto_servers
+from addon.local.moto import start_moto_servers
+from addon.local.servers import free_port
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
 from tests.support.proxy import proxy_env, start_proxy

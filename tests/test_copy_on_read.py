@@ -13,8 +13,9 @@ import pytest
 
 from addon.config.settings import Backend
 from addon.migration import copy_on_read
-from addon.migration.copier import Migrator, Source
+from addon.migration.copier import Migrator
 from addon.migration.copy_on_read import CopyTasks, ReadCopier, Tee
+from addon.migration.source import Source
 from addon.upstream.backend_client import BackendClient
 from tests.support.direct import has_bucket, has_object, put_direct
 from tests.support.migration import (
@@ -220,7 +221,8 @@ def copy_through_a_full_tee(backends, source: Source, body: bytes, before=None) 
     async def run() -> None:
         client = BackendClient()
         try:
-            await ReadCopier(Migrator(client, primary), CopyTasks()).run(tee, create_bucket_first=False)
+            copier = ReadCopier(Migrator(client, primary), CopyTasks())
+            await copier.run(tee, create_bucket_first=False)
         finally:
             client.close()
 

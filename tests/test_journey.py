@@ -13,8 +13,8 @@ from addon.s3.operations import TABLE, Route, Scope, classify, parse_path
 from addon.upstream.journey import (
     Answer,
     AskNext,
-    Journey,
     InspectBody,
+    Journey,
     Replace,
     error_code,
     printable,

@@ -13,7 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from addon import demo
-from addon.local.servers import free_port, s3_client, start_seaweed_servers
+from addon.local.seaweedfs import start_seaweed_servers
+from addon.local.servers import free_port, s3_client
 from tests.support.processes import VENV_BIN, child_env
 from tests.support.proxy import start_proxy
 

@@ -13,8 +13,10 @@ import os
 
 import pytest
 
-from addon.migration import copier as migration
-from addon.migration.copier import Abandoned, CopyFailed, Migrator, Source, part_sizes
+from addon.migration import copier
+from addon.migration import source as copy_source
+from addon.migration.copier import Migrator
+from addon.migration.source import Abandoned, CopyFailed, Source, part_sizes
 from addon.namespace.tombstones import Tombstones, key_of
 from addon.upstream.backend_client import BackendClient, BackendError
 from tests.support.direct import put_direct
@@ -76,8 +78,8 @@ def copy(
 @pytest.fixture
 def small_parts(monkeypatch):
     """Multipart from 5 MiB on, in 5 MiB parts (S3's least), so that a few MiB take parts."""
-    monkeypatch.setattr(migration, "PART_SIZE", 5 * MIB)
-    monkeypatch.setattr(migration, "MULTIPART_FROM", 5 * MIB)
+    monkeypatch.setattr(copy_source, "PART_SIZE", 5 * MIB)
+    monkeypatch.setattr(copier, "MULTIPART_FROM", 5 * MIB)
 
 
 @pytest.fixture(params=["one PUT", "multipart"])
@@ -156,7 +158,7 @@ def test_bytes_that_are_not_the_sources_never_land(backends, bucket, shape, faul
     assert not backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
-@pytest.mark.parametrize("lost", [1, len(migration._ABORT_PAUSES)])
+@pytest.mark.parametrize("lost", [1, len(copier._ABORT_PAUSES)])
 def test_an_abort_that_fails_is_tried_again(backends, bucket, small_parts, lost, caplog):
     """A failed multipart copy is aborted again when an abort fails (S3 says one may not
     suffice); when every try fails, the log names the upload left on the primary."""
@@ -171,7 +173,7 @@ def test_an_abort_that_fails_is_tried_again(backends, bucket, small_parts, lost,
     with pytest.raises(CopyFailed):
         copy(backends, bucket, "k.bin", os.urandom(11 * MIB), sent=b"too few", lose=lose)
     uploads = backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    if lost < len(migration._ABORT_PAUSES):
+    if lost < len(copier._ABORT_PAUSES):
         assert (len(aborts), uploads) == (lost + 1, [])
     else:
         assert len(aborts) == lost and [u["Key"] for u in uploads] == ["k.bin"]

@@ -16,8 +16,9 @@ from mitmproxy import http
 from addon.config.settings import Backend
 from addon.migration.copy_on_read import ReadCopier
 from addon.namespace.adoption import NOT_ADOPTED, WRITES, AdoptBucket
+from addon.namespace.after_write import BURIES, CLEARS, AfterWrite
 from addon.namespace.fallback_copy import CopyFromFallback
-from addon.namespace.tombstones import BURIES, CLEARS, AfterWrite, Tombstones, lookup
+from addon.namespace.tombstones import Tombstones, lookup
 from addon.s3.operations import Route
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.exchange import Exchange

@@ -27,17 +27,24 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from addon.config.settings import Backend
+from addon.migration.source import (
+    MIB,
+    Abandoned,
+    Copied,
+    CopyFailed,
+    Source,
+    Tally,
+    part_sizes,
+)
 from addon.namespace.adoption import create_bucket
 from addon.namespace.object_meta import (
     SOURCE_ETAG,
     delete_if_match,
-    described,
     key_path,
-    md5_of,
     same_etag,
     tagging_header,
     tags_of,
@@ -50,135 +57,9 @@ from addon.upstream.backend_client import BackendClient, BackendError, Streamed
 
 log = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
-_THREAD_HASH_FROM = 64 * 1024  # smaller pieces are hashed at once: a thread costs more
-PART_SIZE = 16 * MIB
-MULTIPART_FROM = 64 * MIB
-_MAX_PARTS = 10_000  # S3's
+MULTIPART_FROM = 64 * MIB  # a smaller object goes in one PUT
 _MAX_ANSWER = 64 * 1024
 _ABORT_PAUSES = (0.0, 0.3, 1.0)  # s, before each try: a last part has long arrived by then
-
-
-class Abandoned(Exception):
-    """The copy must not land: the key was written or deleted meanwhile."""
-
-
-class CopyFailed(Exception):
-    """The copy could not be made: the primary failed, or the bytes did not check out."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """A fallback's object, as its GET answered."""
-
-    backend: Backend
-    bucket: str
-    key: str
-    size: int
-    etag: str
-    described: tuple[tuple[str, str], ...]  # content headers and user metadata
-    tag_count: int
-
-    @classmethod
-    def of(
-        cls, backend: Backend, bucket: str, key: str, headers: Iterable[tuple[str, str]]
-    ) -> Source | None:
-        """From a full GET's answer headers; None without the length or the ETag."""
-        pairs = list(headers)
-        lookup = {k.lower(): v for k, v in pairs}
-        length, etag = lookup.get("content-length", ""), lookup.get("etag", "")
-        if not length.isdigit() or not etag:
-            return None
-        count = lookup.get("x-amz-tagging-count", "0")
-        return cls(
-            backend,
-            bucket,
-            key,
-            int(length),
-            etag,
-            tuple(described(pairs)),
-            int(count) if count.isdigit() else 0,
-        )
-
-    @property
-    def where(self) -> str:
-        return f"/{self.bucket}/{self.key}"
-
-
-@dataclass(frozen=True)
-class Copied:
-    etag: str  # the copy's, on the primary
-    size: int
-    md5: str  # of its bytes, hex
-
-
-def part_sizes(size: int) -> list[int]:
-    """The parts of a multipart copy: PART_SIZE, more when 10,000 of them would not hold it."""
-    part = max(PART_SIZE, -(-size // _MAX_PARTS // MIB) * MIB)
-    sizes = [part] * (size // part)
-    return [*sizes, size % part] if size % part else sizes
-
-
-class _Tally:
-    """The source's bytes on their way: counted and hashed, cut into the lengths asked for."""
-
-    def __init__(self, source: Source, pieces: AsyncIterator[bytes]) -> None:
-        self.source = source
-        self._pieces = pieces
-        self._held = b""
-        self.count = 0
-        self.md5 = hashlib.md5()
-        self.part_md5s: list[bytes] = []
-
-    async def take(
-        self, length: int, before_last: Callable[[], Awaitable[None]] | None = None
-    ) -> AsyncIterator[bytes]:
-        """The next `length` bytes as they come; `before_last` is awaited before the last
-        piece goes (it may raise, and the piece never goes)."""
-        part = None if length == self.source.size else hashlib.md5()  # one part: the whole's
-        hashes = (self.md5,) if part is None else (self.md5, part)
-        hashing: asyncio.Future[None] | None = None
-        remaining = length
-        while remaining:
-            piece = self._held or await self._next()
-            piece, self._held = piece[:remaining], piece[remaining:]
-            remaining -= len(piece)
-            self.count += len(piece)
-            if hashing is not None:
-                await hashing  # in order: the piece before was hashed while it went
-            hashing = _hashed(hashes, piece)
-            if not remaining:
-                if hashing is not None:
-                    await hashing
-                if before_last is not None:
-                    await before_last()
-            yield piece
-        self.part_md5s.append((part or self.md5).digest())
-
-    async def check(self) -> None:
-        """Every byte of the source came, and no more, and they are the source's."""
-        more = self._held or await anext(self._pieces, b"")
-        if more:
-            raise CopyFailed(f"the source sent more than its {self.source.size} bytes")
-        md5 = md5_of(self.source.etag)
-        if md5 is not None and md5 != self.md5.hexdigest():
-            raise CopyFailed("the bytes read do not hash to the source's ETag")
-
-    async def _next(self) -> bytes:
-        while True:
-            piece = await anext(self._pieces, None)
-            if piece is None:
-                raise CopyFailed(f"the source ended after {self.count} of {self.source.size} bytes")
-            if piece:
-                return piece
-
-    @property
-    def etag(self) -> str:
-        """The ETag S3 gives what was sent: its MD5, or for parts the MD5 of theirs, -N."""
-        if len(self.part_md5s) <= 1:
-            return self.md5.hexdigest()
-        joined = hashlib.md5(b"".join(self.part_md5s)).hexdigest()
-        return f"{joined}-{len(self.part_md5s)}"
 
 
 @dataclass
@@ -198,7 +79,7 @@ class Migrator:
             if create_bucket_first:
                 await create_bucket(self.client, self.primary, source.bucket)
             headers = await self._headers(source)
-            tally = _Tally(source, pieces)
+            tally = Tally(source, pieces)
             if source.size >= MULTIPART_FROM:
                 etag = await self._multipart(source, headers, tally)
             else:
@@ -217,7 +98,7 @@ class Migrator:
         kept = [(k, v) for k, v in source.described if k != SOURCE_ETAG]
         return [*kept, (SOURCE_ETAG, source.etag.strip('"')), *tagging_header(tags)]
 
-    async def _may_land(self, source: Source, tally: _Tally) -> None:
+    async def _may_land(self, source: Source, tally: Tally) -> None:
         """Just before the copy appears: every byte checked, the key still free and not
         deleted meanwhile."""
         await tally.check()
@@ -244,7 +125,7 @@ class Migrator:
         hidden = hides.get(source.backend.name)
         return hidden is not None and same_etag(hidden, source.etag)
 
-    async def _put(self, source: Source, headers: list[tuple[str, str]], tally: _Tally) -> str:
+    async def _put(self, source: Source, headers: list[tuple[str, str]], tally: Tally) -> str:
         if source.size == 0:
             await self._may_land(source, tally)
         body = Streamed(tally.take(source.size, lambda: self._may_land(source, tally)), source.size)
@@ -259,9 +140,7 @@ class Migrator:
             answer = await reply.read(_MAX_ANSWER)
         return _written(self.primary, reply.status, answer, reply.header("etag"))
 
-    async def _multipart(
-        self, source: Source, headers: list[tuple[str, str]], tally: _Tally
-    ) -> str:
+    async def _multipart(self, source: Source, headers: list[tuple[str, str]], tally: Tally) -> str:
         path = key_path(source.key)
         async with self.client.request(
             self.primary, "POST", source.bucket, path, "uploads=", headers
@@ -321,7 +200,7 @@ class Migrator:
             self.primary.name,
         )
 
-    async def _parts(self, source: Source, upload: str, tally: _Tally) -> list[str]:
+    async def _parts(self, source: Source, upload: str, tally: Tally) -> list[str]:
         """Each part in turn; a part's bytes go while the part before waits for its answer,
         so the source's bytes never wait on a round trip (two parts in flight at most)."""
         sent: list[asyncio.Task[str]] = []
@@ -360,7 +239,7 @@ class Migrator:
             raise CopyFailed(f"{self.primary.name} answered {reply.status} {error_code(answer)}")
         return reply.header("etag") or ""
 
-    async def _verify(self, source: Source, copied: Copied, tally: _Tally) -> None:
+    async def _verify(self, source: Source, copied: Copied, tally: Tally) -> None:
         """The primary holds what was sent: its ETag says so, or its bytes read back do."""
         if same_etag(copied.etag, tally.etag):
             return
@@ -391,21 +270,6 @@ def _written(primary: Backend, status: int, answer: bytes, etag: str | None) -> 
     if status != 200 or not etag:
         raise CopyFailed(f"{primary.name} answered {status} {error_code(answer) or ''}".strip())
     return etag
-
-
-def _hashed(hashes: Iterable[hashlib._Hash], piece: bytes) -> asyncio.Future[None] | None:
-    """`piece` added to each hash: a small one now (None), a large one in a thread (hashlib
-    lets go of the GIL), so that the event loop relays the client's bytes meanwhile: hashing
-    twice is most of what a copy costs the process."""
-    if len(piece) < _THREAD_HASH_FROM:
-        _update(hashes, piece)
-        return None
-    return asyncio.ensure_future(asyncio.to_thread(_update, hashes, piece))
-
-
-def _update(hashes: Iterable[hashlib._Hash], piece: bytes) -> None:
-    for h in hashes:
-        h.update(piece)
 
 
 async def _drawn(pieces: AsyncIterator[bytes], done: asyncio.Event) -> AsyncIterator[bytes]:

@@ -34,7 +34,8 @@ from typing import Any
 
 from mitmproxy import http
 
-from addon.migration.copier import MIB, Abandoned, CopyFailed, Migrator, Source
+from addon.migration.copier import Migrator
+from addon.migration.source import MIB, Abandoned, CopyFailed, Source
 from addon.namespace.object_meta import key_path
 from addon.s3.log_text import printable
 from addon.upstream.journey import Journey

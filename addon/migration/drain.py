@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from addon.config.settings import Backend
-from addon.migration.copier import Abandoned, CopyFailed, Migrator, Source
+from addon.migration.copier import Migrator
+from addon.migration.source import Abandoned, CopyFailed, Source
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, key_path, md5_of, same_etag

@@ -31,22 +31,17 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from mitmproxy import http
-from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection
+from mitmproxy.proxy.commands import CloseConnection
 from mitmproxy.proxy.layers.http import (
     ErrorCode,
     GetHttpConnection,
-    HttpLayer,
-    HttpResponseHeadersHook,
     HttpStream,
-    RequestEndOfMessage,
-    RequestHeaders,
     ResponseData,
     ResponseEndOfMessage,
     ResponseProtocolError,
-    SendHttp,
 )
-from mitmproxy.proxy.layers.http._http1 import Http1Client
 
+from addon.mitm import stream_actions as actions
 from addon.mitm.policy import (
     ANSWER_BODY,
     CLIENT_BODY,
@@ -55,7 +50,6 @@ from addon.mitm.policy import (
     Pass,
     Policy,
     ReadBody,
-    Retry,
     policy_of,
 )
 
@@ -100,7 +94,7 @@ def _make_server_connection(self: HttpStream) -> Commands:
         if isinstance(decision, http.Response):
             answer = decision
         # else re-aimed: connect to the next upstream (nothing was sent yet)
-    yield from _answer(self, answer)
+    yield from actions.answer(self, answer)
     return False
 
 
@@ -118,7 +112,7 @@ def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
         # Its end of message still comes (at once): act then, the connection stays reusable.
         self.server_state = _at_end(self, decision)
     else:
-        yield from _act(self, decision, body_pending=True)
+        yield from actions.act(self, decision, body_pending=True)
     return None
 
 
@@ -127,7 +121,7 @@ def _at_end(self: HttpStream, decision: Any) -> Callable[[Any], Commands]:
 
     def state_end_of_answer(event: Any) -> Commands:
         if isinstance(event, ResponseEndOfMessage):
-            yield from _act(self, decision, body_pending=False)
+            yield from actions.act(self, decision, body_pending=False)
 
     return state_end_of_answer
 
@@ -141,7 +135,7 @@ def _body_reader(self: HttpStream, policy: Policy, limit: int) -> Callable[[Any]
             body.extend(event.data)
             if len(body) > limit:
                 decision = policy.response_broken(self.flow, f"an error body over {limit} bytes")
-                yield from _act(self, decision, body_pending=True)
+                yield from actions.act(self, decision, body_pending=True)
         elif isinstance(event, ResponseEndOfMessage):
             yield from _decide_on_body(self, policy, bytes(body))
         # Trailers of an answer we do not pass on are dropped.
@@ -154,49 +148,9 @@ def _decide_on_body(self: HttpStream, policy: Policy, body: bytes) -> Commands:
     self.flow.response.data.content = body
     decision = policy.response_body(self.flow, body)
     if isinstance(decision, Pass):
-        yield from _deliver(self)
+        yield from actions.deliver(self)
     else:
-        yield from _act(self, decision, body_pending=False)
-
-
-def _act(self: HttpStream, decision: Any, body_pending: bool) -> Commands:
-    """Carry out a Retry or a replacing Response for an answer the client has not seen."""
-    if body_pending:
-        # The rest of this answer is not wanted: drop its connection rather than read it.
-        yield from _detach_upstream(self)
-    if isinstance(decision, Retry):
-        yield from _resend(self)
-    else:
-        assert isinstance(decision, http.Response), decision
-        self.flow.response = decision
-        yield from _deliver(self)
-
-
-def _deliver(self: HttpStream) -> Commands:
-    """Hand `flow.response`, complete, to the client: both response hooks run, as they do for
-    a response an addon set in the `request` hook (mitmproxy's own emulation)."""
-    yield HttpResponseHeadersHook(self.flow)
-    if (yield from self.check_killed(True)):
-        return
-    yield from self.send_response()
-
-
-def _resend(self: HttpStream) -> Commands:
-    request = self.flow.request
-    assert not request.raw_content and self.client_state == self.state_done, (
-        "only a bodiless request that has been received whole is sent again"
-    )
-    self.flow.response = None
-    server = self.context.server
-    if server.connected and server.address == (request.host, request.port):
-        # The same upstream again (a tombstone lookup on the primary): its connection is still
-        # finishing the last answer, so it must not be handed this request; a new one is.
-        yield from _detach_upstream(self)
-    if not (yield from self.make_server_connection()):
-        return
-    yield SendHttp(RequestHeaders(self.stream_id, request, True), self.context.server)
-    yield SendHttp(RequestEndOfMessage(self.stream_id), self.context.server)
-    self.server_state = self.state_wait_for_response_headers
+        yield from actions.act(self, decision, body_pending=False)
 
 
 def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
@@ -204,34 +158,12 @@ def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:
     if (
         policy is None
         or not isinstance(event, ResponseProtocolError)
-        or _answer_reached_client(self)
+        or actions.answer_reached_client(self)
     ):
         return (yield from _original_handle_protocol_error(self, event))
-    yield from _detach_upstream(self)  # it would report its own close as one more error
+    yield from actions.detach_upstream(self)  # it would report its own close as one more error
     decision = policy.response_broken(self.flow, event.message)
-    yield from _act(self, decision, body_pending=False)
-
-
-_DETACHED = -1  # HTTP/1 and HTTP/2 stream ids are positive
-
-
-def _detach_upstream(self: HttpStream) -> Commands:
-    """Close this stream's upstream connection and hear no more from it.
-
-    Its HTTP/1 client layer would report the close (or the rest of a broken answer) as an error
-    of this stream, which by then may be waiting for another upstream. mitmproxy's own
-    MessageInjected routing finds that layer the same way (HttpLayer._handle_event).
-    """
-    server = self.context.server
-    parent = self.context.layers[self.context.layers.index(self) - 1]
-    assert isinstance(parent, HttpLayer)
-    stack = parent.connections.get(server)
-    client = stack.context.layers[-1] if stack is not None else None
-    if isinstance(client, Http1Client) and client.stream_id == self.stream_id:
-        # No stream has this id: what the layer still reports (it may be in the middle of
-        # reading this very answer) is dropped by HttpLayer, which finds no stream for it.
-        client.stream_id = _DETACHED
-    yield CloseConnection(server)
+    yield from actions.act(self, decision, body_pending=False)
 
 
 def _handle_event(self: HttpStream, event: Any) -> Commands:
@@ -250,43 +182,18 @@ def _deadline_passed(self: HttpStream, event: DeadlinePassed) -> Commands:
     receiving = (self.state_stream_request_body, self.state_consume_request_body)
     if phase == CLIENT_BODY and self.client_state in receiving:
         if self.client_state == self.state_stream_request_body:
-            yield from _detach_upstream(self)  # it has part of a body: it must store nothing
+            yield from actions.detach_upstream(self)  # it has part of a body: it must store nothing
         answer = policy.deadline_passed(self.flow, phase)
         assert isinstance(answer, http.Response), "a stalled client is answered, not re-aimed"
-        yield from _answer(self, answer)
+        yield from actions.answer(self, answer)
     elif phase == ANSWER_BODY and self.server_state == self.state_stream_response_body:
         # The client has the headers and part of the body: break its transfer.
-        yield from _detach_upstream(self)
+        yield from actions.detach_upstream(self)
         error = ResponseProtocolError(self.stream_id, phase, ErrorCode.GENERIC_SERVER_ERROR)
         yield from _original_handle_protocol_error(self, error)
-    elif phase != CLIENT_BODY and not _answer_reached_client(self):
-        yield from _detach_upstream(self)
-        yield from _act(self, policy.deadline_passed(self.flow, phase), body_pending=False)
-
-
-def _answer_reached_client(self: HttpStream) -> bool:
-    """Whether the client has (part of) an answer, or the stream is over: too late to re-aim."""
-    over = (self.state_stream_response_body, self.state_done, self.state_errored)
-    return self.server_state in over
-
-
-def _answer(self: HttpStream, response: http.Response) -> Commands:
-    """Send the policy's response in place of an upstream's; leaves the upstream out of it."""
-    still_sending = self.client_state != self.state_done
-    if still_sending and not self.flow.request.is_http2:
-        response.headers["Connection"] = "close"  # we close after it: the client must know
-    self.flow.response = response
-    yield from _deliver(self)
-    if still_sending:
-        # A body is still on its way and nobody will read it.
-        self.client_state = self.state_errored
-        if self.flow.request.is_http2:
-            yield SendHttp(
-                ResponseProtocolError(self.stream_id, "request refused", ErrorCode.CANCEL),
-                self.context.client,
-            )
-        else:
-            yield CloseTcpConnection(self.context.client, half_close=True)
+    elif phase != CLIENT_BODY and not actions.answer_reached_client(self):
+        yield from actions.detach_upstream(self)
+        yield from actions.act(self, policy.deadline_passed(self.flow, phase), body_pending=False)
 
 
 def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
@@ -296,7 +203,7 @@ def _state_stream_request_body(self: HttpStream, event: Any) -> Commands:
         # The upstream has not seen the end of the body: closing its connection now means it
         # stores nothing. Its "server disconnected" is then ignored (the stream is answered).
         yield CloseConnection(self.context.server)
-        yield from _answer(self, abort.response)
+        yield from actions.answer(self, abort.response)
 
 
 WRAPPED = {

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from addon.config.settings import Backend
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
+from addon.s3.content_encoding import stored_encoding
 from addon.upstream.backend_client import BackendClient
 
 # The headers that describe the object (as S3 stores them with it), beside x-amz-meta-*.
@@ -52,7 +53,7 @@ def described(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         if not describes_object(lname):
             continue
         if lname == "content-encoding":
-            value = ",".join(v for v in value.split(",") if v.strip() != "aws-chunked")
+            value = stored_encoding(value)
             if not value:
                 continue
         kept.append((lname, value))

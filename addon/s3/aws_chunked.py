@@ -294,24 +294,3 @@ class AwsChunkedUpload:
         assert self.backend is not None
         signature = self.backend.trailer(canonical).encode()
         return name + sep + value.replace(value.strip(), signature)
-
-
-def decoded_headers(headers: list[tuple[str, str]], decoded_length: int) -> list[tuple[str, str]]:
-    """Headers for the same upload sent as the plain object (no framing, no trailer)."""
-    dropped = {
-        "content-length",
-        "transfer-encoding",
-        "x-amz-decoded-content-length",
-        "x-amz-trailer",
-    }
-    kept = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname == "content-encoding":
-            value = ",".join(e for e in value.split(",") if e.strip().lower() != "aws-chunked")
-            if not value:
-                continue
-        elif lname in dropped:
-            continue
-        kept.append((name, value))
-    return [*kept, ("Content-Length", str(decoded_length))]

@@ -15,6 +15,7 @@ from typing import Protocol
 from addon.auth.checks import HeaderLookup, Verified
 from addon.config.settings import Backend
 from addon.s3 import aws_chunked, body_checks, sigv4
+from addon.s3.content_encoding import decoded_headers
 from addon.s3.errors import S3Error
 
 
@@ -76,7 +77,7 @@ class BodyPlan:
         """The headers and payload hash to sign for `backend`."""
         if self.decodes_for(backend):
             assert self.decoded_length is not None
-            return aws_chunked.decoded_headers(headers, self.decoded_length), sigv4.UNSIGNED_PAYLOAD
+            return decoded_headers(headers, self.decoded_length), sigv4.UNSIGNED_PAYLOAD
         if self.verified.auth_params:  # presigned: the body was never hashed
             return headers, sigv4.UNSIGNED_PAYLOAD
         return headers, self.verified.payload_hash
