@@ -44,7 +44,6 @@ from addon.namespace.adoption import create_bucket
 from addon.namespace.object_meta import (
     SOURCE_ETAG,
     delete_if_match,
-    key_path,
     same_etag,
     tagging_header,
     tags_of,
@@ -106,7 +105,7 @@ class Migrator:
 
     async def _key_free(self, source: Source) -> None:
         async with self.client.request(
-            self.primary, "HEAD", source.bucket, key_path(source.key)
+            self.primary, "HEAD", source.bucket, sigv4.key_path(source.key)
         ) as head:
             await head.read(0)
         if head.status == 200:
@@ -133,7 +132,7 @@ class Migrator:
             self.primary,
             "PUT",
             source.bucket,
-            key_path(source.key),
+            sigv4.key_path(source.key),
             headers=[*headers, ("if-none-match", "*")],
             body=body if source.size else b"",
         ) as reply:
@@ -141,7 +140,7 @@ class Migrator:
         return _written(self.primary, reply.status, answer, reply.header("etag"))
 
     async def _multipart(self, source: Source, headers: list[tuple[str, str]], tally: Tally) -> str:
-        path = key_path(source.key)
+        path = sigv4.key_path(source.key)
         async with self.client.request(
             self.primary, "POST", source.bucket, path, "uploads=", headers
         ) as reply:
@@ -187,7 +186,7 @@ class Migrator:
             await asyncio.sleep(pause)
             with contextlib.suppress(BackendError, OSError):
                 async with self.client.request(
-                    self.primary, "DELETE", source.bucket, key_path(source.key), query
+                    self.primary, "DELETE", source.bucket, sigv4.key_path(source.key), query
                 ) as reply:
                     await reply.read(_MAX_ANSWER)
                 if reply.status in (200, 204, 404):
@@ -230,7 +229,7 @@ class Migrator:
             self.primary,
             "PUT",
             source.bucket,
-            key_path(source.key),
+            sigv4.key_path(source.key),
             query,
             body=Streamed(body, length),
         ) as reply:
@@ -245,7 +244,7 @@ class Migrator:
             return
         read_back = hashlib.md5()
         async with self.client.request(
-            self.primary, "GET", source.bucket, key_path(source.key)
+            self.primary, "GET", source.bucket, sigv4.key_path(source.key)
         ) as reply:
             async for piece in reply.pieces():
                 read_back.update(piece)

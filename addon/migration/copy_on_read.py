@@ -36,7 +36,7 @@ from mitmproxy import http
 
 from addon.migration.copier import Migrator
 from addon.migration.source import MIB, Abandoned, CopyFailed, Source
-from addon.namespace.object_meta import key_path
+from addon.s3 import sigv4
 from addon.s3.log_text import printable
 from addon.upstream.journey import Journey
 
@@ -240,7 +240,7 @@ class ReadCopier:
             source.backend.name,
         )
         headers = [("range", f"bytes={offset}-"), ("if-match", source.etag)]
-        path = key_path(source.key)
+        path = sigv4.key_path(source.key)
         client = self.migrator.client
         async with client.request(
             source.backend, "GET", source.bucket, path, headers=headers

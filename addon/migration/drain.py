@@ -28,7 +28,7 @@ from addon.migration.copier import Migrator
 from addon.migration.source import Abandoned, CopyFailed, Source
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
-from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, key_path, md5_of, same_etag
+from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, md5_of, same_etag
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
@@ -195,7 +195,7 @@ class Drain:
         return ""
 
     async def _copy(self, listed: Listed) -> None:
-        path = key_path(listed.key)
+        path = sigv4.key_path(listed.key)
         async with self.client.request(listed.backend, "GET", listed.bucket, path) as reply:
             if reply.status != 200:
                 body = await reply.read(_MAX_ANSWER)
@@ -236,7 +236,7 @@ class Drain:
     async def _md5(self, backend: Backend, listed: Listed) -> str:
         digest = hashlib.md5()
         async with self.client.request(
-            backend, "GET", listed.bucket, key_path(listed.key)
+            backend, "GET", listed.bucket, sigv4.key_path(listed.key)
         ) as reply:
             if reply.status != 200:
                 raise CopyFailed(f"{backend.name} answered {reply.status} to a GET")
@@ -262,7 +262,7 @@ class Drain:
 
     async def _head(self, backend: Backend, listed: Listed) -> Reply | None:
         async with self.client.request(
-            backend, "HEAD", listed.bucket, key_path(listed.key)
+            backend, "HEAD", listed.bucket, sigv4.key_path(listed.key)
         ) as reply:
             await reply.read(0)
         if reply.status == 200:

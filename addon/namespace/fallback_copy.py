@@ -29,11 +29,11 @@ from addon.config.settings import Backend
 from addon.namespace.object_meta import (
     described,
     describes_object,
-    key_path,
     tagging_header,
     tags_of,
 )
 from addon.namespace.tombstones import TombstoneError, Tombstones
+from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_code, error_response, new_request_id
 from addon.upstream.backend_client import BackendClient, BackendError, Reply, Streamed
@@ -115,7 +115,7 @@ class CopyFromFallback:
         if self.tombstones is not None:
             hides = (await self.tombstones.hiding(bucket, [key])).get(key, {})
         for backend in self.fallbacks:
-            async with self.client.request(backend, "HEAD", bucket, key_path(key)) as head:
+            async with self.client.request(backend, "HEAD", bucket, sigv4.key_path(key)) as head:
                 await head.read(0)
             if head.status == 200 and hides.get(backend.name) != head.header("etag"):
                 return backend, head
@@ -141,7 +141,7 @@ class CopyFromFallback:
         put_headers = await self._destination_headers(backend, bucket, key, head, asked)
         plan = self.plan
         async with self.client.request(
-            backend, "GET", bucket, key_path(key), headers=get_headers
+            backend, "GET", bucket, sigv4.key_path(key), headers=get_headers
         ) as source:
             if source.status not in (200, 206):
                 raise BackendError(f"{backend.name} answered {source.status} to the GET")

@@ -71,16 +71,13 @@ def md5_of(etag: str) -> str | None:
     return value if _MD5.fullmatch(value) else None
 
 
-def key_path(key: str) -> str:
-    """A key as the canonical path under its bucket."""
-    return sigv4.canonical_path("/" + key)[1:]
-
-
 async def tags_of(
     client: BackendClient, backend: Backend, bucket: str, key: str
 ) -> list[tuple[str, str]]:
     """The object's tags on `backend` (none when it will not say)."""
-    async with client.request(backend, "GET", bucket, key_path(key), query="tagging=") as reply:
+    async with client.request(
+        backend, "GET", bucket, sigv4.key_path(key), query="tagging="
+    ) as reply:
         body = await reply.read(_MAX_TAGGING)
     if reply.status != 200:
         return []
@@ -97,7 +94,9 @@ async def delete_if_match(
 ) -> tuple[int, bytes]:
     """DELETE the object if it is still the one with this ETag; the status and the answer."""
     headers = [("if-match", etag)]
-    async with client.request(backend, "DELETE", bucket, key_path(key), headers=headers) as reply:
+    async with client.request(
+        backend, "DELETE", bucket, sigv4.key_path(key), headers=headers
+    ) as reply:
         return reply.status, await reply.read(_MAX_ANSWER)
 
 

@@ -70,7 +70,7 @@ async def _still_hidden(
         recorded = hides.get(backend.name)
         if recorded is None:
             continue
-        async with client.request(backend, "HEAD", bucket, stones.path_of(key)) as head:
+        async with client.request(backend, "HEAD", bucket, stones.sigv4.key_path(key)) as head:
             await head.read(0)
         if head.status == 200 and head.header("etag") == recorded:
             still.append((backend.name, recorded))

@@ -96,7 +96,7 @@ class Tombstones:
         """The key was written through the proxy: nothing of it is hidden any more."""
         try:
             async with self.client.request(
-                self.primary, "DELETE", self.meta_bucket, path_of(key_of(bucket, key))
+                self.primary, "DELETE", self.meta_bucket, sigv4.key_path(key_of(bucket, key))
             ) as reply:
                 body = await reply.read(_MAX_BODY)
         except BackendError as e:
@@ -109,7 +109,9 @@ class Tombstones:
 
         async def etag(backend: Backend) -> str | None:
             try:
-                async with self.client.request(backend, "HEAD", bucket, path_of(key)) as reply:
+                async with self.client.request(
+                    backend, "HEAD", bucket, sigv4.key_path(key)
+                ) as reply:
                     found = reply.header("etag") if reply.status == 200 else None
                     await reply.read(0)
             except BackendError as e:
@@ -124,14 +126,16 @@ class Tombstones:
     async def _remove_landed_copy(self, bucket: str, key: str, hides: dict[str, str]) -> None:
         """A copy of a hidden fallback copy that reached the primary after the delete did."""
         try:
-            async with self.client.request(self.primary, "HEAD", bucket, path_of(key)) as head:
+            async with self.client.request(
+                self.primary, "HEAD", bucket, sigv4.key_path(key)
+            ) as head:
                 await head.read(0)
             source = head.header(SOURCE_ETAG) if head.status == 200 else None
             if source is None or not any(same_etag(source, e) for e in hides.values()):
                 return
             condition = [("if-match", head.header("etag") or "")]  # not a client's write since
             async with self.client.request(
-                self.primary, "DELETE", bucket, path_of(key), headers=condition
+                self.primary, "DELETE", bucket, sigv4.key_path(key), headers=condition
             ) as reply:
                 await reply.read(_MAX_BODY)
         except BackendError as e:
@@ -145,7 +149,12 @@ class Tombstones:
         headers = [("content-type", "application/json")]
         for attempt in range(2):
             async with self.client.request(
-                self.primary, "PUT", self.meta_bucket, path_of(key), headers=headers, body=body
+                self.primary,
+                "PUT",
+                self.meta_bucket,
+                sigv4.key_path(key),
+                headers=headers,
+                body=body,
             ) as reply:
                 answer = await reply.read(_MAX_BODY)
             if reply.status == 200:
@@ -164,13 +173,13 @@ class Tombstones:
     async def forget(self, tomb_key: str, etag: str) -> None:
         """Remove a tombstone, if it is still the one read (its ETag)."""
         async with self.client.request(
-            self.primary, "HEAD", self.meta_bucket, path_of(tomb_key)
+            self.primary, "HEAD", self.meta_bucket, sigv4.key_path(tomb_key)
         ) as head:
             await head.read(0)
         if head.status != 200 or head.header("etag") != etag:
             return  # gone, or written again since: not the one that was reviewed
         async with self.client.request(
-            self.primary, "DELETE", self.meta_bucket, path_of(tomb_key)
+            self.primary, "DELETE", self.meta_bucket, sigv4.key_path(tomb_key)
         ) as reply:
             await reply.read(_MAX_BODY)
         if reply.status not in (200, 204):
@@ -246,7 +255,7 @@ class Tombstones:
     async def _read(self, tomb_key: str) -> dict[str, str]:
         try:
             async with self.client.request(
-                self.primary, "GET", self.meta_bucket, path_of(tomb_key)
+                self.primary, "GET", self.meta_bucket, sigv4.key_path(tomb_key)
             ) as reply:
                 body = await reply.read(_MAX_BODY)
         except BackendError as e:
@@ -259,11 +268,6 @@ class Tombstones:
             return {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise TombstoneError(f"unreadable tombstone {tomb_key}") from None
-
-
-def path_of(key: str) -> str:
-    """A key as the canonical path under its bucket."""
-    return sigv4.canonical_path("/" + key)[1:]
 
 
 def _listed(body: bytes) -> tuple[list[tuple[str, str]], bool]:

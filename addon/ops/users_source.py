@@ -24,7 +24,7 @@ from addon.auth.checks import Key
 from addon.auth.users import Users, load_users, parse_users
 from addon.config.files import ConfigError, decode_document
 from addon.config.settings import Backend
-from addon.namespace.tombstones import path_of
+from addon.s3 import sigv4
 from addon.s3.errors import error_code
 from addon.upstream.backend_client import BackendClient, BackendError
 
@@ -108,7 +108,7 @@ class UsersSource:
         headers = [("if-none-match", self.etag)] if self.etag else []
         try:
             async with self.client.request(
-                self.primary, "GET", self.bucket, path_of(self.key), headers=headers
+                self.primary, "GET", self.bucket, sigv4.key_path(self.key), headers=headers
             ) as reply:
                 body = await reply.read(MAX_USERS_OBJECT)
         except BackendError as e:

@@ -37,6 +37,11 @@ def canonical_path(raw_path: str) -> str:
     return "/".join(quote(unquote(s), safe="~") for s in raw_path.split("/"))
 
 
+def key_path(key: str) -> str:
+    """A key as the canonical path under its bucket."""
+    return canonical_path("/" + key)[1:]
+
+
 def query_pairs(raw_query: str) -> list[tuple[str, str]]:
     """Decoded key/value pairs in wire order; `+` is a literal plus, as in S3 (not a space)."""
     pairs = []
