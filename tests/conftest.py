@@ -113,6 +113,14 @@ def bucket() -> str:
 _COMPATIBILITY: dict[tuple[str, str], list[str]] = {}
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Everything under tests/e2e starts processes: marked e2e, whatever the module says."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers",

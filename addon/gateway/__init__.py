@@ -1,1 +1,6 @@
-"""gateway"""
+"""One client request, top-down: the addon's options, the setup built from them and the config
+(`assembly`), and the `router` (authenticate, classify, authorise, choose backends) with the
+declared rule for what else a request sets off (`after_steps`).
+
+May import: everything below it (`addon.s3` to `addon.ops`).
+"""

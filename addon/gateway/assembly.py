@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from mitmproxy import ctx, exceptions, http
 
@@ -19,11 +20,13 @@ from addon.gateway import options
 from addon.gateway.router import Router
 from addon.migration.copy_on_read import CopyTasks
 from addon.mitm.client_heads import HeadLimits
+from addon.mitm.connect_timeouts import ConnectTimeouts
 from addon.namespace.tombstones import Tombstones
 from addon.ops.status_paths import Readiness
 from addon.ops.users_source import UsersSource, polled
+from addon.upstream import backends
 from addon.upstream.backend_client import BackendClient
-from addon.upstream.deadlines import ConnectTimeouts, Injector
+from addon.upstream.deadlines import Injector
 
 log = logging.getLogger("s3multi")
 
@@ -76,7 +79,7 @@ def assemble(
         router,
         client,
         Readiness(config.backends, client),
-        ConnectTimeouts(config.backends),
+        ConnectTimeouts(partial(backends.connect_timeout, config.backends)),
         limits,
         options.debug(),
     )

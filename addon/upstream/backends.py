@@ -58,6 +58,13 @@ def serves(backend: Backend, address: tuple[str, int]) -> bool:
     return port == address[1] and (host == name or host.endswith("." + name))
 
 
+def connect_timeout(backend_list: Iterable[Backend], address: tuple[str, int]) -> float | None:
+    """The connectTimeout for connections to `address` (the longest, if several backends share
+    it); None when no backend is there."""
+    timeouts = [b.connect_timeout for b in backend_list if serves(b, address)]
+    return max(timeouts) if timeouts else None
+
+
 def skips_tls_verify(backend_list: Iterable[Backend], address: tuple[str, int]) -> bool:
     """Whether a TLS connection to `address` goes to backends that all set sslSkipVerify.
 

@@ -24,8 +24,9 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from addon.mitm.policy import PASS, RETRY, AnswerInstead, ReadBody, policy_of
 from addon.upstream.exchange import Exchange
+from tests.support.processes import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PROXY_HOST = "127.0.0.1:7070"
 
 

@@ -52,7 +52,7 @@ def run_client(command: list[str], scenario: Scenario) -> dict:
 
 @pytest.fixture(scope="session")
 def go_clients(tmp_path_factory) -> Path:
-    """tests/go/s3clients, built offline against Debian's Go packages (no module downloads)."""
+    """go/s3clients here, built offline against Debian's Go packages (no module downloads)."""
     go = shutil.which("go")
     sources = [GOCODE / "aws/aws-sdk-go-v2/service/s3", GOCODE / "minio/minio-go/v7"]
     if go is None or not all(s.is_dir() for s in sources):

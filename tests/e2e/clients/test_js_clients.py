@@ -1,5 +1,6 @@
 """SDKs of other languages: the AWS SDK for JavaScript v3 and the MinIO JavaScript client, driven
-by the scripts in tests/js (installed with `npm ci --prefix tests/js`)."""
+by the scripts in tests/e2e/clients/js (installed with
+`npm ci --prefix tests/e2e/clients/js`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ MIB = 1024 * 1024
 def run_script(name: str, workdir: Path, **env: str) -> dict:
     node = shutil.which("node")
     assert node, "node is needed for the JavaScript SDK tests"
-    assert (JS / "node_modules").is_dir(), "run `npm ci --prefix tests/js` first (README)"
+    assert (JS / "node_modules").is_dir(), (
+        "run `npm ci --prefix tests/e2e/clients/js` first (README)"
+    )
     done = subprocess.run(
         [node, str(JS / name)],
         capture_output=True,

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from addon.config.settings import ConfigError, load_config, parse_config
+from addon.config.files import ConfigError
+from addon.config.settings import load_config, parse_config
 from tests.support.files import write_document
+from tests.support.processes import REPO
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = REPO / "configs"
 # file name -> (number of backends, name of the primary)
 EXPECTED = {
     "s3-multi-config.json": (2, "aws-s3-primary"),
