@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import exceptions
@@ -59,11 +60,28 @@ def _env(*names: str) -> str | None:
     return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
+# What `s3-multi NAME ...` runs instead of the proxy, with the line --help gives it.
+SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "migrate": (
+        migrate_command.main,
+        "copy what the fallbacks have and the primary lacks to the primary (resumable)",
+    ),
+    "tombstones": (
+        tombstone_command.main,
+        "list the tombstones of deletes through the proxy; --prune those no longer needed",
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    named = "\n".join(f"  {name:<12}{line}" for name, (_, line) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="s3-multi",
+        usage="%(prog)s [options] | %(prog)s {" + ",".join(SUBCOMMANDS) + "} ...",
         description="Serve several S3 backends as one S3 endpoint: writes go to the first "
         "(primary) backend, reads fall back to the next ones on 'not found'.",
+        epilog=f"subcommands (s3-multi NAME --help for theirs):\n{named}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -179,10 +197,8 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["tombstones"]:
-        return tombstone_command.main(argv[1:])
-    if argv[:1] == ["migrate"]:
-        return migrate_command.main(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]][0](argv[1:])
     args = build_parser().parse_args(argv)
     missing = [f"--{n}" for n in ("config", "access", "secret") if not getattr(args, n)]
     if missing:

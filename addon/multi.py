@@ -145,6 +145,7 @@ class S3Multi:
             self.requests[flow] = StatusAnswer(
                 path, flow.request.method, readiness, self.in_flight.draining, self.worker
             )
+            _shown_as_gateway(flow)
             return
         request = flow.request
         try:
@@ -163,6 +164,8 @@ class S3Multi:
         if isinstance(started, Exchange):
             policy.manage(flow, started)
             started.start(request)
+        else:
+            _shown_as_gateway(flow)  # answered by the proxy itself
 
     async def request(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
@@ -279,11 +282,26 @@ class S3Multi:
         # Answered in place of connecting to a backend, before any body is read.
         policy.manage(flow, policy.AnswerInstead(answer))
         retarget.hold_off(flow.request)
+        _shown_as_gateway(flow)
         flow.comment = f"refused: {error.code}"
         metrics.refused(error.code)
         if self.setup is not None and self.setup.debug:
             method, worker = flow.request.method, self._by_worker
             log.info("%s%s %s refused: %s", worker, method, printable(where), error)
+
+
+def _shown_as_gateway(flow: http.HTTPFlow) -> None:
+    """A request the proxy answers itself (a refusal, a merged listing, a status path) shows
+    the gateway's own address, where the client sent it: never reverse mode's placeholder
+    target, which nothing contacts. What the client sent as its Host stays."""
+    sockname = flow.client_conn.sockname
+    if not isinstance(flow.client_conn.proxy_mode, ReverseMode) or not sockname or not sockname[1]:
+        return
+    request = flow.request
+    host_header = request.host_header
+    request.scheme = "https" if flow.client_conn.tls_established else "http"
+    request.host, request.port = sockname[0], sockname[1]
+    request.host_header = host_header
 
 
 def _inject(flow: http.HTTPFlow, phase: str) -> None:

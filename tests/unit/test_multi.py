@@ -200,8 +200,22 @@ def test_unsigned_request_is_answered_here_and_never_routed(tctx):
     assert b"<Resource>/bkt/k</Resource>" in answer.content
     assert flow.response is None  # set here, mitmproxy would read the whole body first
     assert flow.request.stream is True
-    assert flow.request.host == "proxy"
     assert flow.comment == "refused: AccessDenied"
+
+
+def test_a_request_the_proxy_answers_shows_its_address_not_the_reverse_placeholder(tctx):
+    """Flows (mitmweb, `-w`) and mitmdump's lines show where the client sent the request."""
+    tctx, addon = tctx
+    unsigned = tutils.treq(method=b"GET", path=b"/bkt/k", host="127.0.0.1", port=1)
+    unsigned.host_header = "s3.example.com:7070"
+    listing = signed_flow("GET", "/")  # ListBuckets: merged by the proxy
+    listing.request.host, listing.request.port = "127.0.0.1", 1
+    for flow in (reverse_flow(unsigned), listing):
+        flow.client_conn.sockname = ("192.0.2.7", 7070)
+        run(addon.requestheaders, flow)
+        assert (flow.request.host, flow.request.port) == ("192.0.2.7", 7070)
+        assert "127.0.0.1:1" not in flow.request.url
+    assert unsigned.host_header == "s3.example.com:7070"  # what the client sent stays
 
 
 def test_a_refused_virtual_hosted_request_names_bucket_and_key(tctx):

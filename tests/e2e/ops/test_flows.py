@@ -56,6 +56,8 @@ def test_one_saved_flow_per_client_request_with_the_answer_it_got(backends, tmp_
     listing, cold, nowhere = flows
     assert listing.response.status_code == 200 and bucket.encode() in listing.response.content
     assert listing.comment.startswith("ListBuckets / via [primary 200")
+    # Answered by the proxy itself: shown at the gateway's address, not reverse mode's target.
+    assert (listing.request.host, listing.request.port) == ("127.0.0.1", proxy.port)
     assert (cold.response.status_code, cold.response.content) == (200, b"from the tertiary")
     assert cold.request.port == backends[2].port  # the request as the answering backend got it
     assert cold.comment.endswith("answered by tertiary")
