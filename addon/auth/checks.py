@@ -33,7 +33,7 @@ class HeaderLookup(Protocol):
 
 @dataclass(frozen=True)
 class Key:
-    """An access key and its secret: the root keys, or a gateway user's (`addon/users.py`)."""
+    """An access key and its secret: the root keys, or a gateway user's (`addon.auth.users`)."""
 
     access: str
     secret: str = field(repr=False)

@@ -1,6 +1,6 @@
 """What a gateway user may do: the right each S3 operation needs, the rights of each role.
 
-Every operation of the table (`addon/operations.py`) needs one right on the bucket it addresses:
+Every operation of the table (`addon.s3.operations`) needs one right on the bucket it addresses:
 list, read or write. Roles grant rights (readonly: read and list; user and admin: all three), a
 user's `buckets` globs limit them to the buckets that match. A copy also needs read on its
 source bucket. Pure decisions, no I/O: `check` raises S3's AccessDenied before anything is sent.

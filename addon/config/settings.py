@@ -83,7 +83,7 @@ class Config:
     client_timeout: float = 20.0  # a client's longest pause within its request
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
     listing: str = "merged"  # ListObjects over every backend; "primary": the primary's alone
-    users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon/users.py)
+    users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon.auth.users)
     users_poll: float = 10.0  # seconds between two looks at a users object
 
 

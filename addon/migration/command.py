@@ -1,4 +1,4 @@
-"""`s3-multi migrate`: drain fallbacks into the primary (see `migrate_drain`), with a progress
+"""`s3-multi migrate`: drain fallbacks into the primary (see `drain`), with a progress
 line and a summary at the end. Safe to run while the proxy serves, and to run again: an
 interrupted drain (Ctrl-C, SIGTERM, a crash) resumes where it stopped.
 

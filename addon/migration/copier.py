@@ -1,7 +1,7 @@
 """Copies of a fallback's object onto the primary that never win against a client.
 
 Both ways of migrating write through here: copy-on-read (`copy_on_read`: the bytes a client is
-reading from a fallback, teed) and the drain (`migrate_drain`, `s3-multi migrate`: the bytes of
+reading from a fallback, teed) and the drain (`drain`, `s3-multi migrate`: the bytes of
 a GET of its own). The object is streamed in bounded memory at any size: one PUT, or from
 MULTIPART_FROM on a multipart upload in parts of at least PART_SIZE, two parts in flight.
 

@@ -1,5 +1,5 @@
 """Copy-on-read: a full GET that a `migrate: on-read` fallback serves is also written to the
-primary, from the same bytes as they go to the client (a tee), through `migration`.
+primary, from the same bytes as they go to the client (a tee), through `copier`.
 
 Which reads: GetObject without Range, partNumber, versionId, SSE-C or response-* overrides
 (those change what the answer says about the object), answered 200 by such a fallback. HEAD

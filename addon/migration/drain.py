@@ -1,5 +1,5 @@
 """The drain behind `s3-multi migrate`: every object a fallback has and the primary lacks, copied
-to the primary through the same code as copy-on-read (`migration`), `jobs` at a time.
+to the primary through the same code as copy-on-read (`copier`), `jobs` at a time.
 
 Each listed object is what a read would serve, or it is left: a key on the primary stays the
 primary's (a copy made before, by copy-on-read or an earlier run, is told by its source ETag,

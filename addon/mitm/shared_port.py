@@ -10,8 +10,8 @@ mitmproxy 12.3.1 has no option for it: its TCP listeners are bound in
 `asyncio.start_server(self.handle_stream, host, port)`. `install` wraps that one method: for a
 TCP-only mode on a given port (the s3-multi command's reverse mode) it makes the same call with
 `reuse_port=True`; anything else (UDP modes, port 0, which picks a free port) goes to
-mitmproxy's own. Private API: tests/test_upstream_control.py fingerprints the wrapped method and
-`ServerInstance.handle_stream`, and upstream_control refuses another mitmproxy version.
+mitmproxy's own. Private API: tests/unit/mitm/test_fingerprints.py fingerprints the wrapped
+method and `ServerInstance.handle_stream`, and `install` refuses another mitmproxy version.
 
 Only the workers install it; one process (`--workers 1`, `mitmdump -s`) binds as mitmproxy
 does, so that a second proxy started on the same port fails instead of sharing it.

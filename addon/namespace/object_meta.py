@@ -1,8 +1,8 @@
 """What describes an object beside its bytes, when the proxy copies it from one backend to
 another: its content headers, its user metadata and its tags.
 
-A copy (`fallback_copy`, `migration`) reads them from the source backend's answer and writes them
-with the object on the primary, so the copy is served as the source was.
+A copy (`fallback_copy`, `addon.migration`) reads them from the source backend's answer and
+writes them with the object on the primary, so the copy is served as the source was.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ the same backends agrees at once.
 This module makes the proxy's own requests for it (`backend_client`): writing, clearing and
 reading tombstones for listings, and pruning those whose fallback copies are gone.
 
-A copy of a fallback's object to the primary (`migration`: copy-on-read, the drain) may land
+A copy of a fallback's object to the primary (`addon.migration`: copy-on-read, the drain) may land
 while a delete of that key is on its way. The copy reads the tombstone after it landed; the
 delete, after writing the tombstone, looks for such a copy on the primary (its
 x-amz-meta-s3multi-source-etag names a copy the tombstone hides) and removes it: whichever

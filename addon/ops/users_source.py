@@ -4,7 +4,7 @@ primary's metaBucket that every instance polls by ETag.
 `UsersSource.load` reads the table now (a file) or starts polling (an object); `reload` reads it
 again: the one way in for every reload (the `s3multi_users` option set again, SIGHUP). A bad new
 file is refused with one line and the table in use stays: rights change only to a valid table.
-Secrets never reach a message (`addon/users.py` scrubs them).
+Secrets never reach a message (`addon.auth.users` scrubs them).
 
 An object `s3://<metaBucket>/<key>` must be in the primary's metaBucket, which no client can
 read, write or copy from through the proxy. Every `users_poll` seconds it is asked for with

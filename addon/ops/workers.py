@@ -6,7 +6,7 @@ kernel spreads connections between them. Each worker verifies, routes and falls 
 own: nothing is shared in memory (tombstones live on the primary, metrics in files, see
 `metrics`).
 
-- SIGTERM: passed on to every worker, each drains (see `drain`); SIGINT stops them at once;
+- SIGTERM: passed on to every worker, each drains (see `in_flight`); SIGINT stops them at once;
   SIGHUP: each reloads its config (a bad one is refused by each, which keeps its own).
 - A worker that refuses to start (status 2: its config is bad) the first time stops them all,
   with that status: the others would refuse it too.

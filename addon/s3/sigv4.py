@@ -2,12 +2,12 @@
 
 Verifying a client's signature and re-signing for a backend are the same computation with
 different keys. It follows botocore's `S3SigV4Auth` step for step (canonical request, string to
-sign, signature) and tests/test_client_auth.py holds it to botocore's own output; it is written
-out here because botocore's request objects cost a fifth of a small request's time in the proxy.
-What differs for a proxy: the headers to sign are given (the client's SignedHeaders), the payload
-hash is the one the client declared (the body streams past us), and path and query are put in
-S3's canonical encoding, which is also the encoding we forward, so that every backend computes
-the same canonical request.
+sign, signature) and tests/unit/auth/test_client_auth.py holds it to botocore's own output; it
+is written out here because botocore's request objects cost a fifth of a small request's time in
+the proxy. What differs for a proxy: the headers to sign are given (the client's SignedHeaders),
+the payload hash is the one the client declared (the body streams past us), and path and query
+are put in S3's canonical encoding, which is also the encoding we forward, so that every backend
+computes the same canonical request.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Fed what each backend did (answered with a status and headers, then maybe a body; could not be
 reached; broke), it says what happens next: hand that answer to the client, read its small body
 first, ask the next backend, or answer with an S3 error instead. The proxy's plumbing does the
-I/O (`exchange`, `upstream_control`); this only decides, like h11's state machine or this
+I/O (`exchange`, `addon.mitm`); this only decides, like h11's state machine or this
 project's `aws_chunked.AwsChunkedUpload`.
 
 The not-found rule: a 404 whose error code is NoSuchKey or NoSuchBucket, or any 404 to an

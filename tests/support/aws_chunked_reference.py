@@ -1,5 +1,5 @@
 """aws-chunked bodies and their signatures, written from AWS's published rules and apart from
-addon/aws_chunked.py, so that the tests and the addon are two independent implementations.
+addon/s3/aws_chunked.py, so that the tests and the addon are two independent implementations.
 
 AWS: "Signature calculations for the Authorization header: transferring payload in multiple
 chunks" and "... including trailing headers" (sigv4-streaming.html, sigv4-streaming-trailers.html).

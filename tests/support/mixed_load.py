@@ -8,7 +8,7 @@ missing from a listing) is an error. Then, out of band, each backend is read dir
 acknowledged write is on the primary with exactly its bytes, every deleted key is gone, and no
 fallback holds anything that was written through the proxy.
 
-Used by tests/test_mixed_load.py (briefly, in CI) and by the benchmark (longer).
+Used by tests/e2e/ops/test_mixed_load.py (briefly, in CI) and by the benchmark (longer).
 """
 
 from __future__ import annotations

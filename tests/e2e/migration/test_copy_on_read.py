@@ -30,7 +30,7 @@ from tests.support.migration import (
 from tests.support.proxy import peak_rss
 
 pytestmark = pytest.mark.e2e
-RSS_BOUND_MB = 150  # as tests/test_multipart.py holds plain transfers to
+RSS_BOUND_MB = 150  # as tests/e2e/upstream/test_multipart.py holds plain transfers to
 
 
 def sha(data: bytes) -> str:

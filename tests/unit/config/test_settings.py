@@ -69,7 +69,7 @@ def assert_names(message: str, source: object, where: str, field: str) -> None:
 # --- shipped configs ----------------------------------------------------------------------------
 
 
-# Backends files; configs/haproxy.cfg is haproxy's (tests/test_haproxy.py runs it).
+# Backends files; configs/haproxy.cfg is haproxy's (tests/e2e/ops/test_haproxy.py runs it).
 BACKENDS_FILES = sorted(p for p in CONFIGS.iterdir() if p.suffix in (".json", ".yaml"))
 
 

@@ -1,9 +1,8 @@
-"""The mitmproxy internals that addon/upstream_control.py (and addon/shared_port.py) wrap or
-rely on, fingerprinted.
+"""The mitmproxy internals that addon.mitm wraps or relies on, fingerprinted.
 
 What the wrapped methods do with a policy's decisions is tested end to end (test_routing.py,
 test_running.py, ...). These tests make a mitmproxy upgrade fail here first, naming each method
-whose source changed and what upstream_control relies on it for, so that it is re-read before
+whose source changed and what addon.mitm relies on it for, so that it is re-read before
 SUPPORTED_MITMPROXY moves.
 """
 
@@ -24,7 +23,7 @@ from mitmproxy.proxy.server import ConnectionHandler
 
 from addon.mitm import client_heads, http_stream, install, shared_port
 
-# name -> (what upstream_control relies on it for, sha256 prefix of its source in 12.3.1)
+# name -> (what addon.mitm relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
     # wrapped
     "HttpStream.make_server_connection": (
@@ -187,11 +186,11 @@ def test_installed_mitmproxy_is_the_one_the_wrapper_was_written_for():
 
 
 @pytest.mark.parametrize("qualified", sorted(RELIED_ON))
-def test_the_source_upstream_control_relies_on_is_unchanged(qualified: str):
+def test_the_source_addon_mitm_relies_on_is_unchanged(qualified: str):
     why, expected = RELIED_ON[qualified]
     assert _fingerprint(_original(qualified)) == expected, (
-        f"mitmproxy's {qualified} changed: upstream_control relies on it because it {why}. "
-        "Re-read it, adapt upstream_control, then update its fingerprint here."
+        f"mitmproxy's {qualified} changed: addon.mitm relies on it because it {why}. "
+        "Re-read it, adapt addon.mitm, then update its fingerprint here."
     )
 
 
