@@ -25,6 +25,7 @@ from addon.gateway import after_steps
 from addon.gateway.after_steps import COPIES, Asked, Wiring
 from addon.migration.copier import Migrator
 from addon.migration.copy_on_read import CopyTasks, ReadCopier
+from addon.namespace import hiding
 from addon.namespace.bucket_listing import BucketsMerge
 from addon.namespace.fallback_copy import source_of
 from addon.namespace.listing_pages import ListingRequest, Tokens
@@ -203,7 +204,7 @@ class Router:
             target,
             self.backends if reads else self.backends[:1],
             self.config.fallback_on_5xx,
-            tombstones=self.tombstones is not None and reads,
+            hiding=hiding.hidden if self.tombstones is not None and reads else None,
         )
         deadline = Deadline(flow, self.inject)
         return Exchange(

@@ -41,6 +41,7 @@ from addon.migration.source import (
     part_sizes,
 )
 from addon.namespace.adoption import create_bucket
+from addon.namespace.hiding import Hides, hidden
 from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, tagging_header, tags_of
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
@@ -115,9 +116,7 @@ class Migrator:
     async def _hidden(self, source: Source) -> bool:
         if self.tombstones is None:
             return False
-        hides = await self.tombstones.hides(source.bucket, source.key)
-        hidden = hides.get(source.backend.name)
-        return hidden is not None and same_etag(hidden, source.etag)
+        return deleted(await self.tombstones.hides(source.bucket, source.key), source)
 
     async def _put(self, source: Source, headers: list[tuple[str, str]], tally: Tally) -> str:
         if source.size == 0:
@@ -256,6 +255,12 @@ class Migrator:
     async def remove(self, source: Source, copied: Copied) -> None:
         """The copy off the primary, if it is still there unchanged (not a client's write)."""
         await delete_if_match(self.client, self.primary, source.bucket, source.key, copied.etag)
+
+
+def deleted(hides: Hides | None, source: Source) -> bool:
+    """Whether the key's tombstone (what it hides, read afresh) hides the very copy being copied:
+    a delete through the proxy came, and the copy must not land or stay (`hiding`)."""
+    return hidden(hides, source.backend.name, source.etag)
 
 
 def _written(primary: Backend, status: int, answer: bytes, etag: str | None) -> str:

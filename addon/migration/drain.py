@@ -21,41 +21,21 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from urllib.parse import unquote_plus
 
 from addon.config.settings import Backend
 from addon.migration.copier import Migrator
+from addon.migration.listed import ALREADY, CHANGED, PRIMARYS, Listed, list_objects, skip_reason
 from addon.migration.source import Abandoned, CopyFailed, Source
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
-from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_code
 from addon.s3.etags import md5_of, same_etag
-from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError, Reply
 
 _MAX_ANSWER = 64 * 1024
-# Skip reasons, as the summary names them.
-ALREADY = "already copied"
-PRIMARYS = "another version on the primary"  # a client's, or a copy from another fallback
-DELETED = "deleted (tombstone)"
-CHANGED = "written or deleted meanwhile"
-
-
-@dataclass(frozen=True)
-class Listed:
-    backend: Backend  # the fallback that has it
-    bucket: str
-    key: str
-    size: int
-    etag: str
-
-    @property
-    def where(self) -> str:
-        return printable(f"/{self.bucket}/{self.key}")
 
 
 @dataclass
@@ -177,13 +157,13 @@ class Drain:
         hides = {}
         if self.tombstones is not None:
             hides = await self.tombstones.hides(listed.bucket, listed.key)
-        for earlier in self.fallbacks[: self.fallbacks.index(listed.backend)]:
-            found = await self._head(earlier, listed)
-            etag = found.header("etag") if found is not None else None
-            if etag is not None and not same_etag(hides.get(earlier.name, ""), etag):
-                return f"served from {earlier.name}"
-        if same_etag(hides.get(listed.backend.name, ""), listed.etag):
-            return DELETED
+        earlier = self.fallbacks[: self.fallbacks.index(listed.backend)]
+        heads = await asyncio.gather(*(self._head(b, listed) for b in earlier))
+        found = [
+            (b.name, h.header("etag")) for b, h in zip(earlier, heads, strict=True) if h is not None
+        ]
+        if skipped := skip_reason(listed, hides, found):
+            return skipped
         if self.dry_run:
             self.say(f"would copy {listed.where} ({listed.size} bytes) from {listed.backend.name}")
             self.report.copied += 1
@@ -271,31 +251,3 @@ class Drain:
         if reply.status != 404:
             raise CopyFailed(f"{backend.name} answered {reply.status} to a HEAD")
         return None
-
-
-async def list_objects(
-    client: BackendClient, backend: Backend, bucket: str
-) -> AsyncIterator[Listed]:
-    """Every object of the bucket on `backend`, page after page (none if it lacks the bucket)."""
-    token = None
-    while True:
-        pairs = [("list-type", "2"), ("encoding-type", "url")]
-        if token:
-            pairs.append(("continuation-token", token))
-        query = sigv4.canonical_query(pairs)
-        async with client.request(backend, "GET", bucket, query=query) as reply:
-            body = await reply.read(MAX_LISTING)
-        if reply.status == 404 and error_code(body) == "NoSuchBucket":
-            return
-        if reply.status != 200:
-            raise BackendError(f"{backend.name} answered {reply.status} to a listing of {bucket}")
-        document = s3_xml.root(body, "ListBucketResult")
-        decode = unquote_plus if s3_xml.text(document, "EncodingType") == "url" else str
-        for element in document:
-            if s3_xml.local(element.tag) == "Contents":
-                key = decode(s3_xml.text(element, "Key", strip=False))
-                size = int(s3_xml.text(element, "Size") or 0)
-                yield Listed(backend, bucket, key, size, s3_xml.text(element, "ETag"))
-        token = s3_xml.text(document, "NextContinuationToken")
-        if s3_xml.text(document, "IsTruncated").lower() != "true" or not token:
-            return

@@ -26,6 +26,7 @@ from xml.sax.saxutils import escape
 from mitmproxy import http
 
 from addon.config.settings import Backend
+from addon.namespace.hiding import Hides, hidden
 from addon.namespace.object_meta import (
     described,
     describes_object,
@@ -117,7 +118,7 @@ class CopyFromFallback:
         for backend in self.fallbacks:
             async with self.client.request(backend, "HEAD", bucket, sigv4.key_path(key)) as head:
                 await head.read(0)
-            if head.status == 200 and hides.get(backend.name) != head.header("etag"):
+            if offers_source(hides, backend.name, head.status, head.header("etag")):
                 return backend, head
         return None
 
@@ -178,6 +179,12 @@ class CopyFromFallback:
     def _error(self, flow: http.HTTPFlow, error: S3Error) -> http.Response:
         resource = f"/{self.plan.bucket}/{unquote(self.plan.key_path)}"
         return error_response(error, flow.request.method, resource, new_request_id())
+
+
+def offers_source(hides: Hides | None, backend: str, status: int, etag: str | None) -> bool:
+    """Whether a fallback's answer to the HEAD of a copy source is a source to copy: it has the
+    key (200), and no tombstone hides that copy (`hiding`)."""
+    return status == 200 and not hidden(hides, backend, etag)
 
 
 def _range(header: str, size: int) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from mitmproxy import http
 
 from addon.config.settings import Backend
+from addon.namespace.hiding import hidden
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
 from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
 from addon.namespace.tombstones import TombstoneError, Tombstones
@@ -158,5 +159,5 @@ class ListingMerge:
 
 
 def _shows(entry: Entry, hides: dict[str, dict[str, str]], backend: str) -> bool:
-    """A fallback's key shows unless a tombstone hides that very copy (its ETag)."""
-    return hides.get(entry.name, {}).get(backend) != dict(entry.fields).get("ETag")
+    """A fallback's key shows unless its tombstone hides that very copy (`hiding`)."""
+    return not hidden(hides.get(entry.name), backend, dict(entry.fields).get("ETag"))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from addon.config.settings import Backend, config_or_say
 from addon.namespace import tombstones as stones
+from addon.namespace.hiding import Hides, hidden
 from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError
 
@@ -65,16 +67,21 @@ async def _still_hidden(
     hides: dict[str, str],
 ) -> list[tuple[str, str]]:
     """The (fallback, ETag) copies the tombstone names that are still there."""
-    still = []
+    found: dict[str, str | None] = {}
     for backend in fallbacks:
-        recorded = hides.get(backend.name)
-        if recorded is None:
+        if backend.name not in hides:
             continue
         async with client.request(backend, "HEAD", bucket, stones.sigv4.key_path(key)) as head:
             await head.read(0)
-        if head.status == 200 and head.header("etag") == recorded:
-            still.append((backend.name, recorded))
-    return still
+        if head.status == 200:
+            found[backend.name] = head.header("etag")
+    return still_there(hides, found)
+
+
+def still_there(hides: Hides, found: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """The (fallback, ETag) copies the tombstone names that are still there: `found` has the
+    ETag of each fallback's copy of the key (None: its answer named none), `hiding` decides."""
+    return [(n, e) for n, e in hides.items() if n in found and hidden(hides, n, found[n])]
 
 
 def main(argv: list[str]) -> int:

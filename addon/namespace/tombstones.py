@@ -32,11 +32,11 @@ from urllib.parse import unquote_plus
 
 from addon.auth.checks import Verified
 from addon.config.settings import Backend
+from addon.namespace.hiding import Hides, hidden
 from addon.namespace.object_meta import SOURCE_ETAG
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
-from addon.s3.etags import same_etag
 from addon.upstream.backend_client import BackendClient, BackendError
 from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan
@@ -131,8 +131,8 @@ class Tombstones:
                 self.primary, "HEAD", bucket, sigv4.key_path(key)
             ) as head:
                 await head.read(0)
-            source = head.header(SOURCE_ETAG) if head.status == 200 else None
-            if source is None or not any(same_etag(source, e) for e in hides.values()):
+            source = head.header(SOURCE_ETAG)
+            if not landed_copy(hides, self.primary.name, head.status, head.header("etag"), source):
                 return
             condition = [("if-match", head.header("etag") or "")]  # not a client's write since
             async with self.client.request(
@@ -269,6 +269,15 @@ class Tombstones:
             return {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise TombstoneError(f"unreadable tombstone {tomb_key}") from None
+
+
+def landed_copy(
+    hides: Hides, primary: str, status: int, etag: str | None, source_etag: str | None
+) -> bool:
+    """Whether the primary's answer to a HEAD of the key, after its delete wrote the tombstone,
+    is a copy the proxy made of a copy the tombstone hides: only its source ETag can say so, the
+    primary being named in no tombstone (`hiding`)."""
+    return status == 200 and hidden(hides, primary, etag, source_etag)
 
 
 def _listed(body: bytes) -> tuple[list[tuple[str, str]], bool]:

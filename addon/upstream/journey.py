@@ -14,13 +14,19 @@ exists on this backend (NoSuchTagSet, NoSuchBucketPolicy, ...) is that backend's
 serving the sub-resource from another backend would mix two different objects. When every
 backend misses, the client gets the most specific answer: NoSuchKey if any backend has the
 bucket, NoSuchBucket only when none has it.
+
+With tombstones (the primary's metaBucket), a read the primary missed reads the key's tombstone
+before the fallbacks, and a fallback's answer that is a copy the tombstone hides is a miss. What
+a tombstone hides is the namespace's rule (`addon.namespace.hiding.hidden`, the one every path
+asks), handed in as `hiding` by whoever builds the journey: the journey sits below the
+namespace and must not import it.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from addon.config.settings import Backend
@@ -30,6 +36,9 @@ from addon.s3.operations import Operation, Route, Target
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket"})
 ERROR_BODY_LIMIT = 64 * 1024  # an S3 error is a few hundred bytes; more is a broken backend
+# (what the tombstone hides: fallback name -> ETag, the fallback, the ETag its answer names) ->
+# whether that answer is a copy the tombstone hides; `addon.namespace.hiding.hidden`.
+HidingRule = Callable[[Mapping[str, str], str, str | None], bool]
 
 
 def _short(reason: str, most: int = 120) -> str:
@@ -99,7 +108,7 @@ class Journey:
     target: Target
     candidates: tuple[Backend, ...]
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend (config)
-    tombstones: bool = False  # deletes leave tombstones on the primary (metaBucket is set)
+    hiding: HidingRule | None = None  # deletes leave tombstones (a metaBucket): what they hide
     clock: Callable[[], float] = time.monotonic
     attempts: list[Attempt] = field(default_factory=list)
     miss_codes: list[str | None] = field(default_factory=list)
@@ -200,7 +209,7 @@ class Journey:
     @property
     def _consults(self) -> bool:
         """A tombstone may hide this key's fallback copies."""
-        return self.tombstones and self.target.key is not None
+        return self.hiding is not None and self.target.key is not None
 
     def _consulted(self, status: int, body: bytes) -> Verdict:
         """The tombstone lookup's answer: none (404), or the copies it hides (200)."""
@@ -218,10 +227,8 @@ class Journey:
         return AskNext(self.begin())
 
     def _hidden(self, backend: Backend, etag: str | None) -> bool:
-        """Whether this fallback answer is the copy a tombstone hides: the same ETag (an answer
-        that has none, a sub-resource's, is hidden too); a copy written there since shows."""
-        recorded = self.hides.get(backend.name)
-        return recorded is not None and (etag is None or etag == recorded)
+        """Whether this fallback answer is a copy the key's tombstone hides."""
+        return self.hiding is not None and self.hiding(self.hides, backend.name, etag)
 
     def _failed(self, note: str, message: str) -> AskNext | Replace:
         attempt = self.current

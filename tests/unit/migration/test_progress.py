@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from addon.migration.drain import ALREADY, DELETED, Report
+from addon.migration.drain import Report
+from addon.migration.listed import ALREADY, DELETED
 from addon.migration.progress import Progress, size, status, summary, terminal_line
 
 

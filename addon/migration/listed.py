@@ -1,0 +1,78 @@
+"""What the drain (`drain`) goes through: each object a fallback lists (`list_objects`), and
+why one the primary lacks is not copied, from what the earlier fallbacks and the key's
+tombstone say (`skip_reason`, no I/O, the test table's way in)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from addon.config.settings import Backend
+from addon.namespace.bucket_listing import MAX_LISTING
+from addon.namespace.hiding import Hides, hidden
+from addon.s3 import sigv4
+from addon.s3 import xml as s3_xml
+from addon.s3.errors import error_code
+from addon.s3.log_text import printable
+from addon.upstream.backend_client import BackendClient, BackendError
+
+# Skip reasons, as the summary names them.
+ALREADY = "already copied"
+PRIMARYS = "another version on the primary"  # a client's, or a copy from another fallback
+DELETED = "deleted (tombstone)"
+CHANGED = "written or deleted meanwhile"
+
+
+@dataclass(frozen=True)
+class Listed:
+    backend: Backend  # the fallback that has it
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def where(self) -> str:
+        return printable(f"/{self.bucket}/{self.key}")
+
+
+def skip_reason(
+    listed: Listed, hides: Hides | None, earlier: Sequence[tuple[str, str | None]]
+) -> str:
+    """Why a key the primary lacks is not copied from where it was listed ("": it is copied).
+    A read serves instead the copy of an earlier fallback that no tombstone hides (`earlier`:
+    the name and ETag of each earlier fallback that has the key, in order); or nothing, when
+    the listed copy is one a tombstone hides (`hiding`)."""
+    for name, etag in earlier:
+        if not hidden(hides, name, etag):
+            return f"served from {name}"
+    return DELETED if hidden(hides, listed.backend.name, listed.etag) else ""
+
+
+async def list_objects(
+    client: BackendClient, backend: Backend, bucket: str
+) -> AsyncIterator[Listed]:
+    """Every object of the bucket on `backend`, page after page (none if it lacks the bucket)."""
+    token = None
+    while True:
+        pairs = [("list-type", "2"), ("encoding-type", "url")]
+        if token:
+            pairs.append(("continuation-token", token))
+        query = sigv4.canonical_query(pairs)
+        async with client.request(backend, "GET", bucket, query=query) as reply:
+            body = await reply.read(MAX_LISTING)
+        if reply.status == 404 and error_code(body) == "NoSuchBucket":
+            return
+        if reply.status != 200:
+            raise BackendError(f"{backend.name} answered {reply.status} to a listing of {bucket}")
+        document = s3_xml.root(body, "ListBucketResult")
+        decode = unquote_plus if s3_xml.text(document, "EncodingType") == "url" else str
+        for element in document:
+            if s3_xml.local(element.tag) == "Contents":
+                key = decode(s3_xml.text(element, "Key", strip=False))
+                size = int(s3_xml.text(element, "Size") or 0)
+                yield Listed(backend, bucket, key, size, s3_xml.text(element, "ETag"))
+        token = s3_xml.text(document, "NextContinuationToken")
+        if s3_xml.text(document, "IsTruncated").lower() != "true" or not token:
+            return
