@@ -16,7 +16,7 @@ from mitmproxy import http
 from addon.config.settings import Backend
 from addon.migration.copy_on_read import ReadCopier
 from addon.namespace.adoption import NOT_ADOPTED, WRITES, AdoptBucket
-from addon.namespace.after_write import BURIES, CLEARS, AfterWrite
+from addon.namespace.after_write import BURIES, AfterDelete
 from addon.namespace.fallback_copy import CopyFromFallback
 from addon.namespace.tombstones import Tombstones, lookup
 from addon.s3.operations import Route
@@ -97,9 +97,9 @@ def _tombstone_lookup(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
     exchange.tombstone = lookup(wiring.tombstones.meta_bucket, asked.bucket, asked.key)
 
 
-def _tombstones_after_write(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
+def _bury_after_delete(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
     assert wiring.tombstones is not None and asked.bucket is not None
-    step = AfterWrite(wiring.tombstones, asked.operation, asked.bucket, asked.key)
+    step = AfterDelete(wiring.tombstones, asked.operation, asked.bucket, asked.key)
     exchange.after.append(step)
     exchange.whole_body = asked.operation == "DeleteObjects"  # the keys it deleted
 
@@ -133,14 +133,14 @@ RULES: tuple[Rule, ...] = (
         _tombstone_lookup,
     ),
     Rule(
-        "a delete buries the fallbacks' copies; a write clears the key's tombstone",
+        "a delete buries the fallbacks' copies (other writes never touch tombstones)",
         lambda w, a: (
             w.tombstones is not None
             and a.bucket is not None
-            and a.operation in CLEARS | BURIES
+            and a.operation in BURIES
             and not a.versioned
         ),
-        _tombstones_after_write,
+        _bury_after_delete,
     ),
 )
 

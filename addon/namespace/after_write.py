@@ -1,5 +1,7 @@
-"""What a write through the proxy does to tombstones once the primary has answered it (see
-`tombstones`): a delete buries the fallbacks' copies, a write clears the key's tombstone."""
+"""What a delete through the proxy does once the primary has answered it (see `tombstones`): it
+buries the fallbacks' copies. Other writes never touch tombstones: a tombstone is read only
+after the primary missed the key, so it cannot hide a copy the primary has, and a PUT stays one
+request to the primary."""
 
 from __future__ import annotations
 
@@ -38,11 +40,10 @@ def deleted_keys(request_body: bytes, response_body: bytes) -> list[str]:
 
 
 @dataclass
-class AfterWrite:
-    """What a write through the proxy does to tombstones once the primary has answered it, before
-    the client hears: a delete buries the fallback copies, a write clears the key's tombstone.
-    If that fails, the client is told (503), so that it tries again: a delete that did not stick
-    must not look as if it had."""
+class AfterDelete:
+    """What a delete through the proxy does once the primary has answered it, before the client
+    hears: it buries the fallback copies. If that fails, the client is told (503), so that it
+    tries again: a delete that did not stick must not look as if it had."""
 
     tombstones: Tombstones
     operation: str
@@ -62,9 +63,6 @@ class AfterWrite:
                 keys = deleted_keys(flow.request.raw_content or b"", response.content or b"")
                 await self.tombstones.bury(self.bucket, keys)
                 return f"tombstones checked for {len(keys)} keys"
-            if self.key is not None:
-                await self.tombstones.clear(self.bucket, self.key)
-                return "tombstone cleared"
         except (TombstoneError, BackendError) as e:
             log.warning("%s /%s: tombstones not settled: %s", self.operation, self.bucket, e)
             error = S3Error(
@@ -82,6 +80,4 @@ class AfterWrite:
         return ""
 
 
-# Writes after which a key's tombstone goes, and deletes after which one may be written.
-CLEARS = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload"})
-BURIES = frozenset({"DeleteObject", "DeleteObjects"})
+BURIES = frozenset({"DeleteObject", "DeleteObjects"})  # deletes after which one may be written

@@ -4,14 +4,19 @@ A DELETE (or DeleteObjects) through the proxy removes the key from the primary o
 touch a fallback. If a fallback still has the key, the next read would serve it again. So, when
 the primary's `metaBucket` is set, the delete leaves a tombstone there, the object
 `tombstones/<bucket>/<key>`, whose body names each fallback that had the key and the ETag of the
-copy it had (`{"hides": {"warm": "\\"9b2c...\\""}}`). Reads consult it only when the primary
-misses (a primary hit stays one round trip); a fallback's copy with that ETag is then absent, one
-written there since (another ETag) shows again. A later PUT, CompleteMultipartUpload or copy of
-the key through the proxy removes the tombstone. The state lives in S3 only: every instance over
-the same backends agrees at once.
+copy it had (`tombstone_record`). Reads consult it only when the primary misses (a primary hit
+stays one round trip); a fallback's copy that it hides (`hiding`) is then absent, one written
+there since (another ETag) shows again. The state lives in S3 only: every instance over the
+same backends agrees at once.
 
-This module makes the proxy's own requests for it (`backend_client`): writing, clearing and
-reading tombstones for listings, and pruning those whose fallback copies are gone.
+Writes never touch tombstones (a PUT is one request to the primary): a tombstone is read only
+once the primary lacks the key, so it never hides what a later write put there. It stays after
+such a write, and the copy it names stays hidden however the key leaves the primary again. It
+goes once the copies it hides are gone (`s3-multi tombstones --prune`, off the request path):
+pruned, the metaBucket holds no more tombstones than the fallbacks hold keys. The nonce makes
+each tombstone's ETag its own: a removal, `DELETE If-Match` the ETag reviewed, never removes
+one written since, even one that hides the same copies. This module makes the proxy's own
+requests for them (`backend_client`).
 
 A copy of a fallback's object to the primary (`addon.migration`: copy-on-read, the drain) may land
 while a delete of that key is on its way. The copy reads the tombstone after it landed; the
@@ -23,7 +28,6 @@ comes second sees the other, so a deleted key never comes back.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -34,6 +38,7 @@ from addon.auth.checks import Verified
 from addon.config.settings import Backend
 from addon.namespace.hiding import Hides, hidden
 from addon.namespace.object_meta import SOURCE_ETAG
+from addon.namespace.tombstone_record import PREFIX, hides_in, key_of, record
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
@@ -42,14 +47,9 @@ from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan
 
 log = logging.getLogger(__name__)
-PREFIX = "tombstones/"
 _MAX_BODY = 64 * 1024
 _CONCURRENCY = 16
 _BODIES_KEPT = 10_000
-
-
-def key_of(bucket: str, key: str) -> str:
-    return f"{PREFIX}{bucket}/{key}"
 
 
 def lookup(meta_bucket: str, bucket: str, key: str) -> Plan:
@@ -88,22 +88,10 @@ class Tombstones:
             async with limit:
                 hides = await self._copies(bucket, key)
                 if hides:
-                    await self._put(key_of(bucket, key), {"hides": hides})
+                    await self._put(key_of(bucket, key), record(hides))
                     await self._remove_landed_copy(bucket, key, hides)
 
         await asyncio.gather(*(one(k) for k in keys))
-
-    async def clear(self, bucket: str, key: str) -> None:
-        """The key was written through the proxy: nothing of it is hidden any more."""
-        try:
-            async with self.client.request(
-                self.primary, "DELETE", self.meta_bucket, sigv4.key_path(key_of(bucket, key))
-            ) as reply:
-                body = await reply.read(_MAX_BODY)
-        except BackendError as e:
-            raise TombstoneError(str(e)) from None
-        if reply.status not in (200, 204) and error_code(body) != "NoSuchBucket":
-            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
 
     async def _copies(self, bucket: str, key: str) -> dict[str, str]:
         """Fallback name -> the ETag of its copy, for the fallbacks that have the key."""
@@ -145,8 +133,7 @@ class Tombstones:
             raise TombstoneError(f"{self.primary.name} answered {reply.status}")
         log.info("/%s/%s: a copy that landed during its delete was removed", bucket, key)
 
-    async def _put(self, key: str, document: dict) -> None:
-        body = json.dumps(document, sort_keys=True).encode()
+    async def _put(self, key: str, body: bytes) -> None:
         headers = [("content-type", "application/json")]
         for attempt in range(2):
             async with self.client.request(
@@ -171,20 +158,27 @@ class Tombstones:
         if reply.status != 200 and error_code(answer) not in ("BucketAlreadyOwnedByYou",):
             raise TombstoneError(f"cannot create {self.meta_bucket}: {reply.status}")
 
-    async def forget(self, tomb_key: str, etag: str) -> None:
-        """Remove a tombstone, if it is still the one read (its ETag)."""
-        async with self.client.request(
-            self.primary, "HEAD", self.meta_bucket, sigv4.key_path(tomb_key)
-        ) as head:
-            await head.read(0)
-        if head.status != 200 or head.header("etag") != etag:
-            return  # gone, or written again since: not the one that was reviewed
-        async with self.client.request(
-            self.primary, "DELETE", self.meta_bucket, sigv4.key_path(tomb_key)
-        ) as reply:
-            await reply.read(_MAX_BODY)
-        if reply.status not in (200, 204):
-            raise TombstoneError(f"{self.primary.name} answered {reply.status}")
+    async def forget(self, tomb_key: str, etag: str) -> bool:
+        """Remove a tombstone if it is still the one reviewed (`etag`, as its listing or GET gave
+        it): one `DELETE If-Match`. False when it was not removed: written again since (412; 409
+        on AWS when a write is under way) or gone (404, or 412 from a server that says so)."""
+        condition = [("if-match", etag)]
+        try:
+            async with self.client.request(
+                self.primary,
+                "DELETE",
+                self.meta_bucket,
+                sigv4.key_path(tomb_key),
+                headers=condition,
+            ) as reply:
+                await reply.read(_MAX_BODY)
+        except BackendError as e:
+            raise TombstoneError(str(e)) from None
+        if reply.status in (200, 204):
+            return True
+        if reply.status in (404, 409, 412):
+            return False
+        raise TombstoneError(f"{self.primary.name} answered {reply.status}")
 
     # --- reads (listings) ------------------------------------------------------------------------
 
@@ -266,8 +260,8 @@ class Tombstones:
         if reply.status != 200:
             raise TombstoneError(f"{self.primary.name} answered {reply.status}")
         try:
-            return {str(k): str(v) for k, v in json.loads(body)["hides"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return hides_in(body)
+        except ValueError:
             raise TombstoneError(f"unreadable tombstone {tomb_key}") from None
 
 
