@@ -6,10 +6,11 @@ each one, and what to re-check on an upgrade). Each wrap:
 - `make_server_connection`: `before_connect` may answer instead of connecting (a refusal: the
   body was never read); a failed connection goes to `connect_failed`, which re-aims the request
   (a sick fallback is skipped) or gives the answer. mitmproxy would send its HTML 502.
-- `state_wait_for_response_headers`: `response_headers` decides before the `responseheaders`
-  hook runs: pass the answer on, read its (small, capped) body first and ask `response_body`,
-  send the request again to the re-aimed upstream, or replace the answer. An intermediate answer
-  never reaches any addon. Only bodiless requests are sent again (asserted).
+- `state_wait_for_response_headers`: the answer's hop-by-hop headers are the upstream
+  connection's, not the client's (`hop_by_hop`); `response_headers` decides before the
+  `responseheaders` hook runs: pass the answer on, read its (small, capped) body first and ask
+  `response_body`, send the request again to the re-aimed upstream, or replace the answer. An
+  intermediate answer never reaches any addon. Only bodiless requests are sent again (asserted).
 - `handle_protocol_error`: an upstream that breaks before its answer reached the client
   (garbage, reset, a short body read whole) goes to `response_broken` (re-aim or answer); once
   the answer is streaming, the client's transfer is broken as mitmproxy does, so that a cut
@@ -41,6 +42,7 @@ from mitmproxy.proxy.layers.http import (
     ResponseProtocolError,
 )
 
+from addon.mitm import hop_by_hop
 from addon.mitm import stream_actions as actions
 from addon.mitm.policy import (
     ANSWER_BODY,
@@ -102,6 +104,7 @@ def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
     policy = policy_of(self.flow)
     if policy is None:
         return (yield from _original_state_wait_for_response_headers(self, event))
+    event = hop_by_hop.for_client(event)
     self.flow.response = event.response
     decision = policy.response_headers(self.flow)
     if isinstance(decision, Pass):
