@@ -32,7 +32,7 @@ from addon.gateway import assembly, options
 from addon.gateway.assembly import Setup
 from addon.gateway.router import Router, resource
 from addon.migration.copy_on_read import CopyTasks
-from addon.mitm import client_heads, policy
+from addon.mitm import client_heads, closing, policy
 from addon.mitm.install import install
 from addon.namespace.bucket_listing import BucketsMerge
 from addon.namespace.object_listing import ListingMerge
@@ -202,6 +202,7 @@ class S3Multi:
             self.setup.connect_timeouts.connecting(data)
 
     def server_connected(self, data: ServerConnectionHookData) -> None:
+        closing.hear_upstream_out(data)
         if self.setup is not None:
             self.setup.connect_timeouts.done(data)
 

@@ -113,7 +113,9 @@ RELIED_ON: dict[str, tuple[str, str]] = {
     ),
     "ConnectionHandler.open_connection": (
         "runs the server_connect hook in the task that connects, sets timestamp_start just "
-        "before connecting, and turns a cancellation while connecting into a failed connection",
+        "before connecting, and turns a cancellation while connecting into a failed connection; "
+        "registers the transport before the server_connected hook and sends nothing before it "
+        "(closing.hear_upstream_out)",
         "5e0b3cbaf7a4030a",
     ),
     "ConnectionHandler.handle_connection": (
@@ -131,6 +133,11 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "half-closes (write_eof) on CloseTcpConnection(half_close=True) and reading goes on; a "
         "full close cancels the connection's handler task",
         "c0d10cc05dd65b80",
+    ),
+    "Proxyserver.register_connection": (
+        "keeps each live client connection's handler in `connections` by client id, where "
+        "closing.hear_upstream_out finds an upstream's transport (handler.transports)",
+        "d79bb91554a8bda2",
     ),
     "Proxyserver.inject_event": (
         "hands an injected event to the flow's live connection, or raises ValueError",
