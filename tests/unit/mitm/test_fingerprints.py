@@ -19,7 +19,7 @@ from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
 from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
-from mitmproxy.proxy.server import ConnectionHandler
+from mitmproxy.proxy.server import ConnectionHandler, TimeoutWatchdog
 
 from addon.mitm import client_heads, closing, http_stream, install, shared_port
 
@@ -124,6 +124,19 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "connect-timeout cancel never interrupts it (the timer ends at server_connected)",
         "95c3f93e9824e527",
     ),
+    "ConnectionHandler.handle_client": (
+        "runs the client_connected hook before reading, and client_disconnected once the "
+        "client's handler task (the one client_conns cancels) has ended",
+        "01f1b7cc991c4711",
+    ),
+    "ConnectionHandler.on_timeout": (
+        "closes an inactive client by cancelling its handler task, as client_conns does",
+        "0d1e6b0aa6e41173",
+    ),
+    "TimeoutWatchdog.register_activity": (
+        "sets last_activity (time.time()) on every event (server_event): client_conns' quiet time",
+        "41e033f7debf79d3",
+    ),
     "ConnectionHandler.server_event": (
         "waits for _server_event_lock outside handle_connection's guarded reads (why closing "
         "exists); takes the events closing and client_heads send",
@@ -136,7 +149,8 @@ RELIED_ON: dict[str, tuple[str, str]] = {
     ),
     "Proxyserver.register_connection": (
         "keeps each live client connection's handler in `connections` by client id, where "
-        "closing.hear_upstream_out finds an upstream's transport (handler.transports)",
+        "closing.hear_upstream_out finds an upstream's transport and client_conns a client's "
+        "(handler.transports)",
         "d79bb91554a8bda2",
     ),
     "Proxyserver.inject_event": (
@@ -181,6 +195,7 @@ _CLASSES = {
         Servers,
         AsyncioServerInstance,
         ServerInstance,
+        TimeoutWatchdog,
     )
 }
 
