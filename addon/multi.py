@@ -130,6 +130,7 @@ class S3Multi:
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         self.clients.start()
+        self.setup.readiness.check_at_start()
 
     def done(self) -> None:
         self.clients.stop()

@@ -64,6 +64,7 @@ class Readiness:
         self._task: asyncio.Task[list[_Probe]] | None = None
         self._probed_at = 0.0
         self._was_up: dict[str, bool] = {}
+        self._start_check: asyncio.Task[_Probe] | None = None
 
     async def state(self) -> tuple[bool, dict[str, object]]:
         """(ready, the body's fields)."""
@@ -79,12 +80,20 @@ class Readiness:
             status = "ready" if all(p.up for p in fallbacks) else "degraded"
         return primary.up, {"status": status, "backends": [p.detail for p in probes]}
 
+    def check_at_start(self) -> None:
+        """Once, as the proxy starts: a primary that does not answer is said at once, in one
+        line naming it and why, by a task of its own (the start never waits for it). The proxy
+        starts anyway (the primary may come up later); the line is readiness' own, so its next
+        probes say nothing more until the primary is up again."""
+        probe = self._probe(self.backends[0], starting=True)
+        self._start_check = asyncio.get_running_loop().create_task(probe)
+
     async def _probe_all(self) -> list[_Probe]:
         probes = await asyncio.gather(*(self._probe(b) for b in self.backends))
         self._probed_at = time.monotonic()
         return list(probes)
 
-    async def _probe(self, backend: Backend) -> _Probe:
+    async def _probe(self, backend: Backend, starting: bool = False) -> _Probe:
         role = "primary" if backend.index == 0 else "fallback"
         detail: dict[str, object] = {"name": backend.name, "role": role}
         started = time.monotonic()
@@ -108,6 +117,14 @@ class Readiness:
         if self._was_up.get(backend.name, True) != up:
             if up:
                 log.info("s3-multi: backend %s is up again", backend.name)
+            elif starting:
+                log.warning(
+                    "s3-multi: the primary, %s (%s), does not answer at start: %s; starting "
+                    "anyway (/-/ready says not ready until it does)",
+                    backend.name,
+                    backend.endpoint,
+                    problem,
+                )
             else:
                 log.warning("s3-multi: backend %s is down for readiness: %s", backend.name, problem)
         self._was_up[backend.name] = up
