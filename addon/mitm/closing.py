@@ -23,9 +23,10 @@ connection as if read, followed by an ordinary end of stream rather than the err
 stream reader given an error drops what it holds unread, the answer read a moment before the
 reset among it): the answer goes on to the client, whole, and nothing is written any more.
 
-Private API (mitmproxy's `ConnectionHandler.handle_connection` and `transports`, the
-proxyserver's `connections`; asyncio's selector transport's `_fatal_error`, `_force_close`,
-`_conn_lost` and `_sock`), fingerprinted in tests/unit/mitm/test_fingerprints.py.
+Private API: mitmproxy's `ConnectionHandler.handle_connection` and `transports` and the
+proxyserver's `connections`, fingerprinted in tests/unit/mitm/test_fingerprints.py; asyncio's
+selector transport's `_fatal_error`, `_force_close`, `_conn_lost` and `_sock` (Python's, not
+mitmproxy's), whose behaviour tests/unit/mitm/test_closing.py checks on real sockets.
 """
 
 from __future__ import annotations
