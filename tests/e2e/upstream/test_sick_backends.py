@@ -185,7 +185,8 @@ def test_a_backend_that_answers_an_upload_before_its_body_and_closes_is_heard(
         answer, seconds = timed(lambda: client.put_object(Bucket=bucket, Key="k", Body=b"u" * size))
         assert error_of(answer) == (500, "InternalError", "The backend's own message.")
         assert seconds < BOUND
-        assert early.requests[0].method == "PUT" and not early.requests[0].complete
+        puts = [r for r in early.requests if r.method == "PUT"]  # botocore retries a 500 once
+        assert puts and not any(put.complete for put in puts)  # answered before the body
     assert f"PutObject /{bucket}/k via [early 500" in proxy.log()
 
 
