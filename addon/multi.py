@@ -28,17 +28,18 @@ from weakref import WeakKeyDictionary
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
-from OpenSSL import SSL
 
 from addon.gateway import assembly, options
 from addon.gateway.assembly import Setup
+from addon.gateway.own_answers import shown_as_gateway
 from addon.gateway.router import Router, resource
 from addon.migration.copy_on_read import CopyTasks
-from addon.mitm import client_heads, policy
+from addon.mitm import client_heads, closing, policy
 from addon.mitm.install import install
 from addon.namespace.bucket_listing import BucketsMerge
 from addon.namespace.object_listing import ListingMerge
 from addon.ops import metrics, status_paths, workers
+from addon.ops.client_limits import ClientLimits
 from addon.ops.in_flight import InFlight
 from addon.ops.status_paths import StatusAnswer
 from addon.ops.users_source import UsersSource
@@ -59,6 +60,7 @@ class S3Multi:
         self.missing: list[str] = []
         self.copies = CopyTasks()  # copies on read, across reloads
         self.in_flight = InFlight(self.copies)
+        self.clients = ClientLimits(lambda: self.router.config if self.router else None)
         self.worker = os.environ.get(workers.WORKER_VARIABLE, "")  # "": the only process
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
         # flows are saved.
@@ -100,7 +102,7 @@ class S3Multi:
         if missing:
             return
         running = self.setup
-        setup = assembly.assemble(settings, running, self.copies, _inject, self._refuse_head)
+        setup = assembly.assemble(settings, running, self.copies, _inject)
         try:
             users = assembly.open_users(setup.router, setup.client)
         except exceptions.OptionsError:
@@ -127,12 +129,21 @@ class S3Multi:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
+        self.clients.start()
+        self.setup.readiness.check_at_start()
 
     def done(self) -> None:
+        self.clients.stop()
         if self.users is not None:
             self.users.close()
         if self.setup is not None:
             self.setup.client.close()
+
+    def client_connected(self, client: connection.Client) -> None:
+        self.clients.connected(client)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.clients.disconnected(client)
 
     # --- one request -----------------------------------------------------------------------------
 
@@ -140,6 +151,9 @@ class S3Multi:
         if flow.response or flow.error or not flow.live or not self._ours(flow):
             return
         self.in_flight.started(flow)
+        if (beyond := self.clients.started(flow)) is not None:
+            self._refuse(flow, beyond, close=True)  # and the connection closes after it
+            return
         domains = self.router.domains if self.router else ()
         path = status_paths.asked(flow.request, domains)
         if path is not None:  # before authentication: health checkers have no keys
@@ -147,7 +161,7 @@ class S3Multi:
             self.requests[flow] = StatusAnswer(
                 path, flow.request.method, readiness, self.in_flight.draining, self.worker
             )
-            _shown_as_gateway(flow)
+            shown_as_gateway(flow)
             return
         request = flow.request
         try:
@@ -167,7 +181,7 @@ class S3Multi:
             policy.manage(flow, started)
             started.start(request)
         else:
-            _shown_as_gateway(flow)  # answered by the proxy itself
+            shown_as_gateway(flow)  # answered by the proxy itself
 
     async def request(self, flow: http.HTTPFlow) -> None:
         started = self.requests.get(flow)
@@ -204,6 +218,7 @@ class S3Multi:
             self.setup.connect_timeouts.connecting(data)
 
     def server_connected(self, data: ServerConnectionHookData) -> None:
+        closing.hear_upstream_out(data)
         if self.setup is not None:
             self.setup.connect_timeouts.done(data)
 
@@ -214,6 +229,7 @@ class S3Multi:
     def _report(self, flow: http.HTTPFlow) -> None:
         if not self.in_flight.finished(flow):
             return  # not ours, or reported already
+        self.clients.ended(flow)
         started = self.requests.get(flow)
         if not isinstance(started, StatusAnswer):
             metrics.observe(flow, started)
@@ -245,18 +261,8 @@ class S3Multi:
         self.in_flight.drain(ctx.options.s3multi_drain_timeout)
 
     def tls_start_server(self, data: tls.TlsData) -> None:
-        """sslSkipVerify, for that backend's connections only (not mitmproxy's ssl_insecure,
-        which would switch verification off for every backend)."""
-        address = data.conn.address if isinstance(data.conn, connection.Server) else None
-        if self.router is None or address is None:
-            return
-        if backends.skips_tls_verify(self.router.backends, address):
-            if data.ssl_conn is None:  # mitmproxy's own TLS setup (SNI, ALPN, ciphers) first
-                ctx.master.addons.get("tlsconfig").tls_start_server(data)
-            # Whether mitmproxy's tlsconfig ran before this hook or not (its place among the
-            # addons differs between `mitmdump -s` and the s3-multi command).
-            assert data.ssl_conn is not None
-            data.ssl_conn.set_verify(SSL.VERIFY_NONE)
+        if self.router is not None:
+            backends.verify_tls_as_configured(data, self.router.backends)
 
     def _ours(self, flow: http.HTTPFlow) -> bool:
         """As an endpoint (reverse mode) every request is S3 for us; as a sidecar (regular
@@ -265,45 +271,21 @@ class S3Multi:
             return True
         return self.router is not None and self.router.serves(flow.request.host)
 
-    def _refuse_head(self, reason: str, peer: object) -> http.Response:
-        """The answer to a request head that is too large or too slow to arrive."""
-        if reason == client_heads.TOO_LARGE:
-            limit = str(self.head_limits.max_bytes)
-            error = S3Error("RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": limit})
-        else:
-            error = S3Error("RequestTimeout")
-        answer = error_response(error, "GET", "/", new_request_id())
-        answer.headers["Connection"] = "close"
-        log.warning("client %s refused: %s (its request head is %s)", peer, error.code, reason)
-        return answer
-
-    def _refuse(self, flow: http.HTTPFlow, error: S3Error) -> None:
+    def _refuse(self, flow: http.HTTPFlow, error: S3Error, close: bool = False) -> None:
         named = self.router.target(flow.request) if self.router else None
         where = resource(named) if named else flow.request.path.partition("?")[0]
         answer = error_response(error, flow.request.method, where, new_request_id())
+        if close and not flow.request.is_http2:
+            answer.headers["Connection"] = "close"
         # Answered in place of connecting to a backend, before any body is read.
         policy.manage(flow, policy.AnswerInstead(answer))
         retarget.hold_off(flow.request)
-        _shown_as_gateway(flow)
+        shown_as_gateway(flow)
         flow.comment = f"refused: {error.code}"
         metrics.refused(error.code)
         if self.setup is not None and self.setup.debug:
             method, worker = flow.request.method, self._by_worker
             log.info("%s%s %s refused: %s", worker, method, printable(where), error)
-
-
-def _shown_as_gateway(flow: http.HTTPFlow) -> None:
-    """A request the proxy answers itself (a refusal, a merged listing, a status path) shows
-    the gateway's own address, where the client sent it: never reverse mode's placeholder
-    target, which nothing contacts. What the client sent as its Host stays."""
-    sockname = flow.client_conn.sockname
-    if not isinstance(flow.client_conn.proxy_mode, ReverseMode) or not sockname or not sockname[1]:
-        return
-    request = flow.request
-    host_header = request.host_header
-    request.scheme = "https" if flow.client_conn.tls_established else "http"
-    request.host, request.port = sockname[0], sockname[1]
-    request.host_header = host_header
 
 
 def _inject(flow: http.HTTPFlow, phase: str) -> None:

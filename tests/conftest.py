@@ -12,6 +12,7 @@ import pytest
 from addon.local.kinds import START
 from addon.local.seaweedfs import weed_binary
 from addon.local.servers import S3Server, free_port
+from tests.support import compatibility
 from tests.support.proxy import (
     STARTED,
     Proxy,
@@ -110,7 +111,8 @@ def bucket() -> str:
 
 # --- the client compatibility table: printed after every run, from that run's results ----------
 
-_COMPATIBILITY: dict[tuple[str, str], list[str]] = {}
+pytest_runtest_makereport = compatibility.pytest_runtest_makereport
+pytest_terminal_summary = compatibility.pytest_terminal_summary
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -122,29 +124,4 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "client(name, how): an end-to-end test of a real client; its outcome goes into the "
-        "client compatibility table printed at the end of the run",
-    )
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    marker = item.get_closest_marker("client")
-    if marker is not None and (report.when == "call" or report.outcome != "passed"):
-        _COMPATIBILITY.setdefault(tuple(marker.args), []).append(report.outcome)
-    return report
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not _COMPATIBILITY:
-        return
-    terminalreporter.section("client compatibility (this run)")
-    terminalreporter.write_line("| client | how | result |")
-    terminalreporter.write_line("|---|---|---|")
-    for (name, how), outcomes in sorted(_COMPATIBILITY.items()):
-        passed = sum(o == "passed" for o in outcomes)
-        result = "works" if passed == len(outcomes) else f"FAILS ({passed}/{len(outcomes)} passed)"
-        terminalreporter.write_line(f"| {name} | {how} | {result} |")
+    compatibility.configure(config)

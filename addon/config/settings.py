@@ -48,6 +48,8 @@ FIELDS: tuple[Field, ...] = (
 # Proxy-wide, at the top level beside `backends`.
 SETTINGS: tuple[Field, ...] = (
     Field("clientTimeout", "client_timeout", float, "CLIENT_TIMEOUT", 20.0),
+    Field("clientIdleTimeout", "client_idle_timeout", float, "CLIENT_IDLE_TIMEOUT", 60.0),
+    Field("maxClientConnections", "max_client_connections", int, "MAX_CLIENT_CONNECTIONS", 1024),
     Field("fallbackOn5xx", "fallback_on_5xx", bool, "FALLBACK_ON_5XX", False),
     Field("listing", "listing", str, "LISTING", "merged", choices=("merged", "primary")),
     Field("users", "users", str, "USERS", "", path=True),
@@ -84,6 +86,8 @@ class Backend:
 class Config:
     backends: tuple[Backend, ...]  # the first is the primary
     client_timeout: float = 20.0  # a client's longest pause within its request
+    client_idle_timeout: float = 60.0  # a client connection with no request in flight
+    max_client_connections: int = 1024  # at once, per process; more are answered 503 and closed
     fallback_on_5xx: bool = False  # a read answered 5xx asks the next backend
     listing: str = "merged"  # ListObjects over every backend; "primary": the primary's alone
     users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon.auth.users)

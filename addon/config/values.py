@@ -17,7 +17,7 @@ class Field:
 
     key: str  # as written in the file
     attr: str  # the Backend (or Config) attribute
-    kind: type  # str, bool or float (seconds, more than 0)
+    kind: type  # str, bool, float (seconds, more than 0) or int (a count, 1 or more)
     env: str  # VGW_S3_MULTI_BACKEND_<N>_<env> (settings: VGW_S3_MULTI_<env>)
     default: object = ""
     credential: bool = False  # never echoed in a message
@@ -44,6 +44,8 @@ def typed(f: Field, value: object, from_env: bool) -> object:
         raise ValueError(f"must be true or false, unquoted, got {show(value)}")
     if f.kind is float:
         return seconds(value, from_env)
+    if f.kind is int:
+        return count(value, from_env)
     if f.kind is str and not isinstance(value, str):
         got = kind(value) if f.credential else show(value)
         raise ValueError(f"must be a string (quote it in the file), got {got}")
@@ -64,6 +66,20 @@ def seconds(value: object, from_env: bool) -> float:
     if not 0 < number <= 86400:
         raise ValueError(f"must be more than 0 and at most 86400 seconds, got {number}")
     return float(number)
+
+
+def count(value: object, from_env: bool) -> int:
+    number: object = value
+    if from_env:
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ValueError(f"must be a whole number, unquoted, got {show(value)}")
+    if not 1 <= number <= 1_000_000:
+        raise ValueError(f"must be from 1 to 1000000, got {number}")
+    return number
 
 
 def aws_endpoint(region: str) -> str:

@@ -5,18 +5,17 @@ start, on every option update, and on SIGHUP (the files read again)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from mitmproxy import ctx, exceptions, http
+from mitmproxy import ctx, exceptions
 
 from addon.auth.checks import Key
 from addon.auth.client_auth import ClientAuth
 from addon.auth.users import Users
 from addon.config.files import ConfigError
 from addon.config.settings import Config, load_config
-from addon.gateway import options
+from addon.gateway import options, own_answers
 from addon.gateway.router import Router
 from addon.migration.copy_on_read import CopyTasks
 from addon.mitm.client_heads import HeadLimits
@@ -48,7 +47,6 @@ def assemble(
     running: Setup | None,
     copies: CopyTasks,
     inject: Injector,
-    refuse_head: Callable[[str, object], http.Response],
 ) -> Setup:
     """A new setup from `settings` (the options of `options.FROM_ENVIRONMENT`, all set) and the
     files they name. What `running` holds that the new one can keep, it keeps: the backend
@@ -74,7 +72,7 @@ def assemble(
         users=users,
         copies=copies,
     )
-    limits = HeadLimits(seconds=config.client_timeout, refuse=refuse_head)
+    limits = HeadLimits(seconds=config.client_timeout, refuse=own_answers.refuse_head)
     setup = Setup(
         router,
         client,

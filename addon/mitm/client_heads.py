@@ -7,6 +7,13 @@ with the addon's S3 error and the connection closed. No hook sees a head before 
 this wraps mitmproxy's private `Http1Server.read_headers`; `install` (in `addon.mitm.install`,
 which checks mitmproxy's version) is given where the limits in force are read, so that a reload
 changes the addon's limits, never this module.
+
+The connection ends the way a careful server ends it: the answer says `Connection: close`, our
+side is half-closed after it, and what the client still sends is read and dropped (never kept)
+until it closes, for LINGER_SECONDS or LINGER_BYTES at most, then the connection is closed. A
+client that writes its whole head before reading (blocking sends) would otherwise block for ever
+on a server that stopped reading, or, on a plain close with its bytes unread, get a reset that
+can destroy the answer before it reads it.
 """
 
 from __future__ import annotations
@@ -18,9 +25,10 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 from mitmproxy.net.http import http1
-from mitmproxy.proxy.commands import CloseConnection, SendData
-from mitmproxy.proxy.events import DataReceived
+from mitmproxy.proxy.commands import CloseConnection, CloseTcpConnection, RequestWakeup, SendData
+from mitmproxy.proxy.events import DataReceived, Wakeup
 from mitmproxy.proxy.layers.http._http1 import Http1Server
 from mitmproxy.proxy.mode_specs import ReverseMode
 
@@ -38,6 +46,11 @@ class HeadLimits:
 
 
 TOO_LARGE, TOO_SLOW = "too large", "too slow"
+# After a refusal, what a client still sends is dropped for this long and this much at most: time
+# for a client blocked in sending its head (a 64 MiB header goes in well under a second on a
+# LAN) to finish and read the answer.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 128 * 1024 * 1024
 
 
 _head_started: WeakKeyDictionary[Http1Server, float] = WeakKeyDictionary()
@@ -73,9 +86,39 @@ def read_headers(self: Http1Server, event: Any) -> Commands:
     if reason is not None:
         answer = limits.refuse(reason, self.conn.peername)
         yield SendData(self.conn, http1.assemble_response(answer))
-        yield CloseConnection(self.conn)
-        self.state = self.done
+        yield from _linger(self)
     return None
+
+
+def _linger(self: Http1Server) -> Commands:
+    """Half-close after the answer, drop what the client still sends, close when it closes or
+    the linger's bounds pass. Nothing more of this connection is read as HTTP."""
+    yield CloseTcpConnection(self.conn, half_close=True)
+    timer = RequestWakeup(LINGER_SECONDS)
+    yield timer
+    left = LINGER_BYTES
+
+    def state_lingering(event: Any) -> Commands:
+        nonlocal left
+        if isinstance(event, DataReceived):
+            left -= len(event.data)
+            _drop(self)
+            if left > 0:
+                return
+        elif isinstance(event, Wakeup) and event.command is not timer:
+            return
+        # The client closed, or the bounds passed: close (a plain close, unread bytes or not).
+        self.state = self.done
+        if self.conn.state is not ConnectionState.CLOSED:
+            yield CloseConnection(self.conn)
+
+    _drop(self)
+    self.state = state_lingering
+
+
+def _drop(self: Http1Server) -> None:
+    """What the connection has buffered (mitmproxy appends every piece it reads) goes."""
+    self.buf.maybe_extract_at_most(len(self.buf))
 
 
 def install(limits: Callable[[], HeadLimits]) -> None:

@@ -6,10 +6,14 @@ each one, and what to re-check on an upgrade). Each wrap:
 - `make_server_connection`: `before_connect` may answer instead of connecting (a refusal: the
   body was never read); a failed connection goes to `connect_failed`, which re-aims the request
   (a sick fallback is skipped) or gives the answer. mitmproxy would send its HTML 502.
-- `state_wait_for_response_headers`: `response_headers` decides before the `responseheaders`
-  hook runs: pass the answer on, read its (small, capped) body first and ask `response_body`,
-  send the request again to the re-aimed upstream, or replace the answer. An intermediate answer
-  never reaches any addon. Only bodiless requests are sent again (asserted).
+- `state_wait_for_response_headers`: the answer's hop-by-hop headers are the upstream
+  connection's, not the client's (`hop_by_hop`); `response_headers` decides before the
+  `responseheaders` hook runs: pass the answer on, read its (small, capped) body first and ask
+  `response_body`, send the request again to the re-aimed upstream, or replace the answer. An
+  intermediate answer never reaches any addon. Only bodiless requests are sent again (asserted).
+  An answer that comes while the client still sends the body (an upload refused early) is read
+  whole (EARLY_ANSWER_LIMIT) and given as the proxy's own refusals are: the upstream's own
+  error, not a 503 of ours when it closes before reading the rest.
 - `handle_protocol_error`: an upstream that breaks before its answer reached the client
   (garbage, reset, a short body read whole) goes to `response_broken` (re-aim or answer); once
   the answer is streaming, the client's transfer is broken as mitmproxy does, so that a cut
@@ -41,6 +45,7 @@ from mitmproxy.proxy.layers.http import (
     ResponseProtocolError,
 )
 
+from addon.mitm import hop_by_hop
 from addon.mitm import stream_actions as actions
 from addon.mitm.policy import (
     ANSWER_BODY,
@@ -54,6 +59,9 @@ from addon.mitm.policy import (
 )
 
 Commands = Generator[Any, Any, Any]
+# An upstream's answer that comes while the client still sends the body is read whole first, up to
+# this (an S3 error is a few hundred bytes); a longer one counts as a broken answer.
+EARLY_ANSWER_LIMIT = 64 * 1024
 
 _original_make_server_connection = HttpStream.make_server_connection
 _original_state_wait_for_response_headers = HttpStream.state_wait_for_response_headers
@@ -102,12 +110,18 @@ def _state_wait_for_response_headers(self: HttpStream, event: Any) -> Commands:
     policy = policy_of(self.flow)
     if policy is None:
         return (yield from _original_state_wait_for_response_headers(self, event))
+    event = hop_by_hop.for_client(event)
     self.flow.response = event.response
     decision = policy.response_headers(self.flow)
-    if isinstance(decision, Pass):
+    if isinstance(decision, Pass) and actions.still_sending(self):
+        # An answer before the whole body went up (an upload refused early; the upstream may
+        # close without reading the rest): read it, then give it as the proxy gives its own
+        # refusals, saying it closes after it.
+        self.server_state = _body_reader(self, policy, EARLY_ANSWER_LIMIT, _deliver_early)
+    elif isinstance(decision, Pass):
         return (yield from _original_state_wait_for_response_headers(self, event))
-    if isinstance(decision, ReadBody):
-        self.server_state = _body_reader(self, policy, decision.limit)
+    elif isinstance(decision, ReadBody):
+        self.server_state = _body_reader(self, policy, decision.limit, _decide_on_body)
     elif event.end_stream:
         # Its end of message still comes (at once): act then, the connection stays reusable.
         self.server_state = _at_end(self, decision)
@@ -126,8 +140,11 @@ def _at_end(self: HttpStream, decision: Any) -> Callable[[Any], Commands]:
     return state_end_of_answer
 
 
-def _body_reader(self: HttpStream, policy: Policy, limit: int) -> Callable[[Any], Commands]:
-    """A server state that reads an answer's body without passing it on, up to `limit`."""
+def _body_reader(
+    self: HttpStream, policy: Policy, limit: int, then: Callable[[HttpStream, Policy], Commands]
+) -> Callable[[Any], Commands]:
+    """A server state that reads an answer's body without passing it on, up to `limit`; then
+    `then` (the body is the answer's content by then)."""
     body = bytearray()
 
     def state_read_answer_body(event: Any) -> Commands:
@@ -137,20 +154,29 @@ def _body_reader(self: HttpStream, policy: Policy, limit: int) -> Callable[[Any]
                 decision = policy.response_broken(self.flow, f"an error body over {limit} bytes")
                 yield from actions.act(self, decision, body_pending=True)
         elif isinstance(event, ResponseEndOfMessage):
-            yield from _decide_on_body(self, policy, bytes(body))
+            assert self.flow.response is not None
+            self.flow.response.data.content = bytes(body)
+            yield from then(self, policy)
         # Trailers of an answer we do not pass on are dropped.
 
     return state_read_answer_body
 
 
-def _decide_on_body(self: HttpStream, policy: Policy, body: bytes) -> Commands:
+def _decide_on_body(self: HttpStream, policy: Policy) -> Commands:
     assert self.flow.response is not None
-    self.flow.response.data.content = body
-    decision = policy.response_body(self.flow, body)
+    decision = policy.response_body(self.flow, self.flow.response.raw_content or b"")
     if isinstance(decision, Pass):
         yield from actions.deliver(self)
     else:
         yield from actions.act(self, decision, body_pending=False)
+
+
+def _deliver_early(self: HttpStream, policy: Policy) -> Commands:
+    """The upstream's whole answer, given while the client still sends the body: the upstream
+    is done with (it answered without it), the rest of the body goes nowhere."""
+    assert self.flow.response is not None
+    yield from actions.detach_upstream(self)
+    yield from actions.answer(self, self.flow.response)
 
 
 def _handle_protocol_error(self: HttpStream, event: Any) -> Commands:

@@ -35,8 +35,12 @@ def act(self: HttpStream, decision: Any, body_pending: bool) -> Commands:
         yield from resend(self)
     else:
         assert isinstance(decision, http.Response), decision
-        self.flow.response = decision
-        yield from deliver(self)
+        yield from answer(self, decision)
+
+
+def still_sending(self: HttpStream) -> bool:
+    """Whether the client's request body is still on its way."""
+    return self.client_state != self.state_done
 
 
 def deliver(self: HttpStream) -> Commands:
@@ -96,12 +100,12 @@ def answer_reached_client(self: HttpStream) -> bool:
 
 def answer(self: HttpStream, response: http.Response) -> Commands:
     """Send the policy's response in place of an upstream's; leaves the upstream out of it."""
-    still_sending = self.client_state != self.state_done
-    if still_sending and not self.flow.request.is_http2:
+    sending = still_sending(self)
+    if sending and not self.flow.request.is_http2:
         response.headers["Connection"] = "close"  # we close after it: the client must know
     self.flow.response = response
     yield from deliver(self)
-    if still_sending:
+    if sending:
         # A body is still on its way and nobody will read it.
         self.client_state = self.state_errored
         if self.flow.request.is_http2:

@@ -56,22 +56,19 @@ class _Probe:
 
 
 class Readiness:
-    """The backends' state as readiness sees it, probed at most once per TTL."""
+    """The backends' state as readiness sees it, each probed at most once per TTL."""
 
     def __init__(self, backends: Sequence[Backend], client: BackendClient) -> None:
         self.backends = tuple(backends)
         self.client = client
-        self._task: asyncio.Task[list[_Probe]] | None = None
-        self._probed_at = 0.0
+        self._probes: dict[int, asyncio.Task[_Probe]] = {}  # by backend index: the last probe
+        self._probed_at: dict[int, float] = {}  # ... and when it ended
         self._was_up: dict[str, bool] = {}
 
     async def state(self) -> tuple[bool, dict[str, object]]:
         """(ready, the body's fields)."""
-        stale = time.monotonic() - self._probed_at > TTL
-        if self._task is None or (self._task.done() and stale):
-            self._task = asyncio.get_running_loop().create_task(self._probe_all())
-        # Shielded: a checker that gives up must not cancel the probe the others wait for.
-        probes = await asyncio.shield(self._task)
+        # Shielded: a checker that gives up must not cancel the probes the others wait for.
+        probes = await asyncio.gather(*(asyncio.shield(self._probe_of(b)) for b in self.backends))
         primary, *fallbacks = probes
         if not primary.up:
             status = "not ready"
@@ -79,12 +76,23 @@ class Readiness:
             status = "ready" if all(p.up for p in fallbacks) else "degraded"
         return primary.up, {"status": status, "backends": [p.detail for p in probes]}
 
-    async def _probe_all(self) -> list[_Probe]:
-        probes = await asyncio.gather(*(self._probe(b) for b in self.backends))
-        self._probed_at = time.monotonic()
-        return list(probes)
+    def check_at_start(self) -> None:
+        """Once, as the proxy starts: a primary that does not answer is said at once, in one
+        line naming it and why, by a task of its own (the start never waits for it). The proxy
+        starts anyway (the primary may come up later); the line is readiness' own, so its next
+        probes say nothing more until the primary is up again, and it counts as one of them."""
+        self._probe_of(self.backends[0], starting=True)
 
-    async def _probe(self, backend: Backend) -> _Probe:
+    def _probe_of(self, backend: Backend, starting: bool = False) -> asyncio.Task[_Probe]:
+        """The backend's probe: the one running, or one that ended under TTL ago, or a new one."""
+        task = self._probes.get(backend.index)
+        stale = time.monotonic() - self._probed_at.get(backend.index, 0.0) > TTL
+        if task is None or (task.done() and stale):
+            task = asyncio.get_running_loop().create_task(self._probe(backend, starting))
+            self._probes[backend.index] = task
+        return task
+
+    async def _probe(self, backend: Backend, starting: bool = False) -> _Probe:
         role = "primary" if backend.index == 0 else "fallback"
         detail: dict[str, object] = {"name": backend.name, "role": role}
         started = time.monotonic()
@@ -108,9 +116,18 @@ class Readiness:
         if self._was_up.get(backend.name, True) != up:
             if up:
                 log.info("s3-multi: backend %s is up again", backend.name)
+            elif starting:
+                log.warning(
+                    "s3-multi: the primary, %s (%s), does not answer at start: %s; starting "
+                    "anyway (/-/ready says not ready until it does)",
+                    backend.name,
+                    backend.endpoint,
+                    problem,
+                )
             else:
                 log.warning("s3-multi: backend %s is down for readiness: %s", backend.name, problem)
         self._was_up[backend.name] = up
+        self._probed_at[backend.index] = time.monotonic()
         return _Probe(up, detail)
 
 

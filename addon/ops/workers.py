@@ -14,7 +14,8 @@ own: nothing is shared in memory (tombstones live on the primary, metrics in fil
   twice as long after each quick death (at most 30 s), so a worker that cannot start (its
   config file broken since) does not spin; one that ran for 30 s starts from 0.5 s again.
 - Before any worker starts: the port is checked to be free (SO_REUSEPORT would otherwise let
-  the workers share it with another proxy left running), mitmproxy's CA is made if it is
+  the workers share it with another proxy left running; the TIME_WAIT connections of one just
+  stopped do not count, so a restart serves at once), mitmproxy's CA is made if it is
   missing (else each worker would make its own, and clients would trust only one of them), and
   a metrics directory is made for this run (removed at the end).
 """
@@ -53,9 +54,14 @@ def cores() -> int:
 
 
 def port_is_free(host: str, port: int) -> str | None:
-    """None if nothing listens on host:port; else why not, on one line."""
+    """None if nothing listens on host:port; else why not, on one line.
+
+    The probe binds as the listeners do (SO_REUSEADDR, as asyncio sets it): the connections of
+    a proxy just stopped, which it closed first, sit in TIME_WAIT on the port for a minute and
+    must not stop a restart; a socket listening there still does (Linux refuses that bind)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as e:

@@ -60,6 +60,7 @@ KNOWN: dict[str, tuple[int, str]] = {
         "timeout period. Idle connections will be closed.",
     ),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SlowDown": (503, "Please reduce your request rate."),
     "SignatureDoesNotMatch": (
         403,
         "The request signature we calculated does not match the signature you provided. "

@@ -8,6 +8,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+from mitmproxy import connection, ctx, tls
+from OpenSSL import SSL
+
 from addon.config.settings import Backend
 from addon.s3 import sigv4
 
@@ -73,6 +76,20 @@ def skips_tls_verify(backend_list: Iterable[Backend], address: tuple[str, int]) 
     """
     serving = [b for b in backend_list if b.endpoint.startswith("https://") and serves(b, address)]
     return bool(serving) and all(b.ssl_skip_verify for b in serving)
+
+
+def verify_tls_as_configured(data: tls.TlsData, backend_list: Iterable[Backend]) -> None:
+    """mitmproxy's `tls_start_server` hook: sslSkipVerify, for that backend's connections only
+    (not mitmproxy's ssl_insecure, which would switch verification off for every backend)."""
+    address = data.conn.address if isinstance(data.conn, connection.Server) else None
+    if address is None or not skips_tls_verify(backend_list, address):
+        return
+    if data.ssl_conn is None:  # mitmproxy's own TLS setup (SNI, ALPN, ciphers) first
+        ctx.master.addons.get("tlsconfig").tls_start_server(data)
+    # Whether mitmproxy's tlsconfig ran before this hook or not (its place among the addons
+    # differs between `mitmdump -s` and the s3-multi command).
+    assert data.ssl_conn is not None
+    data.ssl_conn.set_verify(SSL.VERIFY_NONE)
 
 
 def forwarded_headers(

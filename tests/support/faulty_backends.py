@@ -150,6 +150,8 @@ class _Listening:
 class FakeBackend(_Listening):
     """Reads requests and answers those in `answers`; subclasses say how to misbehave."""
 
+    reads_body = True  # False: the body is left unread, for `misbehave` to answer before it
+
     def __init__(
         self, answers: Mapping[str, bytes | None] | None = None, name: str | None = None
     ) -> None:
@@ -213,7 +215,7 @@ class FakeBackend(_Listening):
                     return
                 with self._lock:
                     self.requests.append(request)
-                if not self._read_body(reader, request):
+                if self.reads_body and not self._read_body(reader, request):
                     return
                 if request.path in self.answers:
                     conn.sendall(s3_answer(request.method, self.answers[request.path]))
@@ -337,6 +339,30 @@ class Reset(FakeBackend):
         conn.sendall(self.first)
         # Linger on, zero seconds: close() discards what is unsent and answers with RST.
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+
+
+class AnswerBeforeBody(FakeBackend):
+    """Reads a request's head only, answers it at once (`status`, an S3 error with `code`) and
+    closes: what the client still sends is never read (the kernel resets the connection), as a
+    server does that refuses an upload before taking its body."""
+
+    name = "answers-early"
+    reads_body = False
+
+    def __init__(
+        self, status: str = "500 Internal Server Error", code: str = "InternalError", **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.status = status
+        self.body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>The backend's own message.</Message></Error>"
+        ).encode()
+
+    def misbehave(self, conn: socket.socket, request: Received) -> bool:
+        headers = {"Content-Type": "application/xml", "Content-Length": len(self.body)}
+        conn.sendall(head(self.status, headers) + self.body)
         return False
 
 

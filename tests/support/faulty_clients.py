@@ -91,6 +91,36 @@ def send(port: int, pieces: Iterable[bytes], timeout: float = 20.0) -> Outcome:
     )
 
 
+def send_then_read(port: int, pieces: Iterable[bytes], timeout: float = 10.0) -> Outcome:
+    """Send every piece with blocking sends, as a simple client does, then read the answer.
+
+    Nothing is read before the last piece went out: a server that stops reading leaves this
+    client blocked in its send (`timeout` seconds at most, then it gives up); a server that
+    closes with the request unread resets the connection, which may destroy its answer.
+    """
+    started = time.monotonic()
+    sent, head_at, received, closed = 0, None, b"", False
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.settimeout(timeout)
+        try:
+            for piece in pieces:
+                conn.sendall(piece)
+                sent += len(piece)
+        except OSError:  # reset, or blocked past the timeout: read what came anyway
+            pass
+        conn.settimeout(None)
+        received, closed, head_at = _read_answer(conn, started + timeout)
+    head, end, body = received.partition(b"\r\n\r\n")
+    return Outcome(
+        status=_status(head) if end else None,
+        head=head,
+        body_start=body[:_BODY_START],
+        sent=sent,
+        seconds=(head_at or time.monotonic()) - started,
+        closed=closed,
+    )
+
+
 def _read_answer(conn: socket.socket, deadline: float) -> tuple[bytes, bool, float | None]:
     """Bytes received until the head and _BODY_START of body, the close, or the deadline;
     whether the server closed; when the head was complete."""
@@ -130,16 +160,33 @@ def _filler(size: int, byte: bytes = b"a") -> Iterator[bytes]:
         yield piece[: min(_PIECE, size - start)]
 
 
+def huge_header_head(port: int, mib: float, path: str = "/bucket/key") -> Iterator[bytes]:
+    """The head of GET `path` with one header (X-Huge) of `mib` MiB, piece by piece."""
+    header = itertools.chain([b"X-Huge: "], _filler(int(mib * MIB)), [b"\r\n"])
+    return _request_head(port, [f"GET {path} HTTP/1.1".encode()], header)
+
+
+def huge_url_head(port: int, mib: float, bucket: str = "bucket") -> Iterator[bytes]:
+    """The head of GET /bucket/aaaa... with a key of `mib` MiB, piece by piece."""
+    line = itertools.chain([f"GET /{bucket}/".encode()], _filler(int(mib * MIB)), [b" HTTP/1.1"])
+    return _request_head(port, line)
+
+
+def unparsable_upload(port: int, mib: float) -> Iterator[bytes]:
+    """A PUT whose Content-Length is not a number (no server can frame its body), followed by
+    `mib` MiB of body anyway."""
+    head = f"PUT /bucket/key HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: abc\r\n\r\n"
+    return itertools.chain([head.encode()], _filler(int(mib * MIB)))
+
+
 def huge_header(port: int, mib: float, path: str = "/bucket/key", timeout: float = 20.0) -> Outcome:
     """GET `path` with one header (X-Huge) of `mib` MiB."""
-    header = itertools.chain([b"X-Huge: "], _filler(int(mib * MIB)), [b"\r\n"])
-    return send(port, _request_head(port, [f"GET {path} HTTP/1.1".encode()], header), timeout)
+    return send(port, huge_header_head(port, mib, path), timeout)
 
 
 def huge_url(port: int, mib: float, bucket: str = "bucket", timeout: float = 20.0) -> Outcome:
     """GET /bucket/aaaa... with a key of `mib` MiB."""
-    line = itertools.chain([f"GET /{bucket}/".encode()], _filler(int(mib * MIB)), [b" HTTP/1.1"])
-    return send(port, _request_head(port, line), timeout)
+    return send(port, huge_url_head(port, mib, bucket), timeout)
 
 
 def upload_body(length: int) -> Iterator[bytes]:

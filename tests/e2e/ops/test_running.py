@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -11,6 +13,7 @@ from mitmproxy import io
 
 from addon.local.servers import free_port
 from tests.support.direct import put_direct
+from tests.support.faulty_backends import Blackhole
 from tests.support.processes import VENV_BIN, aws_cli, child_env, dead_endpoint
 from tests.support.proxy import (
     WEB_PASSWORD,
@@ -23,6 +26,7 @@ from tests.support.proxy import (
 )
 from tests.support.raw_http import fetch
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.status import status
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +72,30 @@ def test_unreachable_primary_is_an_s3_503_and_listing_shows_the_rest(
         assert got.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert bucket in [b["Name"] for b in client.list_buckets()["Buckets"]]
     assert not secondary.client().list_objects_v2(Bucket=bucket).get("Contents")
+
+
+@pytest.mark.parametrize("kind", ["refused", "blackholed"])
+def test_a_primary_that_does_not_answer_is_said_at_start_and_the_proxy_serves(
+    backends, run_proxy, tmp_path, kind
+):
+    with contextlib.ExitStack() as stack:
+        if kind == "refused":
+            endpoint, reason = dead_endpoint(), "unreachable: "
+        else:
+            endpoint, reason = stack.enter_context(Blackhole()).endpoint, "no answer within 3s"
+        proxy = run_proxy(write_config(tmp_path / "c.json", [endpoint, backends[1]]))
+        # Serving at once: the start never waits for the check.
+        assert status(proxy.port, "/-/healthy").status == 200
+        line = f"the primary, down-0 ({endpoint}), does not answer at start: {reason}"
+        deadline = time.monotonic() + 10
+        while line not in proxy.log():
+            assert time.monotonic() < deadline, proxy.log()
+            time.sleep(0.1)
+        assert status(proxy.port, "/-/ready").status == 503
+        assert status(proxy.port, "/-/healthy").status == 200
+    said = [row for row in proxy.log().splitlines() if "down-0" in row and "answer" in row]
+    assert len(said) == 1, said  # once: readiness' own probes say nothing more
+    assert said[0].endswith("; starting anyway (/-/ready says not ready until it does)")
 
 
 def aws(proxy_endpoint: str, *args: str) -> bytes:

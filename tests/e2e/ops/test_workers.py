@@ -22,6 +22,7 @@ from addon.ops import workers
 from tests.support.direct import put_direct
 from tests.support.processes import VENV_BIN
 from tests.support.proxy import Proxy, proxy_env, start_proxy, write_config
+from tests.support.raw_http import Connection, Request
 from tests.support.status import sample, status
 
 pytestmark = pytest.mark.e2e
@@ -51,9 +52,9 @@ def workers_seen(proxy: Proxy, connections: int = 30) -> set[str]:
     return {serving_worker(proxy) for _ in range(connections)}
 
 
-def start_workers(backends, tmp_path: Path) -> Proxy:
+def start_workers(backends, tmp_path: Path, port: int | None = None) -> Proxy:
     config = write_config(tmp_path / "c.json", backends)
-    port = free_port()
+    port = port or free_port()
     command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
     command += ["--port", f"127.0.0.1:{port}", "--debug"]
     # HOME: mitmproxy's confdir (~/.mitmproxy), where the command makes the CA both workers use.
@@ -108,6 +109,51 @@ def test_two_workers_share_the_port_restart_and_stop_together(backends, tmp_path
         assert "all workers stopped" in proxy.log()
     finally:
         proxy.stop()
+
+
+def time_wait_sockets(port: int) -> int:
+    """Sockets of 127.0.0.1:`port` (the server's side) in TIME_WAIT, from /proc/net/tcp."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        count += state == "06" and local == f"0100007F:{port:04X}"
+    return count
+
+
+def test_workers_start_again_at_once_on_the_port_they_just_served(backends, tmp_path, bucket):
+    """SIGTERM, then start again at once (as systemd restarts a service): the connections the
+    workers closed first sit in TIME_WAIT on the port, and the new command serves anyway."""
+    put_direct(backends[0], bucket, "k", b"served")
+    proxy = start_workers(backends[:1], tmp_path)
+    port = proxy.port
+    try:
+        for _ in range(40):  # keep-alive connections; the last request on each asks the close
+            with Connection(port) as connection:
+                for close in (False, False, True):
+                    request = Request("GET", "/-/healthy", headers=(("Host", f"127.0.0.1:{port}"),))
+                    answer = connection.exchange(
+                        request.add("Connection", "close") if close else request
+                    )
+                    assert answer.status == 200
+                assert connection.read_until_closed() == b""  # the server closed first
+        proxy.process.send_signal(signal.SIGTERM)
+        assert proxy.process.wait(timeout=30) == 0
+    finally:
+        proxy.stop()
+    assert time_wait_sockets(port) > 0
+
+    started = time.monotonic()
+    (tmp_path / "again").mkdir()
+    again = start_workers(backends[:1], tmp_path / "again", port)
+    try:
+        client = again.client()
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"served"
+        # As long as starting takes (two mitmproxy processes, seconds on a busy machine); it
+        # was 67 s when TIME_WAIT stopped it.
+        assert time.monotonic() - started < 30
+        assert workers_seen(again) == {"1", "2"}
+    finally:
+        again.stop()
 
 
 def test_a_worker_that_keeps_dying_is_started_again_ever_later(caplog):

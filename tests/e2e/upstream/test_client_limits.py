@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.support import faulty_clients
+from tests.support.proxy import peak_rss
 from tests.support.raw_http import Request, send
 from tests.support.signing import sigv4
 
@@ -49,6 +50,41 @@ def test_a_huge_header_is_refused_without_reading_it(strict_proxy, mib):
     # It stopped reading: what went out beyond the limit sits in loopback socket buffers.
     assert outcome.sent < 16 * 1024 * 1024
     assert strict_proxy.rss_mb() - before < 20
+
+
+@pytest.mark.parametrize("head", ["url", "header"])
+def test_a_client_that_sends_its_whole_oversized_head_before_reading_gets_the_refusal(
+    strict_proxy, head
+):
+    """A simple client writes its whole request (a 16 MiB URL, a 64 MiB header) with blocking
+    sends and only then reads: the proxy reads on and discards the rest, so the send completes
+    and the refusal, sent once and never reset away, is there to read."""
+    port = strict_proxy.port
+    if head == "url":
+        pieces, size = faulty_clients.huge_url_head(port, 16), 16 * faulty_clients.MIB
+    else:
+        pieces, size = faulty_clients.huge_header_head(port, 64), 64 * faulty_clients.MIB
+    with peak_rss(strict_proxy) as peak:
+        before = peak[0]
+        outcome = faulty_clients.send_then_read(port, pieces, timeout=10)
+    assert outcome.sent > size  # every byte went out: the proxy read them all
+    assert outcome.status == 400 and outcome.seconds < 2
+    assert b"<Code>RequestHeaderSectionTooLarge</Code>" in outcome.body_start
+    assert b"connection: close" in outcome.head.lower()
+    assert outcome.closed  # and then the proxy closed
+    assert peak[0] - before < 20  # what it discarded was never kept
+    assert strict_proxy.client().list_buckets()["Buckets"] is not None  # still serving
+
+
+def test_a_client_that_floods_after_an_unparsable_head_is_closed_not_left_hanging(strict_proxy):
+    """mitmproxy answers a head it cannot parse (its 400) and closes, often from the task of a
+    hook while the client's next bytes wait for it: the close must happen then too, or the
+    client, blocked in its send, waits for ever on a connection nobody reads."""
+    pieces = faulty_clients.unparsable_upload(strict_proxy.port, 32)
+    outcome = faulty_clients.send_then_read(strict_proxy.port, pieces, timeout=10)
+    assert outcome.closed and outcome.seconds < 2
+    assert outcome.status in (400, None)  # None: the reset of its unread bytes came first
+    assert strict_proxy.client().list_buckets()["Buckets"] is not None  # still serving
 
 
 def test_a_huge_url_is_refused_and_not_echoed(strict_proxy):

@@ -19,6 +19,7 @@ from tests.support import faulty_clients
 from tests.support.direct import put_direct
 from tests.support.faulty_backends import (
     MIB,
+    AnswerBeforeBody,
     Blackhole,
     Garbage,
     Hang,
@@ -171,6 +172,22 @@ def test_a_stalled_upload_gets_request_timeout_and_stores_nothing(
     assert outcome.seconds < BOUND
     assert "Contents" not in primary.client().list_objects_v2(Bucket=bucket)
     assert f"PutObject /{bucket}/stalled.bin via [primary refused: RequestTimeout" in proxy.log()
+
+
+@pytest.mark.parametrize("size", [100_000, 4 * MIB], ids=["read-whole", "streamed"])
+def test_a_backend_that_answers_an_upload_before_its_body_and_closes_is_heard(
+    backends, run_proxy, tmp_path, bucket, size
+):
+    """Its answer came whole before its close: the client gets that answer, not a 503 of ours."""
+    with AnswerBeforeBody(name="early") as early:
+        proxy = run_proxy(config(tmp_path / "c.json", [early]))
+        client = proxy.client()
+        answer, seconds = timed(lambda: client.put_object(Bucket=bucket, Key="k", Body=b"u" * size))
+        assert error_of(answer) == (500, "InternalError", "The backend's own message.")
+        assert seconds < BOUND
+        puts = [r for r in early.requests if r.method == "PUT"]  # botocore retries a 500 once
+        assert puts and not any(put.complete for put in puts)  # answered before the body
+    assert f"PutObject /{bucket}/k via [early 500" in proxy.log()
 
 
 def test_5xx_from_a_backend_is_passed_on_unless_configured(backends, run_proxy, tmp_path, bucket):

@@ -638,6 +638,40 @@ def test_proxy_wide_settings_from_the_file_and_the_environment(tmp_path: Path) -
     assert (default.client_timeout, default.fallback_on_5xx) == (20.0, False)
 
 
+def test_client_connection_limits_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, {"backends": [entry()]}), {})
+    assert (default.client_idle_timeout, default.max_client_connections) == (60.0, 1024)
+    document = {"backends": [entry()], "clientIdleTimeout": 5, "maxClientConnections": 64}
+    config = load_config(write(tmp_path, document), {})
+    assert (config.client_idle_timeout, config.max_client_connections) == (5.0, 64)
+    environ = {
+        "VGW_S3_MULTI_CLIENT_IDLE_TIMEOUT": "2.5",
+        "VGW_S3_MULTI_MAX_CLIENT_CONNECTIONS": "10",
+    }
+    overridden = load_config(write(tmp_path, document), environ)
+    assert (overridden.client_idle_timeout, overridden.max_client_connections) == (2.5, 10)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("64", "must be a whole number, unquoted, got the string '64'"),
+        (1.5, "must be a whole number, unquoted, got the number 1.5"),
+        (True, "must be a whole number, unquoted, got true"),
+        (0, "must be from 1 to 1000000, got 0"),
+    ],
+)
+def test_a_bad_connection_count_is_named(tmp_path: Path, value: object, problem: str) -> None:
+    message = error(tmp_path, {"backends": [entry()], "maxClientConnections": value})
+    assert message == f"{tmp_path / 'config.yaml'}: maxClientConnections: {problem}"
+    environ = {"VGW_S3_MULTI_MAX_CLIENT_CONNECTIONS": "many"}
+    message = error(tmp_path, {"backends": [entry()]}, environ=environ)
+    assert message == (
+        "VGW_S3_MULTI_MAX_CLIENT_CONNECTIONS: maxClientConnections: must be a whole number, "
+        "got 'many'"
+    )
+
+
 def test_a_bad_setting_is_named(tmp_path: Path) -> None:
     message = error(tmp_path, {"backends": [entry()], "fallbackOn5xx": "yes"})
     assert message == (

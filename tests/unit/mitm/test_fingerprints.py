@@ -19,9 +19,9 @@ from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
 from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
-from mitmproxy.proxy.server import ConnectionHandler
+from mitmproxy.proxy.server import ConnectionHandler, TimeoutWatchdog
 
-from addon.mitm import client_heads, http_stream, install, shared_port
+from addon.mitm import client_heads, closing, http_stream, install, shared_port
 
 # name -> (what addon.mitm relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
@@ -97,26 +97,61 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "aece271029af36e4",
     ),
     "Http1Connection._handle_event": (
-        "passes connection events to `state`, which reports them under its stream_id",
+        "passes connection events (and a Wakeup) to `state`, which reports them under its "
+        "stream_id; appends what it reads to `buf` first (client_heads' lingering drops it)",
         "2ac8db3e43ae743f",
     ),
     "HttpLayer.event_to_child": (
-        "drops what a connection reports for a stream id it does not know (a detached one)",
+        "drops what a connection reports for a stream id it does not know (a detached one); "
+        "notes who asked for a RequestWakeup, so that its Wakeup goes back there",
         "1095f6e1581d1780",
     ),
     "HttpLayer._handle_event": (
-        "routes an injected event (DeadlinePassed) to the stream of the flow's connection",
+        "routes an injected event (DeadlinePassed) to the stream of the flow's connection, and "
+        "a Wakeup to the layer that asked for it (client_heads' linger)",
         "6ba31883cc7a06b3",
     ),
     "ConnectionHandler.open_connection": (
         "runs the server_connect hook in the task that connects, sets timestamp_start just "
-        "before connecting, and turns a cancellation while connecting into a failed connection",
+        "before connecting, and turns a cancellation while connecting into a failed connection; "
+        "registers the transport before the server_connected hook and sends nothing before it "
+        "(closing.hear_upstream_out)",
         "5e0b3cbaf7a4030a",
     ),
     "ConnectionHandler.handle_connection": (
-        "is what a connect-timeout cancel must never interrupt (it is not: the timer ends at "
-        "server_connected)",
+        "is wrapped by closing: a cancel that escapes it (at its event lock) skipped only its "
+        "ending (state CLOSED, ConnectionClosed, writer.close(), transports.pop); a "
+        "connect-timeout cancel never interrupts it (the timer ends at server_connected)",
         "95c3f93e9824e527",
+    ),
+    "ConnectionHandler.handle_client": (
+        "runs the client_connected hook before reading, and client_disconnected once the "
+        "client's handler task (the one client_conns cancels) has ended",
+        "01f1b7cc991c4711",
+    ),
+    "ConnectionHandler.on_timeout": (
+        "closes an inactive client by cancelling its handler task, as client_conns does",
+        "0d1e6b0aa6e41173",
+    ),
+    "TimeoutWatchdog.register_activity": (
+        "sets last_activity (time.time()) on every event (server_event): client_conns' quiet time",
+        "41e033f7debf79d3",
+    ),
+    "ConnectionHandler.server_event": (
+        "waits for _server_event_lock outside handle_connection's guarded reads (why closing "
+        "exists); takes the events closing and client_heads send",
+        "a2b42657ebe8bf6d",
+    ),
+    "ConnectionHandler.close_connection": (
+        "half-closes (write_eof) on CloseTcpConnection(half_close=True) and reading goes on; a "
+        "full close cancels the connection's handler task",
+        "c0d10cc05dd65b80",
+    ),
+    "Proxyserver.register_connection": (
+        "keeps each live client connection's handler in `connections` by client id, where "
+        "closing.hear_upstream_out finds an upstream's transport and client_conns a client's "
+        "(handler.transports)",
+        "d79bb91554a8bda2",
     ),
     "Proxyserver.inject_event": (
         "hands an injected event to the flow's live connection, or raises ValueError",
@@ -160,6 +195,7 @@ _CLASSES = {
         Servers,
         AsyncioServerInstance,
         ServerInstance,
+        TimeoutWatchdog,
     )
 }
 
@@ -172,6 +208,8 @@ def _original(qualified: str) -> Callable:
         return client_heads._original_read_headers
     if qualified == "AsyncioServerInstance.listen":
         return shared_port.ORIGINAL
+    if qualified == "ConnectionHandler.handle_connection":
+        return closing.ORIGINAL
     return getattr(_CLASSES[class_name], name)
 
 
@@ -205,6 +243,7 @@ def test_install_wraps_every_method():
     for name, wrapper in http_stream.WRAPPED.items():
         assert getattr(HttpStream, name) is wrapper, name
     assert Http1Server.read_headers is client_heads.read_headers
+    assert ConnectionHandler.handle_connection is closing._handle_connection
 
 
 def test_shared_port_wraps_only_the_listener():
