@@ -22,6 +22,7 @@ from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
 from mitmproxy.proxy.server import ConnectionHandler, TimeoutWatchdog
 
 from addon.mitm import client_heads, closing, http_stream, install, shared_port
+from tests.support.processes import REPO
 
 # name -> (what addon.mitm relies on it for, sha256 prefix of its source in 12.3.1)
 RELIED_ON: dict[str, tuple[str, str]] = {
@@ -259,3 +260,13 @@ def test_install_refuses_another_mitmproxy(monkeypatch):
     monkeypatch.setattr(mitmproxy.version, "VERSION", "13.0.0")
     with pytest.raises(RuntimeError, match=r"tested with mitmproxy 12\.3\.1 only"):
         install.install(client_heads.HeadLimits)
+
+
+def test_the_package_readme_names_every_name_relied_on_and_every_module():
+    """addon/mitm/README.md is where an upgrade starts: it must name each private name relied
+    on (the table above says why) and each module of the package."""
+    readme = (REPO / "addon" / "mitm" / "README.md").read_text()
+    missing = [name for name in RELIED_ON if f"`{name}" not in readme]
+    assert not missing, f"addon/mitm/README.md does not name {missing}"
+    modules = [p.name for p in (REPO / "addon" / "mitm").glob("*.py") if p.name != "__init__.py"]
+    assert not [m for m in modules if f"`{m}`" not in readme]
