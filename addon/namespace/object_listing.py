@@ -51,7 +51,6 @@ class ListingMerge:
             self.request.max_keys,
             after_prefix=self.request.starts_after_prefix,
         )
-        found = [False] * len(self.backends)
         try:
             while not merge.complete:
                 asked = merge.needs()
@@ -63,7 +62,6 @@ class ListingMerge:
                     if page is None:
                         merge.absent(i)
                     else:
-                        found[i] = True
                         merge.add(i, await self._without_deleted(client, i, page))
                 merge.advance()
         except S3Error as e:
@@ -71,7 +69,7 @@ class ListingMerge:
         except TombstoneError as e:
             message = f"The tombstones of deleted keys cannot be read: {e}"
             return self.error(S3Error("ServiceUnavailable", message))
-        if not any(found):
+        if merge.nowhere:
             return self.error(S3Error("NoSuchBucket", extra={"BucketName": self.request.bucket}))
         return http.Response.make(
             200,

@@ -123,10 +123,22 @@ def test_start_after_and_a_forged_token(proxy, backends, spread):
     assert forged.value.response["Error"]["Code"] == "InvalidArgument"
 
 
-def test_a_bucket_no_backend_has_is_no_such_bucket(proxy, bucket):
-    with pytest.raises(ClientError) as missing:
-        proxy.client().list_objects_v2(Bucket=bucket)
-    assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+@pytest.mark.parametrize("max_keys", [1000, 0])
+def test_a_bucket_no_backend_has_is_no_such_bucket(proxy, bucket, max_keys):
+    for operation in ("list_objects_v2", "list_objects"):
+        with pytest.raises(ClientError) as missing:
+            getattr(proxy.client(), operation)(Bucket=bucket, MaxKeys=max_keys)
+        assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_max_keys_zero_is_an_empty_page_of_a_bucket_only_a_fallback_has(proxy, backends, bucket):
+    """S3 answers an empty page, not truncated (ceph/s3-tests' test_bucket_list_maxkeys_zero)."""
+    put_direct(backends[2], bucket, "k", b"x")
+    client = proxy.client()
+    v2 = client.list_objects_v2(Bucket=bucket, MaxKeys=0)
+    assert (v2["IsTruncated"], v2["KeyCount"], v2.get("Contents")) == (False, 0, None)
+    v1 = client.list_objects(Bucket=bucket, MaxKeys=0)
+    assert (v1["IsTruncated"], v1.get("Contents")) == (False, None)
 
 
 def test_a_backend_that_cannot_be_listed_fails_the_listing(backends, run_proxy, tmp_path, bucket):

@@ -103,6 +103,34 @@ def test_hidden_entries_are_dropped_but_the_position_moves_on():
     assert merge.start_after(0) == "b" and [e.name for e in merge.emitted] == ["a"]
 
 
-def test_max_keys_zero_is_an_empty_page():
-    merge = Merge(2, None, 0)
-    assert merge.needs() == [] and merge.complete and merge.emitted == []
+@pytest.mark.parametrize(
+    ("max_keys", "answers", "rounds", "emitted", "nowhere"),
+    [
+        # An empty page still asks every backend once: whether one has the bucket decides
+        # between the page and NoSuchBucket (S3 answers max-keys=0 with an empty page).
+        (0, [["a"], ["b"]], [[0, 1]], [], False),
+        (0, [None, ["b"]], [[0, 1]], [], False),
+        (0, [[], None], [[0, 1]], [], False),  # an empty bucket is a bucket
+        (0, [None, None], [[0, 1]], [], True),
+        (1, [["a"], ["b"]], [[0, 1]], ["a"], False),
+        (1, [None, ["b"]], [[0, 1]], ["b"], False),
+        (1, [None, None], [[0, 1]], [], True),
+        (5, [["a", "c"], ["b"]], [[0, 1]], ["a", "b", "c"], False),
+    ],
+)
+def test_every_backend_is_asked_once_and_none_having_the_bucket_is_nowhere(
+    max_keys, answers, rounds, emitted, nowhere
+):
+    merge = Merge(len(answers), None, max_keys)
+    asked = []
+    while not merge.complete:
+        asked.append(merge.needs())
+        for i in asked[-1]:
+            if answers[i] is None:
+                merge.absent(i)
+            else:
+                merge.add(i, Page([Entry(n, False, i) for n in answers[i]], False))
+        merge.advance()
+    assert asked == rounds
+    assert [e.name for e in merge.emitted] == emitted
+    assert merge.nowhere is nowhere
