@@ -10,7 +10,6 @@ import hmac
 import json
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote_plus
-from xml.sax.saxutils import escape
 
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
 from addon.s3 import sigv4
@@ -161,7 +160,7 @@ def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
     def element(name: str, value: str | None, encoded: bool = False) -> str:
         if value is None:
             return ""
-        return f"<{name}>{escape(encode(value) if encoded else value)}</{name}>"
+        return f"<{name}>{s3_xml.escape(encode(value) if encoded else value)}</{name}>"
 
     keys = [e for e in merge.emitted if not e.prefix]
     prefixes = [e for e in merge.emitted if e.prefix]

@@ -59,6 +59,16 @@ def test_parse_page_decodes_what_a_backend_url_encoded():
     assert dict(page.entries[0].fields)["ETag"] == '"e"'
 
 
+def test_parse_page_reads_a_page_that_echoes_a_control_raw():
+    """moto echoes StartAfter as sent, unencoded: a U+0001 in it must not fail the listing."""
+    body = (
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<IsTruncated>false</IsTruncated><Contents><Key>h%0Dj</Key></Contents>"
+        b"<EncodingType>url</EncodingType><StartAfter>g\x01h</StartAfter></ListBucketResult>"
+    )
+    assert [e.name for e in parse_page(0, body).entries] == ["h\rj"]
+
+
 def test_parse_page_refuses_what_is_not_a_listing():
     for body in (b"<html/>", b"not xml", b"<Error><Code>x</Code></Error>"):
         with pytest.raises(ValueError):
@@ -98,6 +108,19 @@ def test_v1_page_has_next_marker_only_with_a_delimiter():
     without = page_xml(False, [], ENTRIES[:1], truncated=True)
     assert without.find("s3:NextMarker", NS) is None
     assert without.findtext("s3:Contents/s3:Owner/s3:ID", namespaces=NS) == "me"  # v1: always
+
+
+def test_a_name_with_controls_is_written_as_s3_writes_it():
+    """Not URL-encoded: a CR as a reference (raw, XML would read it as LF), U+0001 as AWS writes
+    it (XML 1.0 allows it in no form: encoding-type=url is how clients read such keys)."""
+    entries = [Entry("cr\r\x01", False, 0, ()), Entry("tab\t/", True, 0)]
+    request = ListingRequest.parse(False, "bkt", [("delimiter", "/")], TOKENS)
+    merge = Merge(1, None, 1000)
+    merge.emitted = entries
+    merge.streams[0].done = True
+    body = render(request, merge, TOKENS)
+    assert b"<Key>cr&#xD;&#x1;</Key>" in body
+    assert b"<Prefix>tab\t/</Prefix>" in body
 
 
 def test_url_encoding_when_asked():
