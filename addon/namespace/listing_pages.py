@@ -17,6 +17,14 @@ from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error
 
 _FIELDS = ("LastModified", "ETag", "ChecksumAlgorithm", "ChecksumType", "Size", "StorageClass")
+# What `encoding-type=url` encodes, by version (v2 True), besides keys and common prefixes:
+# ListObjectsV2's EncodingType documentation names Delimiter, Prefix and StartAfter; in v1 AWS
+# encodes Delimiter, Marker and NextMarker, and returns Prefix as sent (botocore's
+# decode_list_object and decode_list_object_v2 decode exactly these).
+_URL_ENCODED = {
+    True: frozenset({"Delimiter", "Prefix", "StartAfter"}),
+    False: frozenset({"Delimiter", "Marker", "NextMarker"}),
+}
 
 
 @dataclass(frozen=True)
@@ -155,19 +163,22 @@ def parse_page(backend: int, body: bytes) -> Page:
 
 def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
     """The ListBucketResult S3 would give for this page."""
-    encode = (lambda s: quote(s, safe="/")) if request.url_encoded else (lambda s: s)
+    encoded = _URL_ENCODED[request.v2] if request.url_encoded else frozenset()
 
-    def element(name: str, value: str | None, encoded: bool = False) -> str:
+    def element(name: str, value: str | None, key: bool = False) -> str:
+        """`key`: a key or a common prefix, URL-encoded whenever the client asked for it."""
         if value is None:
             return ""
-        return f"<{name}>{s3_xml.escape(encode(value) if encoded else value)}</{name}>"
+        if name in encoded or (key and request.url_encoded):
+            value = quote(value, safe="/")
+        return f"<{name}>{s3_xml.escape(value)}</{name}>"
 
     keys = [e for e in merge.emitted if not e.prefix]
     prefixes = [e for e in merge.emitted if e.prefix]
     truncated = merge.truncated and bool(merge.emitted)
-    head = [element("Name", request.bucket), element("Prefix", request.prefix, True)]
+    head = [element("Name", request.bucket), element("Prefix", request.prefix)]
     if request.v2:
-        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("Delimiter", request.delimiter or None)]
         head += [element("MaxKeys", str(request.max_keys))]
         head += [element("EncodingType", "url" if request.url_encoded else None)]
         head += [element("KeyCount", str(len(merge.emitted)))]
@@ -176,13 +187,13 @@ def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
         if truncated and merge.last is not None:
             next_token = tokens.make(merge.last, request.prefix, request.delimiter)
             head += [element("NextContinuationToken", next_token)]
-        head += [element("StartAfter", request.start_after, True)]
+        head += [element("StartAfter", request.start_after)]
     else:
-        head += [element("Marker", request.marker or "", True)]
+        head += [element("Marker", request.marker or "")]
         if truncated and request.delimiter:
-            head += [element("NextMarker", merge.last, True)]
+            head += [element("NextMarker", merge.last)]
         head += [element("MaxKeys", str(request.max_keys))]
-        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("Delimiter", request.delimiter or None)]
         head += [element("EncodingType", "url" if request.url_encoded else None)]
         head += [element("IsTruncated", str(truncated).lower())]
     contents = "".join(_contents(entry, request.owner, element) for entry in keys)

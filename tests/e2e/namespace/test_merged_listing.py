@@ -141,6 +141,23 @@ def test_max_keys_zero_is_an_empty_page_of_a_bucket_only_a_fallback_has(proxy, b
     assert (v1["IsTruncated"], v1.get("Contents")) == (False, None)
 
 
+@pytest.mark.parametrize("v2", [True, False], ids=["v2", "v1"])
+def test_unreadable_inputs_come_back_as_sent(proxy, backends, bucket, v2):
+    """What ceph/s3-tests' *_unreadable tests expect of a boto3 client, which asks
+    encoding-type=url and decodes what each version encodes (v1 leaves Prefix as it came)."""
+    for key in ("bar", "foo/baz"):
+        put_direct(backends[1], bucket, key, b"x")
+    client = proxy.client()
+    listing = client.list_objects_v2 if v2 else client.list_objects
+    start = "StartAfter" if v2 else "Marker"
+    for name in ("Prefix", "Delimiter", start):
+        answer = listing(Bucket=bucket, **{name: "\n"})
+        assert answer[name] == "\n"
+        assert [o["Key"] for o in answer.get("Contents", [])] == (
+            [] if name == "Prefix" else ["bar", "foo/baz"]
+        )
+
+
 def test_a_backend_that_cannot_be_listed_fails_the_listing(backends, run_proxy, tmp_path, bucket):
     """Never a silently partial listing: `aws s3 sync --delete` would delete what is missing."""
     with Garbage(name="sick") as sick:

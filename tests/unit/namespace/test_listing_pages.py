@@ -110,6 +110,25 @@ def test_v1_page_has_next_marker_only_with_a_delimiter():
     assert without.findtext("s3:Contents/s3:Owner/s3:ID", namespaces=NS) == "me"  # v1: always
 
 
+@pytest.mark.parametrize(
+    ("v2", "asked", "element", "written"),
+    [
+        # v1's Prefix comes back as sent (botocore does not decode it: a prefix "\n" came back
+        # as "%0A" to ceph/s3-tests); v2 encodes it (ListObjectsV2's EncodingType documentation).
+        (False, ("prefix", "\n"), "Prefix", "\n"),
+        (True, ("prefix", "\n"), "Prefix", "%0A"),
+        (False, ("prefix", "é"), "Prefix", "é"),
+        (False, ("delimiter", "\t"), "Delimiter", "%09"),
+        (True, ("delimiter", "\t"), "Delimiter", "%09"),
+        (False, ("marker", "é"), "Marker", "%C3%A9"),
+        (True, ("start-after", "é"), "StartAfter", "%C3%A9"),
+    ],
+)
+def test_what_encoding_type_url_encodes_by_version(v2, asked, element, written):
+    root = page_xml(v2, [("encoding-type", "url"), asked], [])
+    assert root.findtext(f"s3:{element}", namespaces=NS) == written
+
+
 def test_a_name_with_controls_is_written_as_s3_writes_it():
     """Not URL-encoded: a CR as a reference (raw, XML would read it as LF), U+0001 as AWS writes
     it (XML 1.0 allows it in no form: encoding-type=url is how clients read such keys)."""
