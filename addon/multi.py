@@ -5,13 +5,15 @@
         --set keep_host_header=true --set connection_strategy=lazy \\
         --set s3multi_config=configs/local.yaml
 
-Hooks only: a request's way is `router` (authenticate, classify) then `exchange` (forwarded
-in-flow, its decisions taken by `journey`) or `listing` (answered by the proxy). Every request is
-verified against the root keys and the gateway users' (`users_source`) before anything is
-forwarded; requests that fail, and every request while the addon is not configured, are refused
-here with an S3 error. The proxy's own status paths (`status_paths`: health, metrics) are
-answered before that; every request is counted (`metrics`) and kept track of until it ends
-(`in_flight`: SIGTERM waits for them). SIGHUP and option updates run `reload`.
+Hooks only: a request's way is `gateway.router` (authenticate, classify, authorise, choose) then
+an `upstream.exchange` (forwarded in-flow, its decisions taken by `upstream.journey`) or a merged
+listing (`namespace.bucket_listing`, `namespace.object_listing`: answered by the proxy). Every
+request is verified against the root keys and the gateway users' before anything is forwarded;
+requests that fail, and every request while the addon is not configured, are refused here with
+an S3 error. The proxy's own status paths (`ops.status_paths`: health, metrics) are answered
+before that; every request is counted (`ops.metrics`) and kept track of until it ends
+(`ops.in_flight`: SIGTERM waits for them). SIGHUP and option updates build a new setup
+(`gateway.assembly`) and swap it in whole.
 """
 
 from __future__ import annotations

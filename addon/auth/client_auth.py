@@ -1,7 +1,7 @@
 """Client authentication: is this request signed with a key the proxy knows (root or a user's)?
 
 SigV4 by header (`Authorization: AWS4-HMAC-SHA256 ...`) or presigned URL (`X-Amz-Signature` in
-the query), and SigV2 both ways (`addon/sigv2.py` says why). Checks run in the order a careful
+the query), and SigV2 both ways (`addon.auth.sigv2` says why). Checks run in the order a careful
 S3 server runs them, so that a client gets the error S3 would give it. Nothing here knows about
 mitmproxy: the caller passes the request's parts.
 """

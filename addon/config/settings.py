@@ -43,6 +43,7 @@ FIELDS: tuple[Field, ...] = (
     Field("responseTimeout", "response_timeout", float, "RESPONSE_TIMEOUT", 30.0),
     Field("idleTimeout", "idle_timeout", float, "IDLE_TIMEOUT", 30.0),
     Field("migrate", "migrate", str, "MIGRATE", "off", choices=("off", "on-read")),
+    Field("replicate", "replicate", str, "REPLICATE", "off", choices=("off", "sync", "async")),
 )
 # Proxy-wide, at the top level beside `backends`.
 SETTINGS: tuple[Field, ...] = (
@@ -51,6 +52,7 @@ SETTINGS: tuple[Field, ...] = (
     Field("listing", "listing", str, "LISTING", "merged", choices=("merged", "primary")),
     Field("users", "users", str, "USERS", "", path=True),
     Field("usersPoll", "users_poll", float, "USERS_POLL", 10.0),
+    Field("readFailover", "read_failover", bool, "READ_FAILOVER", True),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
@@ -75,6 +77,7 @@ class Backend:
     response_timeout: float = 30.0  # from the request sent to the answer's headers
     idle_timeout: float = 30.0  # longest pause within an answer's body
     migrate: str = "off"  # "on-read": a full GET this fallback serves is copied to the primary
+    replicate: str = "off"  # "sync" | "async": the primary's writes are copied here too
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ class Config:
     listing: str = "merged"  # ListObjects over every backend; "primary": the primary's alone
     users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon.auth.users)
     users_poll: float = 10.0  # seconds between two looks at a users object
+    read_failover: bool = True  # reads the primary cannot answer go to a replica in sync
+
+    @property
+    def replicas(self) -> tuple[Backend, ...]:
+        """The backends the primary's writes are copied to, in config order."""
+        return tuple(b for b in self.backends[1:] if b.replicate != "off")
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -148,6 +157,10 @@ def _parse(data: object, source: str, environ: Mapping[str, str]) -> Config:
         raws.append(raw)
     _apply_environment(raws, source, environ)
     backend_list = tuple(_backend(index, raw, source) for index, raw in enumerate(raws))
+    replica = next((b for b in backend_list if b.replicate != "off"), None)
+    if replica is not None and not backend_list[0].meta_bucket:
+        problem = "needs the primary's metaBucket: what a replica misses is kept there"
+        raise _error(source, replica.index, raws[replica.index], "replicate", problem)
     return Config(backend_list, **_settings(data, source, environ))  # type: ignore[arg-type]
 
 
@@ -241,6 +254,8 @@ def _backend(index: int, raw: _Raw, file_source: str) -> Backend:
         endpoint = aws_endpoint(region)
     if index == 0 and values["migrate"] != "off":
         raise fail("migrate", "the primary is where copies go; set it on a fallback")
+    if index == 0 and values["replicate"] != "off":
+        raise fail("replicate", "the primary is what replicas copy; set it on another backend")
     values.update(region=region, endpoint=endpoint, name=values["name"] or f"backend-{index}")
     return Backend(index=index, **values)  # type: ignore[arg-type]
 

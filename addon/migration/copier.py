@@ -41,17 +41,12 @@ from addon.migration.source import (
     part_sizes,
 )
 from addon.namespace.adoption import create_bucket
-from addon.namespace.object_meta import (
-    SOURCE_ETAG,
-    delete_if_match,
-    same_etag,
-    tagging_header,
-    tags_of,
-)
+from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, tagging_header, tags_of
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_code
+from addon.s3.etags import same_etag
 from addon.upstream.backend_client import BackendClient, BackendError, Streamed
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,12 @@ from addon.migration.copier import Migrator
 from addon.migration.source import Abandoned, CopyFailed, Source
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
-from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match, md5_of, same_etag
+from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_code
+from addon.s3.etags import md5_of, same_etag
 from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError, Reply
 

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from addon.config.settings import Backend
-from addon.namespace.object_meta import described, md5_of
+from addon.namespace.object_meta import described
+from addon.s3.etags import md5_of
 
 MIB = 1024 * 1024
 _THREAD_HASH_FROM = 64 * 1024  # smaller pieces are hashed at once: a thread costs more

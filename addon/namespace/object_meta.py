@@ -7,7 +7,6 @@ writes them with the object on the primary, so the copy is served as the source 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
@@ -28,7 +27,6 @@ CONTENT = frozenset(
         "expires",
     }
 )
-_MD5 = re.compile(r"[0-9a-f]{32}")
 _MAX_ANSWER = 64 * 1024
 _MAX_TAGGING = 64 * 1024  # ten tags of S3's largest are under 3 KiB
 # A copy to the primary names the source's ETag here: a later drain tells a current copy by it,
@@ -58,17 +56,6 @@ def described(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
                 continue
         kept.append((lname, value))
     return kept
-
-
-def same_etag(a: str, b: str) -> bool:
-    """ETags compared as S3 means them (with or without their quotes)."""
-    return a.strip().strip('"') == b.strip().strip('"')
-
-
-def md5_of(etag: str) -> str | None:
-    """The MD5 an ETag is (a single-part upload's, unencrypted or SSE-S3), else None."""
-    value = etag.strip().strip('"')
-    return value if _MD5.fullmatch(value) else None
 
 
 async def tags_of(

@@ -32,10 +32,11 @@ from urllib.parse import unquote_plus
 
 from addon.auth.checks import Verified
 from addon.config.settings import Backend
-from addon.namespace.object_meta import SOURCE_ETAG, same_etag
+from addon.namespace.object_meta import SOURCE_ETAG
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
+from addon.s3.etags import same_etag
 from addon.upstream.backend_client import BackendClient, BackendError
 from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan

@@ -1,4 +1,4 @@
-"""The report: medians and same-run ratios, as the Markdown tables README's Benchmarks shows."""
+"""The report: medians and same-run ratios, as the Markdown tables of tests/benchmark/README.md."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""SDKs of other languages through the proxy, each telling the story of tests/client_scenario.py
-over HTTP and over HTTPS (trusting mitmproxy's CA): Go (the AWS SDK for Go v2 and minio-go v7,
-built offline from Debian's packages), C++ (the AWS SDK for C++ inside pyarrow's S3FileSystem),
-Rust (the object_store crate inside obstore) and Ruby (the AWS SDK for Ruby v3, Debian's)."""
+"""SDKs of other languages through the proxy, each telling the story of
+tests/support/client_scenario.py over HTTP and over HTTPS (trusting mitmproxy's CA): Go (the AWS
+SDK for Go v2 and minio-go v7, built offline from Debian's packages), C++ (the AWS SDK for C++
+inside pyarrow's S3FileSystem), Rust (the object_store crate inside obstore) and Ruby (the AWS
+SDK for Ruby v3, Debian's)."""
 
 from __future__ import annotations
 

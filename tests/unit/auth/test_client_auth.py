@@ -329,7 +329,7 @@ def test_no_authorization_is_access_denied() -> None:
 
 
 def test_a_forged_sigv2_signature_does_not_match() -> None:
-    """SigV2 is verified (addon/sigv2.py), so a made-up one is a signature mismatch."""
+    """SigV2 is verified (addon/auth/sigv2.py), so a made-up one is a signature mismatch."""
     error = refusal(sign().with_header("Authorization", f"AWS {ACCESS}:c2lnbmF0dXJl"))
     assert (error.code, error.status) == ("SignatureDoesNotMatch", 403)
 

@@ -1,7 +1,7 @@
 """What a signature pins: no query key that selects an operation can be added after signing.
 
 SigV4 signs the whole query, so any parameter added afterwards breaks the signature. SigV2 signs
-only a fixed list of sub-resources (addon/sigv2.py): a request whose operation hangs on one it
+only a fixed list of sub-resources (addon/auth/sigv2.py): a request whose operation hangs on one it
 leaves out is refused, as AWS refuses it, instead of being forwarded under a borrowed signature.
 Every request here is signed by botocore itself.
 """

@@ -692,3 +692,47 @@ def test_the_primary_cannot_migrate_to_itself(tmp_path: Path) -> None:
     message = backend_error(tmp_path, entry(name="new", migrate="on-read"), entry())
     assert_names(message, tmp_path / "config.yaml", 'backends[0] ("new")', "migrate")
     assert "the primary is where copies go; set it on a fallback" in message
+
+
+# --- replication and failover -------------------------------------------------------------------
+
+
+def test_replicate_is_off_unless_a_backend_asks_for_copies_of_writes(tmp_path: Path) -> None:
+    document = {
+        "backends": [entry(name="main", metaBucket="meta"), entry(name="dr"), entry(name="bak")],
+    }
+    environ = {f"{PREFIX}1_REPLICATE": "sync", f"{PREFIX}2_REPLICATE": "async"}
+    config = load_config(write(tmp_path, document), environ)
+    assert [b.replicate for b in config.backends] == ["off", "sync", "async"]
+    assert [b.name for b in config.replicas] == ["dr", "bak"]
+    assert config.read_failover is True
+    plain = load_config(write(tmp_path, {"backends": [entry(), entry()]}), {})
+    assert plain.replicas == ()
+
+
+def test_a_bad_replicate_value_is_named(tmp_path: Path) -> None:
+    document = {"backends": [entry(metaBucket="meta"), entry(name="dr", replicate="always")]}
+    message = error(tmp_path, document)
+    assert_names(message, tmp_path / "config.yaml", 'backends[1] ("dr")', "replicate")
+    assert "must be one of off, sync, async, got 'always'" in message
+
+
+def test_the_primary_cannot_replicate_to_itself(tmp_path: Path) -> None:
+    message = backend_error(tmp_path, entry(name="main", replicate="sync"), entry())
+    assert_names(message, tmp_path / "config.yaml", 'backends[0] ("main")', "replicate")
+    assert "the primary is what replicas copy; set it on another backend" in message
+
+
+def test_a_replica_needs_the_primarys_meta_bucket(tmp_path: Path) -> None:
+    message = error(
+        tmp_path, {"backends": [entry(name="main"), entry(name="dr", replicate="async")]}
+    )
+    assert_names(message, tmp_path / "config.yaml", 'backends[1] ("dr")', "replicate")
+    assert "needs the primary's metaBucket" in message
+
+
+def test_read_failover_can_be_turned_off(tmp_path: Path) -> None:
+    document = {"backends": [entry()], "readFailover": False}
+    assert load_config(write(tmp_path, document), {}).read_failover is False
+    environ = {"VGW_S3_MULTI_READ_FAILOVER": "false"}
+    assert load_config(write(tmp_path, {"backends": [entry()]}), environ).read_failover is False

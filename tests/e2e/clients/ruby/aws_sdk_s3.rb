@@ -1,4 +1,4 @@
-# The scenario of tests/client_scenario.py with the AWS SDK for Ruby v3 (Debian's
+# The scenario of tests/support/client_scenario.py with the AWS SDK for Ruby v3 (Debian's
 # ruby-aws-sdk-s3). Settings from the environment (ENDPOINT, ACCESS, SECRET, BUCKET, WORKDIR,
 # SMALL, CA_FILE for HTTPS); the report is one line of JSON on stdout.
 require "aws-sdk-s3"

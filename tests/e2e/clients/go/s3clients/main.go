@@ -1,4 +1,4 @@
-// s3clients tells the story of tests/client_scenario.py with one Go S3 client:
+// s3clients tells the story of tests/support/client_scenario.py with one Go S3 client:
 //
 //	s3clients aws-sdk-go-v2 | minio-go | minio-go-trailing
 //
