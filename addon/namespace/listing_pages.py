@@ -64,7 +64,7 @@ class ListingRequest:
         marker = None if v2 else query.get("marker")
         start_after = query.get("start-after") if v2 else None
         start = marker if not v2 else start_after
-        if token is not None:
+        if token:  # an empty one is none, echoed (ceph/s3-tests' ..._continuationtoken_empty)
             start = tokens.position(token, prefix, delimiter)
         return cls(
             v2=v2,

@@ -158,6 +158,15 @@ def test_unreadable_inputs_come_back_as_sent(proxy, backends, bucket, v2):
         )
 
 
+def test_an_empty_continuation_token_is_none(proxy, backends, bucket):
+    """As S3 answers ceph/s3-tests' test_bucket_listv2_continuationtoken_empty."""
+    put_direct(backends[0], bucket, "a", b"x")
+    put_direct(backends[1], bucket, "b", b"x")
+    listed = proxy.client().list_objects_v2(Bucket=bucket, ContinuationToken="")
+    assert (listed["ContinuationToken"], listed["IsTruncated"]) == ("", False)
+    assert [o["Key"] for o in listed["Contents"]] == ["a", "b"]
+
+
 def test_a_backend_that_cannot_be_listed_fails_the_listing(backends, run_proxy, tmp_path, bucket):
     """Never a silently partial listing: `aws s3 sync --delete` would delete what is missing."""
     with Garbage(name="sick") as sick:

@@ -69,6 +69,15 @@ def test_parse_page_reads_a_page_that_echoes_a_control_raw():
     assert [e.name for e in parse_page(0, body).entries] == ["h\rj"]
 
 
+def test_an_empty_continuation_token_is_none_and_is_echoed():
+    """As S3 answers ceph/s3-tests' test_bucket_listv2_continuationtoken_empty."""
+    request = ListingRequest.parse(True, "b", [("continuation-token", "")], TOKENS)
+    assert (request.start, request.token) == (None, "")
+    root = page_xml(True, [("list-type", "2"), ("continuation-token", "")], [])
+    assert root.find("s3:ContinuationToken", NS) is not None
+    assert root.findtext("s3:ContinuationToken", namespaces=NS) == ""
+
+
 def test_parse_page_refuses_what_is_not_a_listing():
     for body in (b"<html/>", b"not xml", b"<Error><Code>x</Code></Error>"):
         with pytest.raises(ValueError):
