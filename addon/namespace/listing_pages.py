@@ -1,6 +1,7 @@
 """A listing's request and pages, sans-IO: what the client asked (`ListingRequest`), where a
-page ended (`Tokens`), one backend's ListBucketResult read (`parse_page`), and the client's page
-written (`render`) with S3's fields in S3's order."""
+page ended (`Tokens`), one backend's answer read (`page_of`: its page, no bucket, its error for
+the client, or unusable), and the client's page written (`render`) with S3's fields in S3's
+order."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from urllib.parse import quote, unquote_plus
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
-from addon.s3.errors import S3Error
+from addon.s3.errors import S3Error, error_code
 
 _FIELDS = ("LastModified", "ETag", "ChecksumAlgorithm", "ChecksumType", "Size", "StorageClass")
 # What `encoding-type=url` encodes, by version (v2 True), besides keys and common prefixes:
@@ -128,6 +129,34 @@ class Tokens:
 
     def _mac(self, body: bytes) -> str:
         return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
+
+
+class Refusal(Exception):
+    """A backend's S3 error to a page request that is meant for the client (a 4xx: a bucket
+    policy's AccessDenied, ...): the listing's answer as the backend gave it, as a read's is."""
+
+    def __init__(self, backend: int, status: int, body: bytes) -> None:
+        super().__init__(f"{status} {error_code(body)}")
+        self.backend, self.status, self.body = backend, status, body
+
+
+def page_of(backend: int, status: int, body: bytes, start_after: str | None) -> Page | None:
+    """A backend's answer to a page request from `start_after`: its page; None if it does not
+    have the bucket; raises Refusal for its S3 error meant for the client, ValueError for what
+    makes the listing impossible (a 5xx, what is not S3's, a page out of S3's order)."""
+    code = error_code(body)
+    if status == 404 and code == "NoSuchBucket":
+        return None
+    if 400 <= status < 500 and code:
+        raise Refusal(backend, status, body)
+    if status != 200:
+        raise ValueError(f"{status} {code or ''}".strip())
+    page = parse_page(backend, body)
+    if start_after is not None and any(
+        not e.prefix and e.name <= start_after for e in page.entries
+    ):
+        raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
+    return page
 
 
 def parse_page(backend: int, body: bytes) -> Page:

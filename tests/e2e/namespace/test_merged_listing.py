@@ -167,6 +167,33 @@ def test_an_empty_continuation_token_is_none(proxy, backends, bucket):
     assert [o["Key"] for o in listed["Contents"]] == ["a", "b"]
 
 
+@pytest.mark.topologies("seaweedfs-primary")
+def test_a_backends_s3_error_to_a_listing_is_the_answer(proxy, backends, bucket):
+    """A bucket policy denying ListBucket: S3 answers 403 AccessDenied (ceph/s3-tests'
+    test_bucket_policy_acl), and so does the proxy, as for a read; not 503 "cannot be listed".
+    (On SeaweedFS: moto does not enforce bucket policies.)"""
+    primary = backends[0]
+    put_direct(primary, bucket, "k", b"x")
+    put_direct(backends[1], bucket, "j", b"x")
+    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket"}
+    statement["Resource"] = f"arn:aws:s3:::{bucket}"
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    direct(primary).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    try:
+        for operation in ("list_objects_v2", "list_objects"):
+            with pytest.raises(ClientError) as refused:
+                getattr(proxy.client(), operation)(Bucket=bucket)
+            response = refused.value.response
+            status = response["ResponseMetadata"]["HTTPStatusCode"]
+            assert (status, response["Error"]["Code"]) == (403, "AccessDenied")
+    finally:
+        direct(primary).delete_bucket_policy(Bucket=bucket)
+    assert [o["Key"] for o in proxy.client().list_objects_v2(Bucket=bucket)["Contents"]] == [
+        "j",
+        "k",
+    ]
+
+
 def test_a_backend_that_cannot_be_listed_fails_the_listing(backends, run_proxy, tmp_path, bucket):
     """Never a silently partial listing: `aws s3 sync --delete` would delete what is missing."""
     with Garbage(name="sick") as sick:

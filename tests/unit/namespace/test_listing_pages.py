@@ -8,7 +8,14 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from addon.namespace.listing_merge import Entry, Merge
-from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
+from addon.namespace.listing_pages import (
+    ListingRequest,
+    Refusal,
+    Tokens,
+    page_of,
+    parse_page,
+    render,
+)
 from addon.s3.errors import S3Error
 
 NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
@@ -67,6 +74,44 @@ def test_parse_page_reads_a_page_that_echoes_a_control_raw():
         b"<EncodingType>url</EncodingType><StartAfter>g\x01h</StartAfter></ListBucketResult>"
     )
     assert [e.name for e in parse_page(0, body).entries] == ["h\rj"]
+
+
+def _error(code: str) -> bytes:
+    return f"<Error><Code>{code}</Code><Message>m</Message></Error>".encode()
+
+
+_PAGE = b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>b</Key></Contents>"
+_PAGE += b"</ListBucketResult>"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "start_after", "read"),
+    [
+        (200, _PAGE, None, ["b"]),
+        (200, _PAGE, "a", ["b"]),
+        (404, _error("NoSuchBucket"), None, None),  # it does not have the bucket
+        # An S3 error meant for the client is the listing's answer, as it is.
+        (403, _error("AccessDenied"), None, Refusal),  # a bucket policy's Deny of ListBucket
+        (400, _error("InvalidArgument"), None, Refusal),
+        (404, _error("NoSuchKey"), None, Refusal),
+        # What makes the listing impossible: 503 "cannot be listed", never a partial listing.
+        (503, _error("SlowDown"), None, ValueError),
+        (500, b"", None, ValueError),
+        (403, b"<html>forbidden</html>", None, ValueError),  # not S3's
+        (200, b"<html/>", None, ValueError),
+        (200, _PAGE, "b", ValueError),  # a key it was asked to list after: out of S3's order
+    ],
+)
+def test_what_a_backends_answer_to_a_page_request_is(status, body, start_after, read):
+    if isinstance(read, type):
+        with pytest.raises(read) as raised:
+            page_of(1, status, body, start_after)
+        if read is Refusal:
+            refusal = raised.value
+            assert (refusal.backend, refusal.status, refusal.body) == (1, status, body)
+        return
+    page = page_of(1, status, body, start_after)
+    assert (page and [e.name for e in page.entries]) == read
 
 
 def test_an_empty_continuation_token_is_none_and_is_echoed():
