@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape
 
 from mitmproxy import http
 
@@ -50,15 +49,15 @@ class BucketList:
 
     def render(self) -> bytes:
         items = "".join(
-            f"<Bucket><Name>{escape(name)}</Name><CreationDate>{escape(date)}</CreationDate>"
-            "</Bucket>"
+            f"<Bucket><Name>{s3_xml.escape(name)}</Name>"
+            f"<CreationDate>{s3_xml.escape(date)}</CreationDate></Bucket>"
             for name, date in sorted(self.buckets.items())
         )
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<ListAllMyBucketsResult xmlns="{s3_xml.S3_NS}">'
-            f"<Owner><ID>{escape(self.owner_id)}</ID>"
-            f"<DisplayName>{escape(self.owner_name)}</DisplayName></Owner>"
+            f"<Owner><ID>{s3_xml.escape(self.owner_id)}</ID>"
+            f"<DisplayName>{s3_xml.escape(self.owner_name)}</DisplayName></Owner>"
             f"<Buckets>{items}</Buckets></ListAllMyBucketsResult>"
         ).encode()
 

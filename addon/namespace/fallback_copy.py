@@ -21,7 +21,6 @@ import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote
-from xml.sax.saxutils import escape
 
 from mitmproxy import http
 
@@ -246,6 +245,6 @@ def _result(part: bool, etag: str) -> http.Response:
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{s3_xml.S3_NS}">'
-        f"<LastModified>{now}</LastModified><ETag>{escape(etag)}</ETag></{root}>"
+        f"<LastModified>{now}</LastModified><ETag>{s3_xml.escape(etag)}</ETag></{root}>"
     ).encode()
     return http.Response.make(200, body, {"Content-Type": "application/xml"})

@@ -7,6 +7,9 @@ most MaxKeys entries, keys and prefixes together. It never emits past what a bac
 page was cut short has shown: an entry further on waits until that backend has been asked for
 more (`needs`), so a page never skips a key.
 
+Every backend is asked at least once, even for an empty page (MaxKeys 0): whether any has the
+bucket decides between that page and NoSuchBucket (`nowhere`).
+
 A backend is asked for names after a position (`start_after`). After a common prefix, that is
 the prefix followed by the highest code point, so that none of its keys (they all roll up into
 it) comes again. Entries a tombstone hides are dropped before they are merged (`hidden`).
@@ -45,6 +48,7 @@ class _Stream:
     after_prefix: bool = False  # ... and that name is a common prefix
     done: bool = False  # everything after `after` has been shown
     asked: bool = False
+    absent: bool = False  # it does not have the bucket
 
 
 class Merge:
@@ -65,7 +69,7 @@ class Merge:
     def needs(self) -> list[int]:
         """The backends to ask now (and from where: `start_after`), before the page can grow."""
         if len(self.emitted) >= self.max_keys:
-            return []
+            return [i for i, s in enumerate(self.streams) if not s.asked and not s.done]
         return [i for i, s in enumerate(self.streams) if not s.done and not s.buffered]
 
     def start_after(self, backend: int) -> str | None:
@@ -90,6 +94,7 @@ class Merge:
     def absent(self, backend: int) -> None:
         """The backend does not have the bucket: it adds nothing."""
         self.streams[backend].done = True
+        self.streams[backend].absent = True
 
     def advance(self) -> None:
         """Emit what can be emitted with the pages in hand."""
@@ -112,10 +117,17 @@ class Merge:
 
     @property
     def complete(self) -> bool:
-        """The page is ready: full, or nothing more anywhere."""
+        """The page is ready: every backend asked, and the page full or nothing more anywhere."""
+        if any(not s.asked and not s.done for s in self.streams):
+            return False
         return len(self.emitted) >= self.max_keys or not any(
             s.buffered or not s.done for s in self.streams
         )
+
+    @property
+    def nowhere(self) -> bool:
+        """No backend has the bucket: NoSuchBucket, not an empty page."""
+        return all(s.absent for s in self.streams)
 
     @property
     def truncated(self) -> bool:

@@ -1,6 +1,7 @@
 """A listing's request and pages, sans-IO: what the client asked (`ListingRequest`), where a
-page ended (`Tokens`), one backend's ListBucketResult read (`parse_page`), and the client's page
-written (`render`) with S3's fields in S3's order."""
+page ended (`Tokens`), one backend's answer read (`page_of`: its page, no bucket, its error for
+the client, or unusable), and the client's page written (`render`) with S3's fields in S3's
+order."""
 
 from __future__ import annotations
 
@@ -10,14 +11,21 @@ import hmac
 import json
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote_plus
-from xml.sax.saxutils import escape
 
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
-from addon.s3.errors import S3Error
+from addon.s3.errors import S3Error, error_code
 
 _FIELDS = ("LastModified", "ETag", "ChecksumAlgorithm", "ChecksumType", "Size", "StorageClass")
+# What `encoding-type=url` encodes, by version (v2 True), besides keys and common prefixes:
+# ListObjectsV2's EncodingType documentation names Delimiter, Prefix and StartAfter; in v1 AWS
+# encodes Delimiter, Marker and NextMarker, and returns Prefix as sent (botocore's
+# decode_list_object and decode_list_object_v2 decode exactly these).
+_URL_ENCODED = {
+    True: frozenset({"Delimiter", "Prefix", "StartAfter"}),
+    False: frozenset({"Delimiter", "Marker", "NextMarker"}),
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class ListingRequest:
         marker = None if v2 else query.get("marker")
         start_after = query.get("start-after") if v2 else None
         start = marker if not v2 else start_after
-        if token is not None:
+        if token:  # an empty one is none, echoed (ceph/s3-tests' ..._continuationtoken_empty)
             start = tokens.position(token, prefix, delimiter)
         return cls(
             v2=v2,
@@ -123,6 +131,34 @@ class Tokens:
         return hmac.new(self.key, body, hashlib.sha256).hexdigest()[:32]
 
 
+class Refusal(Exception):
+    """A backend's S3 error to a page request that is meant for the client (a 4xx: a bucket
+    policy's AccessDenied, ...): the listing's answer as the backend gave it, as a read's is."""
+
+    def __init__(self, backend: int, status: int, body: bytes) -> None:
+        super().__init__(f"{status} {error_code(body)}")
+        self.backend, self.status, self.body = backend, status, body
+
+
+def page_of(backend: int, status: int, body: bytes, start_after: str | None) -> Page | None:
+    """A backend's answer to a page request from `start_after`: its page; None if it does not
+    have the bucket; raises Refusal for its S3 error meant for the client, ValueError for what
+    makes the listing impossible (a 5xx, what is not S3's, a page out of S3's order)."""
+    code = error_code(body)
+    if status == 404 and code == "NoSuchBucket":
+        return None
+    if 400 <= status < 500 and code:
+        raise Refusal(backend, status, body)
+    if status != 200:
+        raise ValueError(f"{status} {code or ''}".strip())
+    page = parse_page(backend, body)
+    if start_after is not None and any(
+        not e.prefix and e.name <= start_after for e in page.entries
+    ):
+        raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
+    return page
+
+
 def parse_page(backend: int, body: bytes) -> Page:
     """One backend's ListBucketResult (v2, asked url-encoded); ValueError if it is not one."""
     document = s3_xml.root(body, "ListBucketResult")
@@ -156,19 +192,22 @@ def parse_page(backend: int, body: bytes) -> Page:
 
 def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
     """The ListBucketResult S3 would give for this page."""
-    encode = (lambda s: quote(s, safe="/")) if request.url_encoded else (lambda s: s)
+    encoded = _URL_ENCODED[request.v2] if request.url_encoded else frozenset()
 
-    def element(name: str, value: str | None, encoded: bool = False) -> str:
+    def element(name: str, value: str | None, key: bool = False) -> str:
+        """`key`: a key or a common prefix, URL-encoded whenever the client asked for it."""
         if value is None:
             return ""
-        return f"<{name}>{escape(encode(value) if encoded else value)}</{name}>"
+        if name in encoded or (key and request.url_encoded):
+            value = quote(value, safe="/")
+        return f"<{name}>{s3_xml.escape(value)}</{name}>"
 
     keys = [e for e in merge.emitted if not e.prefix]
     prefixes = [e for e in merge.emitted if e.prefix]
     truncated = merge.truncated and bool(merge.emitted)
-    head = [element("Name", request.bucket), element("Prefix", request.prefix, True)]
+    head = [element("Name", request.bucket), element("Prefix", request.prefix)]
     if request.v2:
-        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("Delimiter", request.delimiter or None)]
         head += [element("MaxKeys", str(request.max_keys))]
         head += [element("EncodingType", "url" if request.url_encoded else None)]
         head += [element("KeyCount", str(len(merge.emitted)))]
@@ -177,13 +216,13 @@ def render(request: ListingRequest, merge: Merge, tokens: Tokens) -> bytes:
         if truncated and merge.last is not None:
             next_token = tokens.make(merge.last, request.prefix, request.delimiter)
             head += [element("NextContinuationToken", next_token)]
-        head += [element("StartAfter", request.start_after, True)]
+        head += [element("StartAfter", request.start_after)]
     else:
-        head += [element("Marker", request.marker or "", True)]
+        head += [element("Marker", request.marker or "")]
         if truncated and request.delimiter:
-            head += [element("NextMarker", merge.last, True)]
+            head += [element("NextMarker", merge.last)]
         head += [element("MaxKeys", str(request.max_keys))]
-        head += [element("Delimiter", request.delimiter or None, True)]
+        head += [element("Delimiter", request.delimiter or None)]
         head += [element("EncodingType", "url" if request.url_encoded else None)]
         head += [element("IsTruncated", str(truncated).lower())]
     contents = "".join(_contents(entry, request.owner, element) for entry in keys)

@@ -9,7 +9,9 @@ from the root secret, so that any instance with the same config takes any other'
 EncodingType=url, FetchOwner, KeyCount.
 
 A backend that has the bucket but cannot be listed fails the whole listing (503): a listing
-silently missing keys would make `aws s3 sync --delete` delete the user's files.
+silently missing keys would make `aws s3 sync --delete` delete the user's files. A backend's S3
+error meant for the client (a 4xx: a bucket policy's AccessDenied) is the answer as it is, as a
+read's would be.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from mitmproxy import http
 from addon.config.settings import Backend
 from addon.namespace.hiding import hidden
 from addon.namespace.listing_merge import MAX_KEYS, Entry, Merge, Page
-from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
+from addon.namespace.listing_pages import (
+    ListingRequest,
+    Refusal,
+    Tokens,
+    page_of,
+    parse_page,
+    render,
+)
 from addon.namespace.tombstones import TombstoneError, Tombstones
-from addon.s3.errors import S3Error, error_code, error_response
+from addon.s3.errors import S3Error, error_response
 from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendClient, BackendError
 from addon.upstream.journey import Attempt
@@ -43,6 +52,7 @@ class ListingMerge:
     tokens: Tokens
     tombstones: Tombstones | None = None  # what deletes through the proxy hide
     attempts: list[Attempt] = field(default_factory=list)
+    answered_by: str = "all"  # or the backend whose error is the answer, or the proxy's error
 
     async def answer(self, client: BackendClient) -> http.Response:
         self.attempts = [Attempt(b, time.monotonic()) for b in self.backends]
@@ -52,7 +62,6 @@ class ListingMerge:
             self.request.max_keys,
             after_prefix=self.request.starts_after_prefix,
         )
-        found = [False] * len(self.backends)
         try:
             while not merge.complete:
                 asked = merge.needs()
@@ -64,15 +73,18 @@ class ListingMerge:
                     if page is None:
                         merge.absent(i)
                     else:
-                        found[i] = True
                         merge.add(i, await self._without_deleted(client, i, page))
                 merge.advance()
+        except Refusal as refusal:
+            self.answered_by = self.backends[refusal.backend].name
+            headers = {"Content-Type": "application/xml", "x-amz-request-id": self.request_id}
+            return http.Response.make(refusal.status, refusal.body, headers)
         except S3Error as e:
             return self.error(e)
         except TombstoneError as e:
             message = f"The tombstones of deleted keys cannot be read: {e}"
             return self.error(S3Error("ServiceUnavailable", message))
-        if not any(found):
+        if merge.nowhere:
             return self.error(S3Error("NoSuchBucket", extra={"BucketName": self.request.bucket}))
         return http.Response.make(
             200,
@@ -83,8 +95,8 @@ class ListingMerge:
     async def _page(
         self, client: BackendClient, index: int, start_after: str | None, wanted: int
     ) -> Page | None:
-        """The backend's next page, None if it does not have the bucket; raises the S3Error
-        that fails the listing when it cannot be had."""
+        """The backend's next page, None if it does not have the bucket; raises its Refusal (its
+        error for the client), or the S3Error that fails the listing when it cannot be had."""
         attempt = self.attempts[index]
         query = self.request.backend_query(start_after, wanted)
         try:
@@ -93,16 +105,7 @@ class ListingMerge:
             ) as reply:
                 attempt.status = reply.status
                 body = await reply.read(MAX_PAGE)
-            if reply.status == 404 and error_code(body) == "NoSuchBucket":
-                return None
-            if reply.status != 200:
-                raise ValueError(f"{reply.status} {error_code(body) or ''}".strip())
-            page = parse_page(index, body)
-            if start_after is not None and any(
-                not e.prefix and e.name <= start_after for e in page.entries
-            ):
-                raise ValueError("it lists keys out of S3's order (use `listing: primary`)")
-            return page
+            return page_of(index, reply.status, body, start_after)
         except (BackendError, ValueError) as e:
             attempt.note = f"failed: {e}"
             message = f"Backend {attempt.backend.name} cannot be listed."
@@ -150,12 +153,15 @@ class ListingMerge:
             start = page.entries[-1].name
 
     def error(self, error: S3Error) -> http.Response:
+        self.answered_by = "proxy"
         return error_response(error, "GET", f"/{self.request.bucket}", self.request_id)
 
     def summary(self) -> str:
         tried = ", ".join(str(a) for a in self.attempts)
         name = "ListObjectsV2" if self.request.v2 else "ListObjects"
-        return f"{name} /{printable(self.request.bucket)} via [{tried}] answered by all"
+        return (
+            f"{name} /{printable(self.request.bucket)} via [{tried}] answered by {self.answered_by}"
+        )
 
 
 def _shows(entry: Entry, hides: dict[str, dict[str, str]], backend: str) -> bool:

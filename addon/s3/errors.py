@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from xml.sax.saxutils import escape
 
 from mitmproxy import http
+
+from addon.s3.xml import escape
 
 # code -> (status, S3's own message); a raise may pass a more specific message.
 KNOWN: dict[str, tuple[int, str]] = {

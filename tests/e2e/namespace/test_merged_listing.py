@@ -123,10 +123,75 @@ def test_start_after_and_a_forged_token(proxy, backends, spread):
     assert forged.value.response["Error"]["Code"] == "InvalidArgument"
 
 
-def test_a_bucket_no_backend_has_is_no_such_bucket(proxy, bucket):
-    with pytest.raises(ClientError) as missing:
-        proxy.client().list_objects_v2(Bucket=bucket)
-    assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+@pytest.mark.parametrize("max_keys", [1000, 0])
+def test_a_bucket_no_backend_has_is_no_such_bucket(proxy, bucket, max_keys):
+    for operation in ("list_objects_v2", "list_objects"):
+        with pytest.raises(ClientError) as missing:
+            getattr(proxy.client(), operation)(Bucket=bucket, MaxKeys=max_keys)
+        assert missing.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_max_keys_zero_is_an_empty_page_of_a_bucket_only_a_fallback_has(proxy, backends, bucket):
+    """S3 answers an empty page, not truncated (ceph/s3-tests' test_bucket_list_maxkeys_zero)."""
+    put_direct(backends[2], bucket, "k", b"x")
+    client = proxy.client()
+    v2 = client.list_objects_v2(Bucket=bucket, MaxKeys=0)
+    assert (v2["IsTruncated"], v2["KeyCount"], v2.get("Contents")) == (False, 0, None)
+    v1 = client.list_objects(Bucket=bucket, MaxKeys=0)
+    assert (v1["IsTruncated"], v1.get("Contents")) == (False, None)
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["v2", "v1"])
+def test_unreadable_inputs_come_back_as_sent(proxy, backends, bucket, v2):
+    """What ceph/s3-tests' *_unreadable tests expect of a boto3 client, which asks
+    encoding-type=url and decodes what each version encodes (v1 leaves Prefix as it came)."""
+    for key in ("bar", "foo/baz"):
+        put_direct(backends[1], bucket, key, b"x")
+    client = proxy.client()
+    listing = client.list_objects_v2 if v2 else client.list_objects
+    start = "StartAfter" if v2 else "Marker"
+    for name in ("Prefix", "Delimiter", start):
+        answer = listing(Bucket=bucket, **{name: "\n"})
+        assert answer[name] == "\n"
+        assert [o["Key"] for o in answer.get("Contents", [])] == (
+            [] if name == "Prefix" else ["bar", "foo/baz"]
+        )
+
+
+def test_an_empty_continuation_token_is_none(proxy, backends, bucket):
+    """As S3 answers ceph/s3-tests' test_bucket_listv2_continuationtoken_empty."""
+    put_direct(backends[0], bucket, "a", b"x")
+    put_direct(backends[1], bucket, "b", b"x")
+    listed = proxy.client().list_objects_v2(Bucket=bucket, ContinuationToken="")
+    assert (listed["ContinuationToken"], listed["IsTruncated"]) == ("", False)
+    assert [o["Key"] for o in listed["Contents"]] == ["a", "b"]
+
+
+@pytest.mark.topologies("seaweedfs-primary")
+def test_a_backends_s3_error_to_a_listing_is_the_answer(proxy, backends, bucket):
+    """A bucket policy denying ListBucket: S3 answers 403 AccessDenied (ceph/s3-tests'
+    test_bucket_policy_acl), and so does the proxy, as for a read; not 503 "cannot be listed".
+    (On SeaweedFS: moto does not enforce bucket policies.)"""
+    primary = backends[0]
+    put_direct(primary, bucket, "k", b"x")
+    put_direct(backends[1], bucket, "j", b"x")
+    statement = {"Effect": "Deny", "Principal": "*", "Action": "s3:ListBucket"}
+    statement["Resource"] = f"arn:aws:s3:::{bucket}"
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    direct(primary).put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    try:
+        for operation in ("list_objects_v2", "list_objects"):
+            with pytest.raises(ClientError) as refused:
+                getattr(proxy.client(), operation)(Bucket=bucket)
+            response = refused.value.response
+            status = response["ResponseMetadata"]["HTTPStatusCode"]
+            assert (status, response["Error"]["Code"]) == (403, "AccessDenied")
+    finally:
+        direct(primary).delete_bucket_policy(Bucket=bucket)
+    assert [o["Key"] for o in proxy.client().list_objects_v2(Bucket=bucket)["Contents"]] == [
+        "j",
+        "k",
+    ]
 
 
 def test_a_backend_that_cannot_be_listed_fails_the_listing(backends, run_proxy, tmp_path, bucket):

@@ -1,18 +1,13 @@
-"""addon.listing_merge and addon.object_listing without a network: backends' pages in, the
-client's page out, against a listing worked out here from the union of the backends' keys."""
+"""addon.namespace.listing_merge without a network: backends' pages in, the client's page out,
+against a listing worked out here from the union of the backends' keys."""
 
 from __future__ import annotations
 
 import random
-import xml.etree.ElementTree as ET
 
 import pytest
 
 from addon.namespace.listing_merge import Entry, Merge, Page
-from addon.namespace.listing_pages import ListingRequest, Tokens, parse_page, render
-from addon.s3.errors import S3Error
-
-NS = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
 
 
 def rollup(keys, prefix: str, delimiter: str) -> list[tuple[str, bool]]:
@@ -108,132 +103,34 @@ def test_hidden_entries_are_dropped_but_the_position_moves_on():
     assert merge.start_after(0) == "b" and [e.name for e in merge.emitted] == ["a"]
 
 
-def test_max_keys_zero_is_an_empty_page():
-    merge = Merge(2, None, 0)
-    assert merge.needs() == [] and merge.complete and merge.emitted == []
-
-
-# --- the request, the token, the XML -------------------------------------------------------------
-
-
-TOKENS = Tokens("root-secret")
-
-
-def test_a_continuation_token_round_trips_and_cannot_be_forged():
-    token = TOKENS.make("dir/é", "dir/", "/")
-    assert TOKENS.position(token, "dir/", "/") == "dir/é"
-    body, _, mac = token.partition(".")
-    for forged in (body + "." + "0" * len(mac), "x" + token, "garbage"):
-        with pytest.raises(S3Error) as bad:
-            TOKENS.position(forged, "dir/", "/")
-        assert bad.value.code == "InvalidArgument"
-    with pytest.raises(S3Error):
-        TOKENS.position(token, "other/", "/")  # the token belongs to another listing
-    assert Tokens("another-secret").make("a", "", "") != Tokens("root-secret").make("a", "", "")
-
-
-@pytest.mark.parametrize("max_keys", ["x", "-1"])
-def test_a_bad_max_keys_is_invalid_argument(max_keys):
-    with pytest.raises(S3Error) as bad:
-        ListingRequest.parse(True, "b", [("list-type", "2"), ("max-keys", max_keys)], TOKENS)
-    assert bad.value.code == "InvalidArgument"
-
-
-def test_max_keys_over_1000_is_1000():
-    request = ListingRequest.parse(True, "b", [("max-keys", "5000")], TOKENS)
-    assert Merge(1, None, request.max_keys).max_keys == 1000
-
-
-def test_parse_page_decodes_what_a_backend_url_encoded():
-    body = (
-        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        b"<EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
-        b"<Contents><Key>a+b%2Bc%C3%A9</Key><ETag>&quot;e&quot;</ETag><Size>3</Size>"
-        b"<Owner><ID>o</ID></Owner><StorageClass>STANDARD</StorageClass></Contents>"
-        b"<CommonPrefixes><Prefix>d%2F1/</Prefix></CommonPrefixes></ListBucketResult>"
-    )
-    page = parse_page(2, body)
-    assert page.truncated
-    assert [(e.name, e.prefix, e.backend) for e in page.entries] == [
-        ("a b+cé", False, 2),
-        ("d/1/", True, 2),
-    ]
-    assert dict(page.entries[0].fields)["ETag"] == '"e"'
-
-
-def test_parse_page_refuses_what_is_not_a_listing():
-    for body in (b"<html/>", b"not xml", b"<Error><Code>x</Code></Error>"):
-        with pytest.raises(ValueError):
-            parse_page(0, body)
-
-
-def page_xml(v2: bool, query, emitted, truncated=False) -> ET.Element:
-    request = ListingRequest.parse(v2, "bkt", query, TOKENS)
-    merge = Merge(1, request.start, request.max_keys)
-    merge.emitted = list(emitted)
-    if truncated:
-        merge.streams[0].done = False
-    else:
-        merge.streams[0].done = True
-    return ET.fromstring(render(request, merge, TOKENS))
-
-
-ENTRIES = [
-    Entry("a b", False, 0, (("ETag", '"1"'), ("Size", "1"), ("Owner.ID", "me"))),
-    Entry("d/", True, 1),
-]
-
-
-def test_v2_page_has_key_count_and_a_token_when_truncated():
-    root = page_xml(True, [("list-type", "2"), ("delimiter", "/")], ENTRIES, truncated=True)
-    assert root.findtext("s3:KeyCount", namespaces=NS) == "2"
-    assert root.findtext("s3:IsTruncated", namespaces=NS) == "true"
-    token = root.findtext("s3:NextContinuationToken", namespaces=NS)
-    assert TOKENS.position(token, "", "/") == "d/"
-    assert root.find("s3:Contents/s3:Owner", NS) is None  # FetchOwner not asked
-    assert [e.text for e in root.findall("s3:CommonPrefixes/s3:Prefix", NS)] == ["d/"]
-
-
-def test_v1_page_has_next_marker_only_with_a_delimiter():
-    with_delimiter = page_xml(False, [("delimiter", "/")], ENTRIES, truncated=True)
-    assert with_delimiter.findtext("s3:NextMarker", namespaces=NS) == "d/"
-    without = page_xml(False, [], ENTRIES[:1], truncated=True)
-    assert without.find("s3:NextMarker", NS) is None
-    assert without.findtext("s3:Contents/s3:Owner/s3:ID", namespaces=NS) == "me"  # v1: always
-
-
-def test_url_encoding_when_asked():
-    root = page_xml(True, [("encoding-type", "url"), ("prefix", "a ")], ENTRIES)
-    assert root.findtext("s3:Contents/s3:Key", namespaces=NS) == "a%20b"
-    assert root.findtext("s3:Prefix", namespaces=NS) == "a%20"
-    assert root.findtext("s3:EncodingType", namespaces=NS) == "url"
-
-
 @pytest.mark.parametrize(
-    ("prefix", "delimiter", "start", "expected"),
+    ("max_keys", "answers", "rounds", "emitted", "nowhere"),
     [
-        ("d1", "/", "d1", False),  # the key "d1" itself, not a prefix
-        ("d1", "/", "d1/", True),
-        ("", "/", "a/b/", False),  # a key: its first delimiter is not its end
-        ("", "/", "a/", True),
-        ("", "", "a/", False),  # no delimiter, no common prefixes
-        ("x/", "/", "a/", False),  # outside the prefix
+        # An empty page still asks every backend once: whether one has the bucket decides
+        # between the page and NoSuchBucket (S3 answers max-keys=0 with an empty page).
+        (0, [["a"], ["b"]], [[0, 1]], [], False),
+        (0, [None, ["b"]], [[0, 1]], [], False),
+        (0, [[], None], [[0, 1]], [], False),  # an empty bucket is a bucket
+        (0, [None, None], [[0, 1]], [], True),
+        (1, [["a"], ["b"]], [[0, 1]], ["a"], False),
+        (1, [None, ["b"]], [[0, 1]], ["b"], False),
+        (1, [None, None], [[0, 1]], [], True),
+        (5, [["a", "c"], ["b"]], [[0, 1]], ["a", "b", "c"], False),
     ],
 )
-def test_a_page_starts_after_a_common_prefix_only_where_one_can_be(
-    prefix, delimiter, start, expected
+def test_every_backend_is_asked_once_and_none_having_the_bucket_is_nowhere(
+    max_keys, answers, rounds, emitted, nowhere
 ):
-    query = [("prefix", prefix), ("delimiter", delimiter), ("start-after", start)]
-    request = ListingRequest.parse(True, "b", query, TOKENS)
-    assert request.starts_after_prefix is expected
-
-
-def test_a_backend_listing_out_of_s3s_order_is_refused():
-    """SeaweedFS lists in directory order (a, a/b, a+b): merging that would skip or repeat."""
-    body = (
-        b"<ListBucketResult><IsTruncated>false</IsTruncated>"
-        b"<Contents><Key>a</Key></Contents><Contents><Key>a/b</Key></Contents>"
-        b"<Contents><Key>a+b</Key></Contents></ListBucketResult>"
-    )
-    with pytest.raises(ValueError, match="out of S3's order"):
-        parse_page(1, body)
+    merge = Merge(len(answers), None, max_keys)
+    asked = []
+    while not merge.complete:
+        asked.append(merge.needs())
+        for i in asked[-1]:
+            if answers[i] is None:
+                merge.absent(i)
+            else:
+                merge.add(i, Page([Entry(n, False, i) for n in answers[i]], False))
+        merge.advance()
+    assert asked == rounds
+    assert [e.name for e in merge.emitted] == emitted
+    assert merge.nowhere is nowhere

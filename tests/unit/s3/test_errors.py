@@ -76,6 +76,12 @@ def test_render_encodes_non_ascii_as_utf8() -> None:
     assert ET.fromstring(data).findtext("Resource") == "/bucket/été/日本.txt"
 
 
+def test_render_writes_a_key_with_controls_as_s3_does() -> None:
+    """A raw CR would be read back as LF, a raw U+0001 makes the error unparseable."""
+    data = render(S3Error("AccessDenied"), "/bucket/cr\r\x01", "R")
+    assert b"<Resource>/bucket/cr&#xD;&#x1;</Resource>" in data
+
+
 def test_new_request_ids_are_16_upper_hex_and_differ() -> None:
     ids = {new_request_id() for _ in range(20)}
     assert len(ids) == 20
