@@ -10,6 +10,9 @@ The subpackages, in their declared order: each may import those before it, never
 - `upstream`: the backends, re-signing, the proxy's own requests, one request's journey
 - `namespace`: merged listings, tombstones, copies from fallbacks, bucket adoption
 - `migration`: copy-on-read and the drain of `s3-multi migrate`
+- `replication`: replicas kept equal to the primary (repair jobs, the outbox, leases,
+  reconciliation), and the certificates that let them answer reads while the primary cannot
+- `check`: `s3-multi check`: the backends compared by their listings, and repaired
 - `ops`: in-flight requests and SIGTERM drain, metrics, status paths, workers, users source
 - `gateway`: options, the setup, the router and its after-steps
 - `local`: local S3 servers for the demo and the tests
@@ -27,6 +30,8 @@ LAYERS = (
     "upstream",
     "namespace",
     "migration",
+    "replication",
+    "check",
     "ops",
     "gateway",
     "local",

@@ -2,14 +2,19 @@
 
     s3-multi --config FILE --access AK --secret SK --port :7070 [--region R] [--debug]
              [--workers N] [--drain-timeout SECONDS]
-             [--users FILE|s3://METABUCKET/KEY]
+             [--users FILE|s3://METABUCKET/KEY] [-w FLOWS]
+    s3-multi check --config FILE [--bucket B ...] [--prefix P] [--from NAME ...] [--json]
+                   [--repair] [--migrate] [--dry-run] [--jobs N]
     s3-multi tombstones --config FILE [--prune]
     s3-multi migrate --config FILE [--bucket B ...] [--from NAME] [--dry-run] [--delete-source]
                      [--jobs N]
 
 Runs mitmproxy in-process in reverse mode with the same addon script that `mitmdump -s` loads
-(`addon/multi.py`), so both ways of running behave the same; with `--workers N` (N > 1), N such
-processes on the same port, started and kept running by this one (see `workers`).
+(`addon/multi.py`), so both ways of running answer the same; with `--workers N` (N > 1), N such
+processes on the same port, started and kept running by this one (see `workers`). The command
+runs on a master of its own (`addon.mitm.master`: only the addons an S3 endpoint needs, the
+flow saver only with `-w`, cached dispatch, debug-only checks off); `mitmdump -s` and mitmweb
+run mitmproxy as it is.
 """
 
 from __future__ import annotations
@@ -21,22 +26,18 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-
-from mitmproxy import exceptions
-from mitmproxy.addons.script import load_script
-from mitmproxy.options import Options
-from mitmproxy.tools.dump import DumpMaster
 
 from addon.auth.checks import Key
 from addon.auth.users import load_users
+from addon.check import command as check_command
 from addon.config.files import ConfigError
 from addon.config.settings import load_config
 from addon.migration import command as migrate_command
-from addon.mitm import shared_port
 from addon.namespace import tombstone_command
-from addon.ops import workers
 from addon.ops.users_source import polled
+from addon.replication import command_writes
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -62,8 +63,12 @@ def _env(*names: str) -> str | None:
 
 # What `s3-multi NAME ...` runs instead of the proxy, with the line --help gives it.
 SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "check": (
+        check_command.main,
+        "compare the backends as the config says they should agree; --repair them",
+    ),
     "migrate": (
-        migrate_command.main,
+        partial(migrate_command.main, hear=command_writes.for_migrate),
         "copy what the fallbacks have and the primary lacks to the primary (resumable)",
     ),
     "tombstones": (
@@ -74,6 +79,8 @@ SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from addon.ops import workers  # as mitmproxy in serve(): the subcommands never need it
+
     named = "\n".join(f"  {name:<12}{line}" for name, (_, line) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="s3-multi",
@@ -131,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="seconds SIGTERM lets requests in flight finish before stopping (default 30)",
     )
+    parser.add_argument(
+        "-w",
+        "--save-stream-file",
+        default="",
+        metavar="FLOWS",
+        help="save every flow to FLOWS, as mitmdump -w does (+FLOWS appends); each worker of "
+        "several saves to FLOWS.N, N its number",
+    )
     parser.add_argument("--worker", type=_positive, help=argparse.SUPPRESS)  # set by workers
     return parser
 
@@ -139,6 +154,15 @@ def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {value!r}")
     return int(value)
+
+
+def _named_as_gateway(record: logging.LogRecord) -> bool:
+    """mitmproxy's "reverse proxy to <placeholder> listening at" says "s3-multi listening at"."""
+    text = record.getMessage()
+    placeholder = "reverse proxy to " + REVERSE_PLACEHOLDER.removeprefix("reverse:")
+    if text.startswith(placeholder):
+        record.msg, record.args = "s3-multi" + text.removeprefix(placeholder), ()
+    return True
 
 
 async def serve(
@@ -152,9 +176,22 @@ async def serve(
     users: str = "",
     drain_timeout: int = 30,
     worker: int | None = None,
+    save_flows: str = "",
 ) -> int:
     """Run the proxy until SIGINT/SIGTERM; returns the exit status (2 for a bad config).
-    As `worker` of several, its port is shared with the others (SO_REUSEPORT)."""
+    As `worker` of several, its port is shared with the others (SO_REUSEPORT). `save_flows`:
+    the file every flow is saved to (mitmproxy's Save addon), none when empty."""
+    # Imported here, not above: mitmproxy's addons and proxy servers take a second of CPU and
+    # 30 MB to import, and the subcommands (check, migrate, tombstones) never run the proxy.
+    from mitmproxy import exceptions
+    from mitmproxy.addons.script import load_script
+    from mitmproxy.options import Options
+
+    from addon.mitm import debug_checks, shared_port
+    from addon.mitm.master import lean_master
+    from addon.ops import workers
+
+    debug_checks.turn_off()
     if worker is not None:
         shared_port.install()
         os.environ[workers.WORKER_VARIABLE] = str(worker)  # the addon names it in its log
@@ -163,17 +200,19 @@ async def serve(
         listen_port=listen[1],
         mode=[REVERSE_PLACEHOLDER],
     )
-    master = DumpMaster(options, with_termlog=True, with_dumper=False)
     logging.getLogger().setLevel(logging.INFO)  # as mitmdump does; the term log filters by level
     # Per-connection lines drown the per-request ones; mitmdump still shows them.
     logging.getLogger("mitmproxy.proxy.server").setLevel(logging.WARNING)
-    # Declared by mitmproxy's own addons, so set once the master has them. The client's Host is
-    # part of its signature; connections go only where the addon sends them.
-    master.options.update(keep_host_header=True, connection_strategy="lazy")
+    logging.getLogger("mitmproxy.proxy.mode_servers").addFilter(_named_as_gateway)
     addon = load_script(str(ADDON_SCRIPT))
     if addon is None:
         return 1  # load_script has logged why
-    master.addons.add(addon)
+    master = lean_master(options, addon, save_flows=bool(save_flows))
+    # Declared by mitmproxy's own addons, so set once the master has them. The client's Host is
+    # part of its signature; connections go only where the addon sends them.
+    master.options.update(keep_host_header=True, connection_strategy="lazy")
+    if save_flows:
+        master.options.update(save_stream_file=save_flows)
     # The secret reaches the addon as the variable it reads, never as an option: option values
     # show wherever options are listed.
     os.environ["ROOT_SECRET_ACCESS_KEY"] = secret
@@ -216,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         drain_timeout=args.drain_timeout,
         worker=args.worker,
+        save_flows=args.save_stream_file,
     )
     try:
         return asyncio.run(running)
@@ -225,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _supervise(args: argparse.Namespace) -> int:
     """Start and keep `args.workers` workers, each this command as one process."""
+    from addon.ops import workers
+
     try:  # one line now, rather than one per worker in a restart loop
         config = load_config(args.config)
         location = args.users or config.users
@@ -243,10 +285,15 @@ def _supervise(args: argparse.Namespace) -> int:
     command += ["--access", args.access, "--port", listen, "--region", args.region]
     command += ["--drain-timeout", str(args.drain_timeout), *(["--debug"] * args.debug)]
     command += ["--users", args.users] if args.users else []
+    flows = args.save_stream_file
     # The secret as a variable, never on a command line (process lists show those).
     env = {**os.environ, "ROOT_SECRET_ACCESS_KEY": args.secret}
     grace = args.drain_timeout + 10
-    return workers.supervise(args.workers, lambda n: [*command, "--worker", str(n)], env, grace)
+
+    def worker(n: int) -> list[str]:
+        return [*command, *(["-w", f"{flows}.{n}"] if flows else []), "--worker", str(n)]
+
+    return workers.supervise(args.workers, worker, env, grace)
 
 
 if __name__ == "__main__":

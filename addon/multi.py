@@ -19,7 +19,6 @@ before that; every request is counted (`ops.metrics`) and kept track of until it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -29,23 +28,24 @@ from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy.mode_specs import ReverseMode
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from addon.gateway import assembly, options
+from addon.gateway import assembly, options, own_answers
 from addon.gateway.assembly import Setup
 from addon.gateway.own_answers import shown_as_gateway
-from addon.gateway.router import Router, resource
+from addon.gateway.router import Router
+from addon.gateway.signed import resource
 from addon.migration.copy_on_read import CopyTasks
 from addon.mitm import client_heads, closing, policy
 from addon.mitm.install import install
 from addon.namespace.bucket_listing import BucketsMerge
 from addon.namespace.object_listing import ListingMerge
-from addon.ops import metrics, status_paths, workers
+from addon.ops import metrics, public_clients, status_paths, workers
 from addon.ops.client_limits import ClientLimits
 from addon.ops.in_flight import InFlight
 from addon.ops.status_paths import StatusAnswer
 from addon.ops.users_source import UsersSource
-from addon.s3.errors import S3Error, error_response, new_request_id
+from addon.s3.errors import S3Error
 from addon.s3.log_text import printable
-from addon.upstream import backends, retarget
+from addon.upstream import backends
 from addon.upstream.exchange import Exchange
 
 log = logging.getLogger("s3multi")
@@ -59,9 +59,12 @@ class S3Multi:
         self.head_limits = client_heads.HeadLimits()  # before the setup's: mitmproxy's default
         self.missing: list[str] = []
         self.copies = CopyTasks()  # copies on read, across reloads
-        self.in_flight = InFlight(self.copies)
+        self.in_flight = InFlight(
+            self.copies, lambda: self.setup.replication if self.setup else None
+        )
         self.clients = ClientLimits(lambda: self.router.config if self.router else None)
         self.worker = os.environ.get(workers.WORKER_VARIABLE, "")  # "": the only process
+        self._started = False  # `running` was called: background work may start
         # Each flow's request on its way, beside the flow: flow.metadata is deep-copied when
         # flows are saved.
         self.requests: WeakKeyDictionary[http.HTTPFlow, Exchange | ProxyAnswer] = (
@@ -102,17 +105,24 @@ class S3Multi:
         if missing:
             return
         running = self.setup
-        setup = assembly.assemble(settings, running, self.copies, _inject)
+        setup = assembly.assemble(settings, running, self.copies, policy.inject_deadline)
         try:
             users = assembly.open_users(setup.router, setup.client)
         except exceptions.OptionsError:
             if running is None or setup.client is not running.client:
                 setup.client.close()
+            else:
+                running.client.health = running.router.health  # the new setup's is dropped
             raise
-        if running is not None and setup.client is not running.client:
-            running.client.close()  # its idle connections: those in use end with their requests
+        if running is not None:
+            running.close()
+            if setup.client is not running.client:
+                running.client.close()  # its idle connections: those in use end with them
         self._use_users(users)
         self.setup = setup
+        if self._started:
+            setup.start()
+            assembly.swapped(running, setup)
         self.head_limits = setup.head_limits
 
     def _use_users(self, source: UsersSource) -> None:
@@ -126,10 +136,14 @@ class S3Multi:
             log.error("s3-multi is not configured (%s); shutting down", why)
             ctx.master.shutdown()
             return
+        if warning := public_clients.refused_publicly(ctx.options):
+            log.warning(warning)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.hangup)
         loop.add_signal_handler(signal.SIGTERM, self._terminate)
         self.clients.start()
+        self._started = True
+        self.setup.start()
         self.setup.readiness.check_at_start()
 
     def done(self) -> None:
@@ -137,6 +151,7 @@ class S3Multi:
         if self.users is not None:
             self.users.close()
         if self.setup is not None:
+            self.setup.close()
             self.setup.client.close()
 
     def client_connected(self, client: connection.Client) -> None:
@@ -274,24 +289,10 @@ class S3Multi:
     def _refuse(self, flow: http.HTTPFlow, error: S3Error, close: bool = False) -> None:
         named = self.router.target(flow.request) if self.router else None
         where = resource(named) if named else flow.request.path.partition("?")[0]
-        answer = error_response(error, flow.request.method, where, new_request_id())
-        if close and not flow.request.is_http2:
-            answer.headers["Connection"] = "close"
-        # Answered in place of connecting to a backend, before any body is read.
-        policy.manage(flow, policy.AnswerInstead(answer))
-        retarget.hold_off(flow.request)
-        shown_as_gateway(flow)
-        flow.comment = f"refused: {error.code}"
-        metrics.refused(error.code)
+        own_answers.refuse(flow, error, where, close)
         if self.setup is not None and self.setup.debug:
             method, worker = flow.request.method, self._by_worker
             log.info("%s%s %s refused: %s", worker, method, printable(where), error)
-
-
-def _inject(flow: http.HTTPFlow, phase: str) -> None:
-    """An expired deadline, into the flow's connection, where its policy acts on it."""
-    with contextlib.suppress(ValueError):  # the client has gone: nothing to act on
-        ctx.master.addons.get("proxyserver").inject_event(policy.DeadlinePassed(flow, phase))
 
 
 addons = [S3Multi()]

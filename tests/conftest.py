@@ -22,7 +22,7 @@ from tests.support.proxy import (
     start_proxy,
     write_config,
 )
-from tests.support.topologies import BACKEND_NAMES, TOPOLOGIES
+from tests.support.topologies import BACKEND_NAMES, KINDS
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -62,7 +62,7 @@ def seaweedfs_servers() -> Iterator[Sequence[S3Server]]:
 @pytest.fixture(scope="session")
 def backends(request, topology) -> list[S3Server]:
     """primary, secondary and tertiary of this topology; each kind's servers start once."""
-    kinds = TOPOLOGIES[topology]
+    kinds = KINDS[topology]
     return [request.getfixturevalue(f"{kind}_servers")[i] for i, kind in enumerate(kinds)]
 
 

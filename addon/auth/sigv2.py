@@ -75,6 +75,12 @@ def signature(
     return verifier.sign_string(verifier.canonical_string(method, split, selected))
 
 
+def policy_signature(secret: str, policy: str) -> str:
+    """A browser form's SigV2 signature (its `signature` field): HMAC-SHA1 of the base64 policy,
+    as sent, in base64."""
+    return _Verifier(secret, "").sign_string(policy)
+
+
 def unsigned_selectors(query_keys: Iterable[str], selectors: Iterable[str]) -> list[str]:
     """The operation-selecting query keys (`selectors`) present that SigV2 does not sign."""
     present = set(query_keys)

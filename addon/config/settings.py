@@ -55,6 +55,7 @@ SETTINGS: tuple[Field, ...] = (
     Field("users", "users", str, "USERS", "", path=True),
     Field("usersPoll", "users_poll", float, "USERS_POLL", 10.0),
     Field("readFailover", "read_failover", bool, "READ_FAILOVER", True),
+    Field("reconcileInterval", "reconcile_interval", float, "RECONCILE_INTERVAL", 600.0, off=True),
 )
 _BY_KEY = {f.key: f for f in FIELDS}
 _BY_ENV = {f.env: f for f in FIELDS}
@@ -93,6 +94,8 @@ class Config:
     users: str = ""  # the users file, or s3://<the primary's metaBucket>/<key> (addon.auth.users)
     users_poll: float = 10.0  # seconds between two looks at a users object
     read_failover: bool = True  # reads the primary cannot answer go to a replica in sync
+    # Seconds between two listing comparisons of the primary and each replica (0: none).
+    reconcile_interval: float = 600.0
 
     @property
     def replicas(self) -> tuple[Backend, ...]:

@@ -23,6 +23,7 @@ class Field:
     credential: bool = False  # never echoed in a message
     choices: tuple[str, ...] = ()  # a string field that takes only these
     path: bool = False  # a file: written in the config file, relative to that file's folder
+    off: bool = False  # seconds that may be 0: the setting is off
 
 
 _ENV_BOOLS = {
@@ -43,7 +44,7 @@ def typed(f: Field, value: object, from_env: bool) -> object:
     if f.kind is bool and not isinstance(value, bool):
         raise ValueError(f"must be true or false, unquoted, got {show(value)}")
     if f.kind is float:
-        return seconds(value, from_env)
+        return seconds(value, from_env, f.off)
     if f.kind is int:
         return count(value, from_env)
     if f.kind is str and not isinstance(value, str):
@@ -54,7 +55,8 @@ def typed(f: Field, value: object, from_env: bool) -> object:
     return value
 
 
-def seconds(value: object, from_env: bool) -> float:
+def seconds(value: object, from_env: bool, off: bool = False) -> float:
+    """A number of seconds, more than 0 (or 0 with `off`) and at most a day."""
     number: object = value
     if from_env:
         try:
@@ -63,8 +65,11 @@ def seconds(value: object, from_env: bool) -> float:
             raise ValueError(f"must be a number of seconds, got {value!r}") from None
     if isinstance(number, bool) or not isinstance(number, int | float):
         raise ValueError(f"must be a number of seconds, unquoted, got {show(value)}")
+    if off and number == 0:
+        return 0.0
     if not 0 < number <= 86400:
-        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {number}")
+        least = "0 (off)" if off else "more than 0"
+        raise ValueError(f"must be {least} and at most 86400 seconds, got {number}")
     return float(number)
 
 

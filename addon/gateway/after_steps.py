@@ -4,12 +4,17 @@ Each rule names a piece of the one namespace, when it applies to a request, and 
 the request's `Exchange`: an after-step (run once the primary has answered, before the client
 hears; it may replace the answer), the lookup of the key's tombstone, or a tap on the answer. The
 rules are read in order; every rule that applies adds its part, in that order.
+
+A browser form upload (PostObject) names its key in its form, not its path: its rules are
+applied once the form is read and accepted (`form_uploads.FormGate`), with `Asked.key` the
+form's key. By then its body is under way, so what they add can only be after-steps: it counts
+as an object write, as a PutObject does, wherever the rules name the operations they take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from mitmproxy import http
 
@@ -18,7 +23,10 @@ from addon.migration.copy_on_read import ReadCopier
 from addon.namespace.adoption import NOT_ADOPTED, WRITES, AdoptBucket
 from addon.namespace.after_write import BURIES, AfterDelete
 from addon.namespace.fallback_copy import CopyFromFallback
+from addon.namespace.own_writes import OwnWrite, nobody
 from addon.namespace.tombstones import Tombstones, lookup
+from addon.replication.replica_writes import DELETES, REPLICATED, ReplicaDeletes, ReplicatedWrite
+from addon.replication.replicator import ReplicaJobs
 from addon.s3.operations import Route
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.exchange import Exchange
@@ -34,6 +42,8 @@ class Wiring:
     client: BackendClient  # the proxy's own requests
     tombstones: Tombstones | None  # None: no metaBucket, deletes do not stick
     copier: ReadCopier | None  # None: no fallback migrates on read
+    replicas: Mapping[str, ReplicaJobs] = field(default_factory=dict)  # their job queues
+    own_write: OwnWrite = nobody  # who hears of the proxy's own writes to the primary
 
     @property
     def primary(self) -> Backend:
@@ -80,7 +90,9 @@ def _copies_on_read(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
 
 
 def _adopt_bucket(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
-    step = AdoptBucket(wiring.client, wiring.primary, wiring.fallbacks, exchange.plan)
+    step = AdoptBucket(
+        wiring.client, wiring.primary, wiring.fallbacks, exchange.plan, wiring.own_write
+    )
     exchange.after.append(step)
 
 
@@ -97,11 +109,26 @@ def _tombstone_lookup(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
     exchange.tombstone = lookup(wiring.tombstones.meta_bucket, asked.bucket, asked.key)
 
 
-def _bury_after_delete(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
-    assert wiring.tombstones is not None and asked.bucket is not None
-    step = AfterDelete(wiring.tombstones, asked.operation, asked.bucket, asked.key)
+def _replica_deletes(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
+    assert asked.bucket is not None
+    step = ReplicaDeletes(wiring.replicas, asked.operation, asked.bucket, asked.key or "")
     exchange.after.append(step)
     exchange.whole_body = asked.operation == "DeleteObjects"  # the keys it deleted
+
+
+def _bury_after_delete(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
+    assert wiring.tombstones is not None and asked.bucket is not None
+    replicas = next((s for s in exchange.after if isinstance(s, ReplicaDeletes)), None)
+    known = replicas.known if replicas is not None else None
+    step = AfterDelete(wiring.tombstones, asked.operation, asked.bucket, asked.key, known)
+    exchange.after.append(step)
+    exchange.whole_body = asked.operation == "DeleteObjects"  # the keys it deleted
+
+
+def _replicated_write(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
+    assert asked.bucket is not None
+    step = ReplicatedWrite(wiring.replicas, asked.operation, asked.bucket, asked.key or "")
+    exchange.after.append(step)
 
 
 RULES: tuple[Rule, ...] = (
@@ -133,7 +160,15 @@ RULES: tuple[Rule, ...] = (
         _tombstone_lookup,
     ),
     Rule(
-        "a delete buries the fallbacks' copies (other writes never touch tombstones)",
+        "a delete goes to every replica before the client hears (what missed it: the outbox)",
+        lambda w, a: (
+            bool(w.replicas) and a.bucket is not None and a.operation in DELETES and not a.versioned
+        ),
+        _replica_deletes,
+    ),
+    Rule(
+        "a delete buries the fallbacks' copies (a replica that missed it: whatever copy it holds; "
+        "other writes never touch tombstones)",
         lambda w, a: (
             w.tombstones is not None
             and a.bucket is not None
@@ -141,6 +176,17 @@ RULES: tuple[Rule, ...] = (
             and not a.versioned
         ),
         _bury_after_delete,
+    ),
+    Rule(
+        "a replicated write reaches the replicas: a sync one before the client hears, an async "
+        "one by a job after it (bucket configuration stays on the primary)",
+        lambda w, a: (
+            bool(w.replicas)
+            and a.bucket is not None
+            and a.operation in REPLICATED
+            and not a.versioned
+        ),
+        _replicated_write,
     ),
 )
 

@@ -1,9 +1,12 @@
 """Everything the options and the config file decide, built whole (`assemble`) for the addon to
 swap in whole: a mistake raises OptionsError and leaves the running setup as it was. Run at
-start, on every option update, and on SIGHUP (the files read again)."""
+start, on every option update, and on SIGHUP (the files read again). A setup's background work
+(the prober of backends marked down, the certificates' reading and renewal) runs from `start`
+to `close`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -21,13 +24,19 @@ from addon.migration.copy_on_read import CopyTasks
 from addon.mitm.client_heads import HeadLimits
 from addon.mitm.connect_timeouts import ConnectTimeouts
 from addon.namespace.tombstones import Tombstones
+from addon.ops import metrics
 from addon.ops.status_paths import Readiness
 from addon.ops.users_source import UsersSource, polled
+from addon.replication.certificates import Certificates, UnknownBacklog
+from addon.replication.service import Replication
 from addon.upstream import backends
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.deadlines import Injector
+from addon.upstream.health import Health, Prober
 
 log = logging.getLogger("s3multi")
+RELOAD_WAIT = 10.0  # seconds a replaced setup's replication jobs get to finish
+_STOPPING: set[asyncio.Task] = set()  # replaced replications handing over, held until done
 
 
 @dataclass
@@ -36,10 +45,30 @@ class Setup:
 
     router: Router
     client: BackendClient  # the proxy's own requests
+    replication: Replication | None  # None: no replicas
     readiness: Readiness
     connect_timeouts: ConnectTimeouts
     head_limits: HeadLimits
     debug: bool
+    prober: Prober
+    certificates: Certificates
+    _probing: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """The background work, on the running event loop; the backends' state in metrics."""
+        if self._probing is None:
+            health = self.prober.health
+            metrics.watch(health, [b.name for b in self.prober.backends])
+            self._probing = asyncio.get_running_loop().create_task(self.prober.run())
+            self.certificates.start()
+            if self.replication is not None:
+                self.replication.start()
+
+    def close(self) -> None:
+        if self._probing is not None:
+            self._probing.cancel()
+        self.prober.close()
+        self.certificates.close()
 
 
 def assemble(
@@ -62,6 +91,16 @@ def assemble(
     client = running.client if running is not None else None
     if client is None or client.ca_file != ca_file:
         client = BackendClient(ca_file=ca_file)
+    health = Health(b.name for b in config.backends)
+    client.health = health  # what the proxy's own requests find, too
+    replication = None
+    if config.replicas:
+        replication = Replication(config, client, metrics.ReplicationMetrics())
+    certificates = Certificates(
+        config.backends[0], config.replicas, client, health, replication or UnknownBacklog()
+    )
+    if replication is not None:  # a miss recorded for a replica revokes its certificate
+        replication.outbox.listeners.append(certificates.missed)
     router = Router(
         config,
         auth,
@@ -71,19 +110,35 @@ def assemble(
         _tombstones(config, client),
         users=users,
         copies=copies,
+        health=health,
+        certificates=certificates,
+        replication=replication,
     )
     limits = HeadLimits(seconds=config.client_timeout, refuse=own_answers.refuse_head)
+    prober = Prober(health, config.backends, client)
     setup = Setup(
         router,
         client,
-        Readiness(config.backends, client),
+        replication,
+        Readiness(config, prober, certificates, replication),
         ConnectTimeouts(partial(backends.connect_timeout, config.backends)),
         limits,
         options.debug(),
+        prober,
+        certificates,
     )
     names = ", ".join(f"{b.name} ({b.endpoint})" for b in config.backends)
     log.info("s3-multi: %d backends, primary first: %s", len(config.backends), names)
     return setup
+
+
+def swapped(old: Setup | None, new: Setup) -> None:
+    """`new` replaces `old` (a reload) on the running loop: the old replication hands what it
+    holds to the outbox in the background (its jobs waited for RELOAD_WAIT seconds at most)."""
+    if old is not None and old.replication is not None and old.replication is not new.replication:
+        stopping = asyncio.ensure_future(old.replication.stop(RELOAD_WAIT))
+        _STOPPING.add(stopping)
+        stopping.add_done_callback(_STOPPING.discard)
 
 
 def _users(root: Key, location: str, running: Setup | None) -> Users:

@@ -1,6 +1,6 @@
-"""What the proxy answers a client itself, before any backend is asked: a request head too large
-or too slow to arrive (`refuse_head`, given to `addon.mitm.client_heads`), and how such an
-answer shows in flows (`shown_as_gateway`)."""
+"""What the proxy answers a client itself, before any backend is asked: a request refused with an
+S3 error (`refuse`), a request head too large or too slow to arrive (`refuse_head`, given to
+`addon.mitm.client_heads`), and how such an answer shows in flows (`shown_as_gateway`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,25 @@ import logging
 from mitmproxy import http
 from mitmproxy.proxy.mode_specs import ReverseMode
 
-from addon.mitm import client_heads
+from addon.mitm import client_heads, policy
+from addon.ops import metrics
 from addon.s3.errors import S3Error, error_response, new_request_id
+from addon.upstream import retarget
 
 log = logging.getLogger("s3multi")
+
+
+def refuse(flow: http.HTTPFlow, error: S3Error, where: str, close: bool = False) -> None:
+    """Answer `flow` with `error` (about resource `where`) in place of connecting to a backend,
+    before any body is read; `close`: the connection closes after it."""
+    answer = error_response(error, flow.request.method, where, new_request_id())
+    if close and not flow.request.is_http2:
+        answer.headers["Connection"] = "close"
+    policy.manage(flow, policy.AnswerInstead(answer))
+    retarget.hold_off(flow.request)
+    shown_as_gateway(flow)
+    flow.comment = f"refused: {error.code}"
+    metrics.refused(error.code)
 
 
 def refuse_head(reason: str, peer: object) -> http.Response:

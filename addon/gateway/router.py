@@ -2,7 +2,9 @@
 
 `Router.start` reads top-down: the request is verified against the key table (the root keys and
 the gateway users', `addon.auth.users`), classified with the operation table, checked against
-the user's rights (`addon.auth.rights`), and turned into what carries it out: a `BucketsMerge` or
+the user's rights (`addon.auth.rights`), given the backends' outlook (which are marked down, which
+replicas are certified to answer reads the primary cannot: `addon.upstream.health`,
+`addon.replication.certificates`), and turned into what carries it out: a `BucketsMerge` or
 `ListingMerge` (answered by the proxy from every backend), or an `Exchange` (forwarded in-flow to
 the primary, and to the next backends on "not found" for reads) with what else it sets off
 chosen by `after_steps.RULES`. Whatever must be refused is raised as an S3Error before anything
@@ -11,26 +13,26 @@ is forwarded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mitmproxy import http
 
 from addon.auth import rights
-from addon.auth.checks import Verified
 from addon.auth.client_auth import ClientAuth
 from addon.auth.rights import User
 from addon.auth.users import Users
 from addon.config.settings import Config
-from addon.gateway import after_steps
-from addon.gateway.after_steps import COPIES, Asked, Wiring
+from addon.gateway import after_steps, form_uploads
+from addon.gateway.after_steps import Wiring
+from addon.gateway.signed import Signed, asked, check_key, check_size, copied_bucket, resource
 from addon.migration.copier import Migrator
 from addon.migration.copy_on_read import CopyTasks, ReadCopier
 from addon.namespace import hiding
 from addon.namespace.bucket_listing import BucketsMerge
-from addon.namespace.fallback_copy import source_of
 from addon.namespace.listing_pages import ListingRequest, Tokens
 from addon.namespace.object_listing import ListingMerge
+from addon.namespace.own_writes import nobody
 from addon.namespace.tombstones import Tombstones
+from addon.replication.certificates import Certificates
+from addon.replication.service import Replication
 from addon.s3 import sigv4
 from addon.s3.errors import S3Error, new_request_id
 from addon.s3.operations import (
@@ -46,6 +48,8 @@ from addon.upstream import uploads
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.deadlines import Deadline, Injector
 from addon.upstream.exchange import Exchange
+from addon.upstream.form_upload import FormPlan
+from addon.upstream.health import Health, Outlook
 from addon.upstream.journey import Journey
 from addon.upstream.retarget import Plan
 
@@ -64,9 +68,16 @@ class Router:
         *,
         users: Users,
         copies: CopyTasks,
+        health: Health | None = None,
+        certificates: Certificates | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.config = config
         self.backends = config.backends
+        self.health = health or Health(b.name for b in config.backends)
+        self.certificates = certificates  # None: no replica answers reads in failover
+        # Every configured metaBucket is the proxy's: tombstones, users, certificates.
+        self.own_buckets = frozenset(b.meta_bucket for b in self.backends if b.meta_bucket)
         self.auth = auth
         self.use_users(users)
         self.inject = inject  # how a flow's expired deadline reaches it
@@ -74,10 +85,14 @@ class Router:
         self.tokens = Tokens(users.root.secret)  # any instance with these root keys takes them
         self.tombstones = tombstones  # None: no metaBucket, deletes do not stick
         self.domains = domains  # Host: bucket.<domain> is a virtual-hosted request
+        self.replication = replication  # None: no replicas
+        own_write = replication.own_write if replication is not None else nobody
         copier = None  # copy-on-read, when a fallback migrates on read
         if any(b.migrate == "on-read" for b in self.backends[1:]):
-            copier = ReadCopier(Migrator(client, self.backends[0], tombstones), copies)
-        self.wiring = Wiring(tuple(self.backends), client, tombstones, copier)
+            migrator = Migrator(client, self.backends[0], tombstones, own_write)
+            copier = ReadCopier(migrator, copies)
+        replicas = replication.jobs if replication is not None else {}
+        self.wiring = Wiring(tuple(self.backends), client, tombstones, copier, replicas, own_write)
 
     def use_users(self, users: Users) -> None:
         """Verify and authorise with `users` from now on (a reload): requests already started
@@ -86,8 +101,8 @@ class Router:
         self.auth.keys = users
 
     def _own(self, bucket: str | None) -> bool:
-        """Whether `bucket` is the proxy's own (the primary's metaBucket): no client's."""
-        return self.tombstones is not None and bucket == self.tombstones.meta_bucket
+        """Whether `bucket` is the proxy's own (a metaBucket): no client's."""
+        return bucket in self.own_buckets
 
     def serves(self, host: str) -> bool:
         """Whether a request to `host` is S3 for us, when the proxy is not an endpoint itself
@@ -105,53 +120,46 @@ class Router:
         """Authenticate, classify, authorise, choose; raises S3Error for what must be refused."""
         signed = self._authenticate(flow.request)
         operation = self._classify(signed)
+        if signed.form is not None:  # its form is its signature: checked once it is read
+            return self._form_upload(flow, signed, operation)
         user = self._authorise(signed, operation)
         query = sigv4.canonical_query(signed.query)
+        outlook = self._outlook()
         if operation.route is Route.ALL:
-            hidden = self.tombstones.meta_bucket if self.tombstones else ""
-            return BucketsMerge(new_request_id(), query, self.backends, hidden, user.sees)
+            return self._buckets(query, user, outlook)
         if operation.name in _LISTINGS and self.config.listing == "merged":
-            return self._listing(signed, operation)
-        exchange = self._exchange(flow, signed, operation, query)
-        asked = Asked(
-            operation.name,
-            operation.route,
-            signed.method,
-            signed.target.bucket,
-            signed.target.key,
-            signed.headers,
-            signed.query,
-        )
-        after_steps.attach(self.wiring, asked, exchange)
+            return self._listing(signed, operation, outlook)
+        exchange = self._exchange(flow, signed, operation, query, outlook)
+        after_steps.attach(self.wiring, asked(signed, operation), exchange)
         return exchange
 
     def _authenticate(self, request: http.Request) -> Signed:
-        """The request's signature checked, and what it addresses (within S3's limits)."""
+        """The request's signature checked (a form's: later), and what it addresses (within
+        S3's limits)."""
         check_size(request)
         raw_path, _, raw_query = request.path.partition("?")
         host = request.host_header or ""
         virtual = virtual_bucket(host, self.domains)
-        verified = self.auth.verify(
-            request.method,
-            raw_path,
-            raw_query,
-            request.headers,
-            host,
-            v2_resource=raw_path if virtual is None else f"/{virtual}{raw_path}",
-        )
-        # A presigned URL's signature is the root's: backends get header auth of their own.
-        pairs = [(k, v) for k, v in sigv4.query_pairs(raw_query) if k not in verified.auth_params]
         target = parse_path(raw_path) if virtual is None else parse_virtual(virtual, raw_path)
+        pairs = sigv4.query_pairs(raw_query)
+        method = request.method.upper()
+        form = form_uploads.form_boundary(method, target, pairs, request.headers)
+        verified = form_uploads.UNSIGNED
+        if form is None:
+            verified = self.auth.verify(
+                request.method,
+                raw_path,
+                raw_query,
+                request.headers,
+                host,
+                v2_resource=raw_path if virtual is None else f"/{virtual}{raw_path}",
+            )
+        # A presigned URL's signature is the root's: backends get header auth of their own.
+        pairs = [(k, v) for k, v in pairs if k not in verified.auth_params]
         if self._own(target.bucket):
             raise S3Error("AccessDenied")  # the proxy's own store
-        key_bytes = len((target.key or "").encode("utf-8", "surrogateescape"))
-        if key_bytes > MAX_KEY_BYTES:
-            raise S3Error(
-                "KeyTooLongError",
-                extra={"Size": str(key_bytes), "MaxSizeAllowed": str(MAX_KEY_BYTES)},
-            )
-        method = request.method.upper()
-        return Signed(method, raw_path, virtual, target, pairs, verified, request.headers)
+        check_key(target)
+        return Signed(method, raw_path, virtual, target, pairs, verified, request.headers, form)
 
     def _classify(self, signed: Signed) -> Operation:
         copying = "x-amz-copy-source" in signed.headers
@@ -170,14 +178,41 @@ class Router:
         rights.check(user, operation.name, signed.target.bucket, source)
         return user
 
-    def _listing(self, signed: Signed, operation: Operation) -> ListingMerge:
+    def _outlook(self) -> Outlook:
+        """What this request counts on: the backends marked down now, and the replicas that
+        may answer reads the primary cannot (none when readFailover is off)."""
+        read_failover = self.config.read_failover
+        serving = self.certificates.serving() if self.certificates and read_failover else ()
+        return Outlook(self.health.down(), serving, read_failover)
+
+    def _buckets(self, query: str, user: User, outlook: Outlook) -> BucketsMerge:
+        own, down = self.own_buckets, outlook.down
+        return BucketsMerge(new_request_id(), query, self.backends, own, user.sees, down=down)
+
+    def _listing(self, signed: Signed, operation: Operation, outlook: Outlook) -> ListingMerge:
         assert signed.target.bucket is not None
         v2 = operation.name == "ListObjectsV2"
         listing = ListingRequest.parse(v2, signed.target.bucket, signed.query, self.tokens)
-        return ListingMerge(new_request_id(), listing, self.backends, self.tokens, self.tombstones)
+        return ListingMerge(
+            new_request_id(), listing, self.backends, self.tokens, self.tombstones, outlook
+        )
+
+    def _form_upload(self, flow: http.HTTPFlow, signed: Signed, operation: Operation) -> Exchange:
+        """A browser form upload, forwarded to the primary once `FormGate` accepts its form."""
+        assert signed.form is not None
+        gate = form_uploads.FormGate(self, asked(signed, operation))
+        body = FormPlan(signed.form, gate)
+        gate.exchange = self._exchange(flow, signed, operation, "", self._outlook(), body)
+        return gate.exchange
 
     def _exchange(
-        self, flow: http.HTTPFlow, signed: Signed, operation: Operation, query: str
+        self,
+        flow: http.HTTPFlow,
+        signed: Signed,
+        operation: Operation,
+        query: str,
+        outlook: Outlook,
+        body: uploads.Body | None = None,
     ) -> Exchange:
         """The request forwarded in-flow: to the primary, and for reads on to the fallbacks."""
         target = signed.target
@@ -195,7 +230,7 @@ class Router:
             query=query,
             headers=tuple(signed.headers.items(multi=True)),
             verified=signed.verified,
-            body=uploads.BodyPlan.of(signed.verified, signed.headers),
+            body=body or uploads.BodyPlan.of(signed.verified, signed.headers),
         )
         reads = operation.route is Route.FALLBACK
         journey = Journey(
@@ -205,6 +240,8 @@ class Router:
             self.backends if reads else self.backends[:1],
             self.config.fallback_on_5xx,
             hiding=hiding.hidden if self.tombstones is not None and reads else None,
+            outlook=outlook,
+            health=self.health,
         )
         deadline = Deadline(flow, self.inject)
         return Exchange(
@@ -212,49 +249,4 @@ class Router:
         )
 
 
-@dataclass(frozen=True)
-class Signed:
-    """A client's request whose signature holds: what it addresses and asks."""
-
-    method: str  # upper case
-    raw_path: str
-    virtual: str | None  # the bucket its Host names (virtual-hosted), else None
-    target: Target
-    query: list[tuple[str, str]]  # without the parameters that carried a presigned signature
-    verified: Verified
-    headers: http.Headers
-
-
 _LISTINGS = ("ListObjects", "ListObjectsV2")
-MAX_HEADER_SECTION = 8192  # S3's: the header fields and the query together
-MAX_KEY_BYTES = 1024
-
-
-def check_size(request: http.Request) -> None:
-    """S3's limit on a request's header section, before anything else is looked at."""
-    size = len(request.path.partition("?")[2])
-    size += sum(len(k) + len(v) + 4 for k, v in request.headers.items(multi=True))
-    if size > MAX_HEADER_SECTION:
-        raise S3Error(
-            "RequestHeaderSectionTooLarge", extra={"MaxSizeAllowed": str(MAX_HEADER_SECTION)}
-        )
-
-
-def copied_bucket(operation: str, headers: http.Headers) -> str | None:
-    """The bucket a copy reads from (None for other operations); a source that names no bucket
-    and key is refused, as S3 refuses it: it could not be checked."""
-    if operation not in COPIES:
-        return None
-    source = source_of(headers.get("x-amz-copy-source", ""))
-    if source is None:
-        raise S3Error(
-            "InvalidArgument",
-            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            extra={"ArgumentName": "x-amz-copy-source"},
-        )
-    return source[0]
-
-
-def resource(target: Target) -> str:
-    """The Resource S3 names in its errors: /bucket/key."""
-    return "/" + "/".join(p for p in (target.bucket, target.key) if p is not None)

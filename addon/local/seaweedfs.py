@@ -58,6 +58,8 @@ class SeaweedServer(OwnClient):
     workdir: Path  # identities file, data and log; removed on stop
     access: str
     secret: str = field(repr=False)
+    command: list[str] = field(default_factory=list, repr=False)  # as started: to start again
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def port(self) -> int:
@@ -88,6 +90,13 @@ def _identities(name: str, access: str, secret: str) -> dict:
     return {"identities": [{"name": name, "credentials": credentials, "actions": actions}]}
 
 
+def environment(workdir: Path) -> dict[str, str]:
+    """The server's environment. HOME and the working directory are the server's own, so no
+    seaweedfs toml files of the user's (~/.seaweedfs, ./) change it; environment variables
+    override toml settings."""
+    return {**os.environ, "HOME": str(workdir), "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+
+
 def _launch_seaweed(weed: str, name: str, taken: set[int]) -> SeaweedServer:
     workdir = Path(tempfile.mkdtemp(prefix=f"s3multi-seaweedfs-{name}-"))
     ports = {part: _free_port_with_grpc(taken) for part in _PARTS}
@@ -110,17 +119,15 @@ def _launch_seaweed(weed: str, name: str, taken: set[int]) -> SeaweedServer:
     command += [f"-s3.localSocket={workdir / 's3.sock'}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
     # As S3 does: no bucket made by a PUT into it, no deleting a bucket that is not empty.
     command += ["-s3.autoCreateBucket=false", "-s3.allowDeleteBucketNotEmpty=false"]
-    # HOME and the working directory are the server's own, so no seaweedfs toml files of the
-    # user's (~/.seaweedfs, ./) change it; environment variables override toml settings.
-    env = {**os.environ, "HOME": str(workdir), "WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
+    env = environment(workdir)
     with (workdir / "weed.log").open("wb") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env
         )
-    return SeaweedServer(name, ports, process, workdir, access, secret)
+    return SeaweedServer(name, ports, process, workdir, access, secret, command, env)
 
 
-def _wait_until_s3_answers(server: SeaweedServer, timeout: float = 60.0) -> None:
+def wait_until_s3_answers(server: SeaweedServer, timeout: float = 60.0) -> None:
     """Until a signed ListBuckets succeeds: the gateway listens a while before it can serve."""
     client = s3_client(server.endpoint, server.access, server.secret, timeout=2)
     deadline = time.monotonic() + timeout
@@ -153,7 +160,7 @@ def start_seaweed_servers(names: list[str]) -> list[SeaweedServer]:
         for name in names:
             servers.append(_launch_seaweed(weed, name, taken))
         for server in servers:
-            _wait_until_s3_answers(server)
+            wait_until_s3_answers(server)
     except BaseException:
         for server in servers:
             server.stop()

@@ -1,6 +1,7 @@
 """`s3-multi migrate`: drain fallbacks into the primary (see `drain`), with a progress
 line and a summary at the end. Safe to run while the proxy serves, and to run again: an
-interrupted drain (Ctrl-C, SIGTERM, a crash) resumes where it stopped.
+interrupted drain (Ctrl-C, SIGTERM, a crash) resumes where it stopped. With replicas, each copy
+is written to their outbox (`hear`, given by the command line): the proxies repair them.
 
     s3-multi migrate --config FILE [--bucket B ...] [--from NAME] [--dry-run] [--delete-source]
                      [--jobs N]
@@ -13,10 +14,13 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Protocol
 
 from addon.config.settings import Backend, Config, config_or_say
 from addon.migration.drain import Drain, Report
 from addon.migration.progress import Progress, summary
+from addon.namespace.own_writes import nobody
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3.errors import S3Error
 from addon.upstream.backend_client import BackendClient, BackendError
@@ -49,7 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
+class Hearing(Protocol):
+    """Who hears of the copies the drain makes (replication's outbox, for the replicas)."""
+
+    def __call__(self, what: str, bucket: str, key: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+# Given the config and the drain's client, who hears of its copies (None: nobody).
+Hear = Callable[[Config, BackendClient], Hearing | None]
+
+
+def main(argv: list[str], hear: Hear | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -72,7 +87,7 @@ def main(argv: list[str]) -> int:
         + (" (dry run)" if args.dry_run else ""),
         flush=True,
     )
-    status = asyncio.run(_drain(config, tuple(sources), args, report, progress))
+    status = asyncio.run(_drain(config, tuple(sources), args, report, progress, hear))
     for line in summary(report, time.monotonic(), args.dry_run, status == INTERRUPTED):
         print(line)
     return status or (1 if report.failed else 0)
@@ -84,11 +99,13 @@ async def _drain(
     args: argparse.Namespace,
     report: Report,
     progress: Progress,
+    hear: Hear | None,
 ) -> int:
     """Runs the drain to its end; 0, or what it was stopped by (a signal, an error)."""
     primary, *fallbacks = config.backends
     client = BackendClient()
     tombstones = Tombstones(primary, tuple(fallbacks), client) if primary.meta_bucket else None
+    hearing = hear(config, client) if hear is not None and not args.dry_run else None
     drain = Drain(
         client,
         primary,
@@ -100,6 +117,7 @@ async def _drain(
         dry_run=args.dry_run,
         delete_source=args.delete_source,
         jobs=args.jobs,
+        landed=hearing or nobody,
     )
     running = asyncio.ensure_future(drain.run(args.bucket))
     loop = asyncio.get_running_loop()
@@ -118,4 +136,6 @@ async def _drain(
         return 1
     finally:
         progress.close(report)
+        if hearing is not None:
+            await hearing.close()
         client.close()

@@ -262,8 +262,8 @@ class CopyableRead:
 
     def tap(self, journey: Journey, response: http.Response) -> Tee | None:
         attempt = journey.current
-        if attempt.candidate == 0 or attempt.backend.migrate != "on-read":
-            return None
+        if attempt.candidate == 0 or attempt.backend.migrate != "on-read" or journey.cause:
+            return None  # (in failover, the primary cannot take a copy)
         if response.status_code != 200 or "content-range" in response.headers:
             return None
         pairs = response.headers.items(multi=True)

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from addon.config.settings import Backend
@@ -29,6 +29,7 @@ from addon.migration.source import Abandoned, CopyFailed, Source
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match
+from addon.namespace.own_writes import OwnWrite, nobody
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3.errors import S3Error, error_code
@@ -71,23 +72,16 @@ class Drain:
     dry_run: bool = False
     delete_source: bool = False
     jobs: int = 8
+    landed: OwnWrite = nobody  # told of each copy made (the replicas' outbox)
 
     def __post_init__(self) -> None:
-        self.migrator = Migrator(self.client, self.primary, self.tombstones)
+        self.migrator = Migrator(self.client, self.primary, self.tombstones, self.landed)
 
     async def run(self, buckets: list[str] | None = None) -> None:
         queue: asyncio.Queue[Listed | None] = asyncio.Queue(maxsize=self.jobs * 4)
         tasks = [asyncio.ensure_future(self._work(queue)) for _ in range(self.jobs)]
         tasks.append(asyncio.ensure_future(self._list_all(buckets, queue)))
-        try:
-            # A failure anywhere stops it all: a listing blocked on a full queue included.
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_together(tasks)
 
     # --- listing ---------------------------------------------------------------------------------
 
@@ -131,7 +125,7 @@ class Drain:
     async def _work(self, queue: asyncio.Queue[Listed | None]) -> None:
         while (listed := await queue.get()) is not None:
             try:
-                skipped = await self._one(listed)
+                skipped = await self.one(listed)
             except Abandoned:
                 skipped = CHANGED
             except (CopyFailed, BackendError, TombstoneError, S3Error, ValueError) as e:
@@ -143,7 +137,7 @@ class Drain:
                 self.report.skipped[skipped] += 1
                 self.report.passed += listed.size
 
-    async def _one(self, listed: Listed) -> str:
+    async def one(self, listed: Listed) -> str:
         """Copies (or verifies) one object; returns why it was skipped, "" when copied."""
         on_primary = await self._head(self.primary, listed)
         if on_primary is not None:
@@ -251,3 +245,16 @@ class Drain:
         if reply.status != 404:
             raise CopyFailed(f"{backend.name} answered {reply.status} to a HEAD")
         return None
+
+
+async def run_together(tasks: Sequence[asyncio.Future]) -> None:
+    """Await `tasks` (workers and the listing that feeds them) to their end; a failure
+    anywhere stops them all (a listing blocked on a full queue included) and is raised."""
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote_plus
 
 from addon.config.settings import Backend
-from addon.namespace.bucket_listing import MAX_LISTING
 from addon.namespace.hiding import Hides, hidden
-from addon.s3 import sigv4
-from addon.s3 import xml as s3_xml
-from addon.s3.errors import error_code
+from addon.namespace.listing_stream import ListingStream
 from addon.s3.log_text import printable
-from addon.upstream.backend_client import BackendClient, BackendError
+from addon.upstream.backend_client import BackendClient
 
 # Skip reasons, as the summary names them.
 ALREADY = "already copied"
@@ -54,25 +50,12 @@ async def list_objects(
     client: BackendClient, backend: Backend, bucket: str
 ) -> AsyncIterator[Listed]:
     """Every object of the bucket on `backend`, page after page (none if it lacks the bucket)."""
-    token = None
-    while True:
-        pairs = [("list-type", "2"), ("encoding-type", "url")]
-        if token:
-            pairs.append(("continuation-token", token))
-        query = sigv4.canonical_query(pairs)
-        async with client.request(backend, "GET", bucket, query=query) as reply:
-            body = await reply.read(MAX_LISTING)
-        if reply.status == 404 and error_code(body) == "NoSuchBucket":
-            return
-        if reply.status != 200:
-            raise BackendError(f"{backend.name} answered {reply.status} to a listing of {bucket}")
-        document = s3_xml.root(body, "ListBucketResult")
-        decode = unquote_plus if s3_xml.text(document, "EncodingType") == "url" else str
-        for element in document:
-            if s3_xml.local(element.tag) == "Contents":
-                key = decode(s3_xml.text(element, "Key", strip=False))
-                size = int(s3_xml.text(element, "Size") or 0)
-                yield Listed(backend, bucket, key, size, s3_xml.text(element, "ETag"))
-        token = s3_xml.text(document, "NextContinuationToken")
-        if s3_xml.text(document, "IsTruncated").lower() != "true" or not token:
-            return
+    stream = ListingStream(client, backend, bucket)
+    try:
+        done = False
+        while not done:
+            entries, done = await stream.next()
+            for entry in entries:
+                yield Listed(backend, bucket, entry.key, entry.size, entry.etag)
+    finally:
+        stream.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from addon.migration.drain import Report
 
@@ -79,7 +79,9 @@ def summary(report: Report, now: float, dry_run: bool, interrupted: bool) -> lis
 
 
 class Progress:
-    """Shows a Report as it changes: `tick` often, `say` for lines that stay."""
+    """Shows a report as it changes: `tick` often, `say` for lines that stay. What it shows is
+    the drain's by default; another command gives its own `status` (a plain line) and `drawn`
+    (the line on a terminal, to fit its columns), and its `name` for the plain lines."""
 
     def __init__(
         self,
@@ -87,36 +89,47 @@ class Progress:
         tty: bool,
         clock: Callable[[], float] = time.monotonic,
         every: float | None = None,
+        *,
+        name: str = "migrate",
+        status: Callable[[Any, float], str] = status,
+        drawn: Callable[[Any, float, int], str] = terminal_line,
     ) -> None:
         self.stream = stream
         self.tty = tty
         self.clock = clock
         self.every = every if every is not None else (_REDRAW if tty else _PLAIN_EVERY)
+        self.name, self.status, self.drawn = name, status, drawn
         self._last = float("-inf") if tty else clock()
         self._drawn = ""
 
-    def tick(self, report: Report, now: float | None = None) -> None:
+    def tick(self, report: Any, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         if now - self._last < self.every:
             return
         self._last = now
         if self.tty:
             columns = shutil.get_terminal_size().columns
-            self._drawn = terminal_line(report, now, columns)
+            self._drawn = self.drawn(report, now, columns)
             self.stream.write(_CLEAR + self._drawn)
         else:
-            self.stream.write(f"migrate: {status(report, now)}\n")
+            self.stream.write(f"{self.name}: {self.status(report, now)}\n")
         self.stream.flush()
 
-    def say(self, line: str) -> None:
-        """A line that stays above the drawn one."""
+    def say(self, line: str, out: TextIO | None = None) -> None:
+        """A line that stays above the drawn one; on `out` when it is not the progress line's
+        stream (a command's results on stdout, its progress on stderr)."""
+        out = out or self.stream
         if self.tty and self._drawn:
-            self.stream.write(f"{_CLEAR}{line}\n{self._drawn}")
+            self.stream.write(_CLEAR)
+            self.stream.flush()
+            out.write(line + "\n")
+            out.flush()
+            self.stream.write(self._drawn)
         else:
-            self.stream.write(line + "\n")
+            out.write(line + "\n")
         self.stream.flush()
 
-    def close(self, report: Report) -> None:
+    def close(self, report: Any) -> None:
         """On a terminal, the line as it ends stays (the summary comes below it)."""
         if self.tty:
             self._last = float("-inf")

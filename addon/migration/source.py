@@ -1,4 +1,4 @@
-"""A fallback's object being copied: what it is (`Source`), how a copy of it can fail, how it
+"""An object being copied: what it is (`Source`), how a copy of it can fail, how it
 is cut into parts, and its bytes on their way (`Tally`: counted, hashed, cut to length).
 
 Hashing is most of what a copy costs the process: large pieces are hashed in a thread (hashlib
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from addon.config.settings import Backend
@@ -17,7 +17,8 @@ from addon.namespace.object_meta import described
 from addon.s3.etags import md5_of
 
 MIB = 1024 * 1024
-_THREAD_HASH_FROM = 64 * 1024  # smaller pieces are hashed at once: a thread costs more
+_THREAD_HASH_FROM = 64 * 1024  # fewer bytes are hashed at once: a thread costs more
+_HASH_BATCH = 1024 * 1024  # pieces are hashed once this many bytes of them have gone on
 PART_SIZE = 16 * MIB
 _MAX_PARTS = 10_000  # S3's
 
@@ -27,12 +28,17 @@ class Abandoned(Exception):
 
 
 class CopyFailed(Exception):
-    """The copy could not be made: the primary failed, or the bytes did not check out."""
+    """The copy could not be made: the target failed, or the bytes did not check out. `code`:
+    the S3 error code the target answered, if any (NoSuchBucket: create the bucket first)."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
 class Source:
-    """A fallback's object, as its GET answered."""
+    """The object copied (a fallback's, or the primary's for a replica), as its GET answered."""
 
     backend: Backend
     bucket: str
@@ -70,7 +76,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Copied:
-    etag: str  # the copy's, on the primary
+    etag: str  # the copy's, on the target
     size: int
     md5: str  # of its bytes, hex
 
@@ -101,15 +107,21 @@ class Tally:
         part = None if length == self.source.size else hashlib.md5()  # one part: the whole's
         hashes = (self.md5,) if part is None else (self.md5, part)
         hashing: asyncio.Future[None] | None = None
+        batch: list[bytes] = []  # pieces gone on, not hashed yet
+        batched = 0
         remaining = length
         while remaining:
             piece = self._held or await self._next()
             piece, self._held = piece[:remaining], piece[remaining:]
             remaining -= len(piece)
             self.count += len(piece)
-            if hashing is not None:
-                await hashing  # in order: the piece before was hashed while it went
-            hashing = _hashed(hashes, piece)
+            batch.append(piece)
+            batched += len(piece)
+            if batched >= _HASH_BATCH or not remaining:
+                if hashing is not None:
+                    await hashing  # in order: the batch before was hashed while it went
+                hashing = _hashed(hashes, batch)
+                batch, batched = [], 0
             if not remaining:
                 if hashing is not None:
                     await hashing
@@ -144,16 +156,20 @@ class Tally:
         return f"{joined}-{len(self.part_md5s)}"
 
 
-def _hashed(hashes: Iterable[hashlib._Hash], piece: bytes) -> asyncio.Future[None] | None:
-    """`piece` added to each hash: a small one now (None), a large one in a thread (hashlib
-    lets go of the GIL), so that the event loop relays the client's bytes meanwhile: hashing
-    twice is most of what a copy costs the process."""
-    if len(piece) < _THREAD_HASH_FROM:
-        _update(hashes, piece)
+def _hashed(
+    hashes: Sequence[hashlib._Hash], pieces: Sequence[bytes]
+) -> asyncio.Future[None] | None:
+    """`pieces` added to each hash: a few bytes now (None), more in a thread (hashlib lets go
+    of the GIL), so that the event loop relays the client's bytes meanwhile: hashing twice is
+    most of what a copy costs the process. Pieces come as the client's answer is read (64 KiB at
+    most, from mitmproxy) and are hashed in batches (_HASH_BATCH): one thread hop per batch."""
+    if sum(map(len, pieces)) < _THREAD_HASH_FROM:
+        _update(hashes, pieces)
         return None
-    return asyncio.ensure_future(asyncio.to_thread(_update, hashes, piece))
+    return asyncio.ensure_future(asyncio.to_thread(_update, hashes, pieces))
 
 
-def _update(hashes: Iterable[hashlib._Hash], piece: bytes) -> None:
+def _update(hashes: Sequence[hashlib._Hash], pieces: Sequence[bytes]) -> None:
     for h in hashes:
-        h.update(piece)
+        for piece in pieces:
+            h.update(piece)

@@ -18,6 +18,14 @@ from weakref import WeakKeyDictionary
 from mitmproxy import connection
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
+_MESSAGE = "no connection within {:g}s"
+
+
+def timed_out(reason: str) -> bool:
+    """Whether a failed connection's reason (mitmproxy's message) is one of our timeouts,
+    rather than a failure at once (refused, no route)."""
+    return reason.startswith(_MESSAGE.partition("{")[0])
+
 
 class ConnectTimeouts:
     """A connect timeout per upstream address (`timeout_of`: None for none), for mitmproxy's
@@ -58,7 +66,7 @@ class ConnectTimeouts:
             loop = asyncio.get_running_loop()
             self._timers[server] = loop.call_later(1.0, self._expire, server, task, timeout)
             return
-        task.cancel(f"no connection within {timeout:g}s")
+        task.cancel(_MESSAGE.format(timeout))
 
     def _timeout(self, address: tuple[str, int] | None) -> float | None:
         return None if address is None else self.timeout_of(address)

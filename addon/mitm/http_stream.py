@@ -20,6 +20,9 @@ each one, and what to re-check on an upgrade). Each wrap:
   body never looks complete.
 - `state_stream_request_body`: a request `stream` callable may raise `AbortUpload(response)`;
   the upstream connection is closed before the body completes and the response is sent.
+- `start_request_stream` (`held_heads`): a streamed request whose policy gives a `HeldHead` (a
+  browser form: its fields decide the backend's request) is sent once its body's first bytes
+  have decided its head.
 - `_handle_event`: a `DeadlinePassed` event, injected by the addon's timers, reaches the
   stream's policy (mitmproxy routes injected events to the stream, but only WebSocket and TCP
   layers take them).
@@ -45,7 +48,7 @@ from mitmproxy.proxy.layers.http import (
     ResponseProtocolError,
 )
 
-from addon.mitm import hop_by_hop
+from addon.mitm import held_heads, hop_by_hop
 from addon.mitm import stream_actions as actions
 from addon.mitm.policy import (
     ANSWER_BODY,
@@ -206,7 +209,7 @@ def _deadline_passed(self: HttpStream, event: DeadlinePassed) -> Commands:
         return  # the stream moved on to another request of the connection
     phase = event.message
     receiving = (self.state_stream_request_body, self.state_consume_request_body)
-    if phase == CLIENT_BODY and self.client_state in receiving:
+    if phase == CLIENT_BODY and (self.client_state in receiving or held_heads.reading(self)):
         if self.client_state == self.state_stream_request_body:
             yield from actions.detach_upstream(self)  # it has part of a body: it must store nothing
         answer = policy.deadline_passed(self.flow, phase)
@@ -238,6 +241,7 @@ WRAPPED = {
     "state_wait_for_response_headers": _state_wait_for_response_headers,
     "handle_protocol_error": _handle_protocol_error,
     "state_stream_request_body": _state_stream_request_body,
+    "start_request_stream": held_heads.start_request_stream,
 }
 ORIGINALS = {
     "_handle_event": _original_handle_event,
@@ -245,4 +249,5 @@ ORIGINALS = {
     "state_wait_for_response_headers": _original_state_wait_for_response_headers,
     "handle_protocol_error": _original_handle_protocol_error,
     "state_stream_request_body": _original_state_stream_request_body,
+    "start_request_stream": held_heads.ORIGINAL,
 }

@@ -1,10 +1,11 @@
 """The one door to mitmproxy's internals: the version they were read for, and `install`.
 
 Every private mitmproxy name the addon relies on is used in this package only (`http_stream`,
-`client_heads`, `closing`, `shared_port`, ...), for the reasons its README gives. mitmproxy is
-pinned to exactly SUPPORTED_MITMPROXY (pyproject.toml); `install` refuses any other version, and
-tests/unit/mitm/test_fingerprints.py fingerprints the source of every wrapped method and of what
-the wrappers rely on, so that an upgrade fails there first and names what to re-read.
+`held_heads`, `client_heads`, `closing`, `shared_port`, ...), for the reasons its README gives.
+mitmproxy is pinned to exactly SUPPORTED_MITMPROXY (pyproject.toml); `install` refuses any other
+version, and tests/unit/mitm/test_fingerprints.py fingerprints the source of every wrapped
+method and of what the wrappers rely on, so that an upgrade fails there first and names what to
+re-read.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A flow opts in with `manage(flow, policy)`; the wrapped methods of mitmproxy's `HttpStream`
 (`http_stream`) then call the policy at each point and carry out what it says: `Pass` the answer
 on, `Retry` the request (re-aimed by the policy), `ReadBody` first, or answer with a response of
-the policy's. This module is public to the rest of the addon; `http_stream` is where the private
-API is touched.
+the policy's; and, for a streamed request whose body decides its head, hold the request's
+head until its `HeldHead` says. This module is public to the rest of the addon; `http_stream` is
+where the private API is touched.
 
 Policies live beside their flows (a WeakKeyDictionary), not in `flow.metadata`, which mitmproxy
 deep-copies when it saves a flow.
@@ -12,11 +13,12 @@ deep-copies when it saves a flow.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 from mitmproxy.proxy.events import MessageInjected
 
 
@@ -49,9 +51,21 @@ class ReadBody:
     limit: int
 
 
+class HeldHead(Protocol):
+    """A streamed request whose head waits for the first bytes of its body (a browser form: its
+    fields decide what the backend is sent, and so the request's Content-Length)."""
+
+    def feed(self, data: bytes) -> list[bytes] | None:
+        """A piece of the body as it comes (b"" at its end): None while the head must wait,
+        else what to send right after the request's head (which is final by then). Raises
+        AbortUpload to refuse: nothing has been sent anywhere yet."""
+        ...
+
+
 class Policy(Protocol):
     """What a managed flow's owner decides at each point mitmproxy's hooks cannot reach."""
 
+    def held_head(self, flow: http.HTTPFlow) -> HeldHead | None: ...
     def before_connect(self, flow: http.HTTPFlow) -> http.Response | None: ...
     def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response: ...
     def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response: ...
@@ -65,6 +79,9 @@ class AnswerInstead:
     """The policy of a flow answered without connecting anywhere (a refusal)."""
 
     response: http.Response
+
+    def held_head(self, flow: http.HTTPFlow) -> HeldHead | None:
+        return None
 
     def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
         return self.response
@@ -94,3 +111,9 @@ def manage(flow: http.HTTPFlow, policy: Policy) -> None:
 
 def policy_of(flow: http.HTTPFlow) -> Policy | None:
     return _policies.get(flow)
+
+
+def inject_deadline(flow: http.HTTPFlow, phase: str) -> None:
+    """An expired deadline, into the flow's connection, where its policy acts on it."""
+    with contextlib.suppress(ValueError):  # the client has gone: nothing to act on
+        ctx.master.addons.get("proxyserver").inject_event(DeadlinePassed(flow, phase))

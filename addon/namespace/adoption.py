@@ -14,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-
-from mitmproxy import http
+from typing import TYPE_CHECKING
 
 from addon.config.settings import DEFAULT_REGION, Backend
+from addon.namespace.own_writes import BUCKET, OwnWrite, nobody
 from addon.s3.errors import S3Error, error_code, error_response, new_request_id
 from addon.upstream import backends
 from addon.upstream.backend_client import BackendClient, BackendError
 from addon.upstream.retarget import Plan
+
+if TYPE_CHECKING:  # imported where used: the commands (check, migrate) never need it
+    from mitmproxy import http
 
 log = logging.getLogger(__name__)
 _MAX_BODY = 64 * 1024
@@ -36,6 +39,7 @@ class AdoptBucket:
     primary: Backend
     fallbacks: tuple[Backend, ...]
     plan: Plan  # the write, to send again
+    landed: OwnWrite = nobody  # told of the bucket created
 
     async def __call__(self, flow: http.HTTPFlow) -> str:
         response = flow.response
@@ -50,7 +54,8 @@ class AdoptBucket:
         except (BackendError, S3Error) as e:
             log.warning("bucket %s not taken on by the primary: %s", self.bucket, e)
             return ""
-        if not flow.request.raw_content:
+        self.landed(BUCKET, self.bucket, "")
+        if not flow.request.raw_content and not flow.request.stream:  # it had no body at all
             try:
                 flow.response = await self._again()
                 return "bucket created on the primary, the write sent again"
@@ -88,6 +93,8 @@ class AdoptBucket:
         ) as reply:
             body = await reply.read(_MAX_ANSWER)
         fields = [(k.encode(), v.encode()) for k, v in reply.headers]
+        from mitmproxy import http  # see the imports above
+
         return http.Response.make(reply.status, body, http.Headers(fields))
 
     async def _on_a_fallback(self) -> bool:

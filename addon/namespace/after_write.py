@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
-from addon.namespace.tombstones import TombstoneError, Tombstones
+from addon.namespace.tombstones import Known, TombstoneError, Tombstones
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_response
 from addon.upstream.backend_client import BackendError
@@ -49,6 +49,7 @@ class AfterDelete:
     operation: str
     bucket: str
     key: str | None
+    known: Known | None = None  # what the replicas' deletes found (`Tombstones.bury`)
 
     async def __call__(self, flow: http.HTTPFlow) -> str:
         """Settle the flow's answer; returns what was done, for the flow's summary."""
@@ -56,12 +57,13 @@ class AfterDelete:
         if response is None or not 200 <= response.status_code < 300:
             return ""
         try:
+            known = self.known or (lambda key: {})
             if self.operation == "DeleteObject" and self.key is not None:
-                await self.tombstones.bury(self.bucket, [self.key])
+                await self.tombstones.bury(self.bucket, [self.key], known)
                 return "tombstone checked"
             if self.operation == "DeleteObjects":
                 keys = deleted_keys(flow.request.raw_content or b"", response.content or b"")
-                await self.tombstones.bury(self.bucket, keys)
+                await self.tombstones.bury(self.bucket, keys, known)
                 return f"tombstones checked for {len(keys)} keys"
         except (TombstoneError, BackendError) as e:
             log.warning("%s /%s: tombstones not settled: %s", self.operation, self.bucket, e)

@@ -2,7 +2,8 @@
 
 The proxy answers it itself: it asks every backend at once (`backend_client`) and merges. A
 backend that is down or answers something else is skipped (logged), so one sick backend does
-not hide the others' buckets; if none answers, the client gets a 503.
+not hide the others' buckets; if none answers, the client gets a 503. A backend marked down is
+not asked at all; with the primary marked down, the flow's comment says it is a failover.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from mitmproxy import http
+from typing import TYPE_CHECKING
 
 from addon.config.settings import Backend
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_response
+from addon.upstream.attempts import Attempt
 from addon.upstream.backend_client import BackendClient, BackendError
-from addon.upstream.journey import Attempt
+from addon.upstream.health import MAX_LISTING
+
+if TYPE_CHECKING:  # imported where used: the commands (check, migrate) never need it
+    from mitmproxy import http
 
 log = logging.getLogger(__name__)
-MAX_LISTING = 4 * 1024 * 1024  # 10,000 buckets (AWS's most per page) are under 3 MB
 
 
 @dataclass
@@ -69,12 +72,15 @@ class BucketsMerge:
     request_id: str
     query: str  # canonical
     backends: tuple[Backend, ...]
-    hidden: str = ""  # the proxy's own bucket (metaBucket): never listed
+    hidden: frozenset[str] = frozenset()  # the proxy's own buckets (metaBuckets): never listed
     shown: Callable[[str], bool] = lambda bucket: True  # the buckets the client may see
     attempts: list[Attempt] = field(default_factory=list)
+    down: frozenset[str] = frozenset()  # backends marked down: not asked
 
     async def answer(self, client: BackendClient) -> http.Response:
-        self.attempts = [Attempt(b, time.monotonic()) for b in self.backends]
+        self.attempts = [
+            Attempt(b, time.monotonic(), skipped=b.name in self.down) for b in self.backends
+        ]
         bodies = await asyncio.gather(*(self._ask(client, a) for a in self.attempts))
         merged = BucketList()
         for attempt, body in zip(self.attempts, bodies, strict=True):
@@ -87,11 +93,14 @@ class BucketsMerge:
                 log.warning(
                     "backend %s: ListBuckets answer unreadable: %s", attempt.backend.name, e
                 )
-        merged.buckets.pop(self.hidden, None)
-        merged.buckets = {n: d for n, d in merged.buckets.items() if self.shown(n)}
-        if all(a.note or a.status != 200 for a in self.attempts):
+        merged.buckets = {
+            n: d for n, d in merged.buckets.items() if n not in self.hidden and self.shown(n)
+        }
+        if all(a.note or a.skipped or a.status != 200 for a in self.attempts):
             error = S3Error("ServiceUnavailable", "No backend could list its buckets.")
             return error_response(error, "GET", "/", self.request_id)
+        from mitmproxy import http  # see the imports above
+
         return http.Response.make(
             200,
             merged.render(),
@@ -100,6 +109,8 @@ class BucketsMerge:
 
     async def _ask(self, client: BackendClient, attempt: Attempt) -> bytes | None:
         name = attempt.backend.name
+        if attempt.skipped:
+            return None
         try:
             async with client.request(attempt.backend, "GET", None, query=self.query) as reply:
                 attempt.status = reply.status
@@ -117,4 +128,6 @@ class BucketsMerge:
 
     def summary(self) -> str:
         tried = ", ".join(str(a) for a in self.attempts)
-        return f"ListBuckets / via [{tried}] answered by all"
+        primary = self.backends[0].name
+        failover = f" (failover: {primary} down)" if primary in self.down else ""
+        return f"ListBuckets / via [{tried}] answered by all{failover}"

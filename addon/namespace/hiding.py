@@ -8,6 +8,10 @@ or an empty one) is hidden when its backend's copy is. A copy the proxy made of 
 (on the primary, by copy-on-read or the drain, landing while the delete went on) names its
 source in x-amz-meta-s3multi-source-etag, and is hidden through it. The primary's own copy is
 never named in a tombstone: the proxy only reads a tombstone after the primary missed the key.
+
+A replica (`addon.replication`) gets a delete before its client hears; one that missed it
+(down, failing) is named with ANY, "*": whatever copy it holds is hidden, until the outbox's
+repair deletes it there and the pruner removes the entry.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Mapping
 
 from addon.s3.etags import same_etag
 
-Hides = Mapping[str, str]  # fallback name -> the ETag of the copy a delete hid
+Hides = Mapping[str, str]  # fallback name -> the ETag of the copy a delete hid, or ANY
+ANY = "*"
 
 
 def hidden(
@@ -28,6 +33,8 @@ def hidden(
     if not hides:
         return False
     recorded = hides.get(backend)
-    if recorded is not None and (not etag or same_etag(etag, recorded)):
+    if recorded is not None and (not etag or recorded == ANY or same_etag(etag, recorded)):
         return True
-    return source_etag is not None and any(same_etag(source_etag, e) for e in hides.values())
+    return source_etag is not None and any(
+        e != ANY and same_etag(source_etag, e) for e in hides.values()
+    )

@@ -17,16 +17,20 @@ it) comes again. Entries a tombstone hides are dropped before they are merged (`
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_KEYS = 1000  # S3's most per page, and its default
 _PAST = "\U0010ffff"  # after every key that starts with a prefix (S3 orders by code point)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """A NamedTuple, not a frozen dataclass: a listing makes one per key and backend, and a
+    frozen dataclass's __init__ sets each field through object.__setattr__."""
+
     name: str  # the key, or the common prefix
     prefix: bool  # a common prefix (CommonPrefixes), not a key (Contents)
     backend: int  # the index of the backend it came from (0: the primary)
@@ -98,6 +102,13 @@ class Merge:
 
     def advance(self) -> None:
         """Emit what can be emitted with the pages in hand."""
+        if all(s.done for s in self.streams):
+            self._merge_all()
+        else:
+            self._one_by_one()
+
+    def _one_by_one(self) -> None:
+        """Each next name in turn, as long as no backend may still show one before it."""
         while len(self.emitted) < self.max_keys:
             heads = [s.buffered[0] for s in self.streams if s.buffered]
             if not heads:
@@ -114,6 +125,29 @@ class Merge:
                 while stream.buffered and stream.buffered[0].name == first.name:
                     stream.buffered.popleft()
             self.emitted.append(first)
+
+    def _merge_all(self) -> None:
+        """`advance` when every backend has shown all it will (the usual listing: no page cut
+        short): nothing can come before what is buffered, so the buffers are merged in one go,
+        in the same order (name, then backend) and keeping the same first of each name."""
+        room = self.max_keys - len(self.emitted)
+        if room <= 0:
+            return
+        merged = heapq.merge(*(s.buffered for s in self.streams), key=_order)
+        taken: list[Entry] = []
+        for entry in merged:
+            if taken and entry.name == taken[-1].name:
+                continue  # the same name from a later backend: the first one's shows
+            if len(taken) == room:
+                break
+            taken.append(entry)
+        if not taken:
+            return
+        last = taken[-1].name
+        for stream in self.streams:  # what was taken, and the later copies of its names, go
+            while stream.buffered and stream.buffered[0].name <= last:
+                stream.buffered.popleft()
+        self.emitted.extend(taken)
 
     @property
     def complete(self) -> bool:
@@ -138,3 +172,7 @@ class Merge:
     def last(self) -> str | None:
         """Where the next page starts."""
         return self.emitted[-1].name if self.emitted else self.start
+
+
+def _order(entry: Entry) -> tuple[str, int]:
+    return entry.name, entry.backend

@@ -32,6 +32,9 @@ _MAX_TAGGING = 64 * 1024  # ten tags of S3's largest are under 3 KiB
 # A copy to the primary names the source's ETag here: a later drain tells a current copy by it,
 # a delete tells a copy of what it deleted.
 SOURCE_ETAG = "x-amz-meta-s3multi-source-etag"
+# A replica's copy made by the proxy names the primary here: a key the primary no longer has and
+# a replica has with it was deleted (a miss); one without it is the replica's own, from before.
+REPLICA_MARK = "x-amz-meta-s3multi-replica"
 
 
 def describes_object(name: str) -> bool:

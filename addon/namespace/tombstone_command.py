@@ -70,7 +70,7 @@ async def review(primary: Backend, fallbacks: tuple[Backend, ...], prune: bool) 
                     state = "hides nothing"
                 else:
                     if not checked:
-                        await _check_conditions(client, primary)
+                        await check_conditions(client, primary)
                         checked = True
                     if await store.forget(tomb_key, etag):
                         report.pruned += 1
@@ -115,7 +115,7 @@ def still_there(hides: Hides, found: Mapping[str, str | None]) -> list[tuple[str
     return [(n, e) for n, e in hides.items() if n in found and hidden(hides, n, found[n])]
 
 
-async def _check_conditions(client: BackendClient, primary: Backend) -> None:
+async def check_conditions(client: BackendClient, primary: Backend) -> None:
     """Raise Refused unless the primary keeps an object that a `DELETE If-Match` names with
     another ETag: tried on an object of the command's own in the metaBucket (then removed)."""
     probe = sigv4.key_path(f"probe/{socket.gethostname()}-{os.getpid()}-{time.time_ns()}")

@@ -15,8 +15,7 @@ such a write, and the copy it names stays hidden however the key leaves the prim
 goes once the copies it hides are gone (`s3-multi tombstones --prune`, off the request path):
 pruned, the metaBucket holds no more tombstones than the fallbacks hold keys. The nonce makes
 each tombstone's ETag its own: a removal, `DELETE If-Match` the ETag reviewed, never removes
-one written since, even one that hides the same copies. This module makes the proxy's own
-requests for them (`backend_client`).
+one written since, even one that hides the same copies. Requests: the proxy's own client's.
 
 A copy of a fallback's object to the primary (`addon.migration`: copy-on-read, the drain) may land
 while a delete of that key is on its way. The copy reads the tombstone after it landed; the
@@ -30,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
@@ -50,6 +49,12 @@ log = logging.getLogger(__name__)
 _MAX_BODY = 64 * 1024
 _CONCURRENCY = 16
 _BODIES_KEPT = 10_000
+# What is known of some fallbacks' copies of a key without asking them (see `bury`).
+Known = Callable[[str], Mapping[str, str | None]]
+
+
+def _NOTHING_KNOWN(key: str) -> Mapping[str, str | None]:
+    return {}
 
 
 def lookup(meta_bucket: str, bucket: str, key: str) -> Plan:
@@ -80,23 +85,29 @@ class Tombstones:
 
     # --- writes ----------------------------------------------------------------------------------
 
-    async def bury(self, bucket: str, keys: Iterable[str]) -> None:
-        """After the primary deleted `keys`: a tombstone for each that a fallback still has."""
+    async def bury(self, bucket: str, keys: Iterable[str], known: Known = _NOTHING_KNOWN) -> None:
+        """After the primary deleted `keys`: a tombstone for each that a fallback still has.
+        `known(key)` says, for some fallbacks, what to record without asking them (a replica
+        that took the delete: None; one that missed it: hiding.ANY)."""
         limit = asyncio.Semaphore(_CONCURRENCY)
 
         async def one(key: str) -> None:
             async with limit:
-                hides = await self._copies(bucket, key)
+                hides = await self._copies(bucket, key, known(key))
                 if hides:
                     await self._put(key_of(bucket, key), record(hides))
                     await self._remove_landed_copy(bucket, key, hides)
 
         await asyncio.gather(*(one(k) for k in keys))
 
-    async def _copies(self, bucket: str, key: str) -> dict[str, str]:
+    async def _copies(
+        self, bucket: str, key: str, known: Mapping[str, str | None]
+    ) -> dict[str, str]:
         """Fallback name -> the ETag of its copy, for the fallbacks that have the key."""
 
         async def etag(backend: Backend) -> str | None:
+            if backend.name in known:
+                return known[backend.name]
             try:
                 async with self.client.request(
                     backend, "HEAD", bucket, sigv4.key_path(key)

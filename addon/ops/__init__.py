@@ -2,5 +2,5 @@
 readiness, metrics), the workers of `s3-multi --workers`, and the users source polled from the
 metaBucket.
 
-May import: everything below it (`addon.s3` to `addon.migration`).
+May import: everything below it (`addon.s3` to `addon.check`).
 """

@@ -3,10 +3,11 @@
 A drain stops listening (mitmproxy's own `server` option, so no new connection is accepted; the
 other workers of `s3-multi --workers`, or the other instances behind a balancer, take them),
 lets every request in flight finish (a 1 GiB transfer included), then every copy on read still
-landing on the primary, bounded by the drain timeout (copies still running then are cut short,
-their multipart uploads aborted), then shuts mitmproxy down. Answers given while draining say
-`Connection: close` (HTTP/1), so that clients do not send more requests on connections about to
-go. A second SIGTERM, or SIGINT, stops at once (mitmproxy's own shutdown).
+landing on the primary, then the replication jobs running (`addon.replication`), bounded by the
+drain timeout (copies still running then are cut short, their multipart uploads aborted; jobs
+not done go to the outbox, written before the exit), then shuts mitmproxy down. Answers given
+while draining say `Connection: close` (HTTP/1), so that clients do not send more requests on
+connections about to go. A second SIGTERM, or SIGINT, stops at once (mitmproxy's own shutdown).
 
 A request is in flight from its request head (`requestheaders`) to the end of its answer (the
 addon's `response` hook, after its after-steps ran) or its failure (`error`); a flow that
@@ -19,11 +20,13 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 
 from mitmproxy import ctx, http
 
 from addon.migration.copy_on_read import CopyTasks
 from addon.ops import metrics
+from addon.replication.service import Replication
 
 log = logging.getLogger(__name__)
 # After the last request in flight: time for its answer's last bytes to leave and for clients
@@ -34,8 +37,11 @@ _LINGER = 0.5
 class InFlight:
     """The requests this process is serving, and the copies on read it is landing."""
 
-    def __init__(self, copies: CopyTasks) -> None:
+    def __init__(
+        self, copies: CopyTasks, replication: Callable[[], Replication | None] = lambda: None
+    ) -> None:
         self.copies = copies
+        self.replication = replication  # the one in use now
         self._open: weakref.WeakKeyDictionary[http.HTTPFlow, weakref.finalize] = (
             weakref.WeakKeyDictionary()
         )
@@ -95,6 +101,11 @@ class InFlight:
         cut = await self.copies.wait(max(0.0, deadline - time.monotonic()))
         if cut:
             log.warning("s3-multi: drain timeout (%gs): %d copies on read cut short", timeout, cut)
+        replication = self.replication()
+        if replication is not None:
+            left = await replication.stop(max(0.0, deadline - time.monotonic()))
+            if left:
+                log.info("s3-multi: %d replication jobs left to the outbox", left)
         if not self._open and not cut:
             await asyncio.sleep(min(_LINGER, max(0.0, deadline - time.monotonic())))
             log.info("s3-multi: drained, stopping")

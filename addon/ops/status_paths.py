@@ -8,12 +8,20 @@ A bucket's name starts with a letter or a digit, so a path-style `/-/...` never 
 a virtual-hosted request (Host: bucket.DOMAIN) is S3 whatever its path (`-/ready` is a key
 there). HEAD gets the same status without a body.
 
-Ready: the primary answers a ListBuckets signed with its keys (200), so writes and reads can
-work; a fallback that does not makes the proxy "degraded", named in the body, still ready (reads
-of what only it has miss). Each backend is asked at most once every `TTL` seconds per process,
-however many health checkers ask, and checkers asking meanwhile share that one probe. Bodies are
-JSON and name backends, never an endpoint or a key; what went wrong is logged when a backend's
-state changes.
+Ready: the primary answers a ListBuckets signed with its keys (200) and is not marked down, so
+writes and reads can work. "degraded" (200, still ready): a fallback or a replica does not
+answer, or a replica is not certified in sync; or the primary is down but `readFailover` is on
+and a certified replica answers reads (writes get 503: a balancer must not take every instance
+out for that). "not ready" (503): the primary is down otherwise. Each backend is shown with its
+role (primary, fallback, replica), whether it is up, and for a replica its mode and whether it
+is certified, and (the replication's own) `pending` repairs, `lag_seconds` and whether it is
+behind: a replica down or behind (its outbox not empty, or its oldest repair waiting over
+10 s) makes the proxy "degraded". The probe is `health.Prober`'s, the one that also ends a
+backend's down-marking: each backend is asked at most once every `TTL` seconds per process for
+readiness, however many health checkers ask, and checkers asking meanwhile share that one
+probe. Bodies are JSON and name backends, never an endpoint or a key; `health` logs each
+backend's change of state, and readiness logs a failed probe that health does not count as down
+(a 403, a first timeout).
 """
 
 from __future__ import annotations
@@ -27,16 +35,16 @@ from dataclasses import dataclass
 
 from mitmproxy import http
 
-from addon.config.settings import Backend
-from addon.namespace.bucket_listing import MAX_LISTING
+from addon.config.settings import Backend, Config
 from addon.ops import metrics
+from addon.replication.certificates import Certificates
+from addon.replication.service import Replication
 from addon.s3.operations import virtual_bucket
-from addon.upstream.backend_client import BackendClient, BackendError
+from addon.upstream.health import Probe, Prober
 
 log = logging.getLogger(__name__)
 LIVE, READY, METRICS = "/-/healthy", "/-/ready", "/-/metrics"
 TTL = 2.0  # seconds a probe's result is reused
-PROBE_TIMEOUT = 3.0  # a backend that has not answered by then is down, for readiness
 
 
 def asked(request: http.Request, domains: Sequence[str]) -> str | None:
@@ -49,32 +57,38 @@ def asked(request: http.Request, domains: Sequence[str]) -> str | None:
     return path
 
 
-@dataclass
-class _Probe:
-    up: bool
-    detail: dict[str, object]
-
-
 class Readiness:
     """The backends' state as readiness sees it, each probed at most once per TTL."""
 
-    def __init__(self, backends: Sequence[Backend], client: BackendClient) -> None:
-        self.backends = tuple(backends)
-        self.client = client
-        self._probes: dict[int, asyncio.Task[_Probe]] = {}  # by backend index: the last probe
+    def __init__(
+        self,
+        config: Config,
+        prober: Prober,
+        certificates: Certificates | None = None,
+        replication: Replication | None = None,
+    ) -> None:
+        self.backends = tuple(config.backends)
+        self.read_failover = config.read_failover
+        self.prober = prober
+        self.certificates = certificates
+        self.replication = replication
+        self._probes: dict[int, asyncio.Task[Probe]] = {}  # by backend index: the last probe
         self._probed_at: dict[int, float] = {}  # ... and when it ended
-        self._was_up: dict[str, bool] = {}
+        self._said: set[str] = set()  # backends whose failed probe readiness logged
 
     async def state(self) -> tuple[bool, dict[str, object]]:
         """(ready, the body's fields)."""
         # Shielded: a checker that gives up must not cancel the probes the others wait for.
         probes = await asyncio.gather(*(asyncio.shield(self._probe_of(b)) for b in self.backends))
-        primary, *fallbacks = probes
-        if not primary.up:
-            status = "not ready"
-        else:
-            status = "ready" if all(p.up for p in fallbacks) else "degraded"
-        return primary.up, {"status": status, "backends": [p.detail for p in probes]}
+        details = [self._detail(b, p) for b, p in zip(self.backends, probes, strict=True)]
+        serving = [r.name for r in self.certificates.serving()] if self.certificates else []
+        if not details[0]["up"]:
+            if not (self.read_failover and serving):
+                return False, {"status": "not ready", "backends": details}
+            return True, {"status": "degraded", "failover": serving, "backends": details}
+        behind = any(d["role"] == "replica" and d.get("behind") for d in details)
+        status = "ready" if all(d["up"] for d in details) and not behind else "degraded"
+        return True, {"status": status, "backends": details}
 
     def check_at_start(self) -> None:
         """Once, as the proxy starts: a primary that does not answer is said at once, in one
@@ -83,7 +97,7 @@ class Readiness:
         probes say nothing more until the primary is up again, and it counts as one of them."""
         self._probe_of(self.backends[0], starting=True)
 
-    def _probe_of(self, backend: Backend, starting: bool = False) -> asyncio.Task[_Probe]:
+    def _probe_of(self, backend: Backend, starting: bool = False) -> asyncio.Task[Probe]:
         """The backend's probe: the one running, or one that ended under TTL ago, or a new one."""
         task = self._probes.get(backend.index)
         stale = time.monotonic() - self._probed_at.get(backend.index, 0.0) > TTL
@@ -92,43 +106,55 @@ class Readiness:
             self._probes[backend.index] = task
         return task
 
-    async def _probe(self, backend: Backend, starting: bool = False) -> _Probe:
-        role = "primary" if backend.index == 0 else "fallback"
-        detail: dict[str, object] = {"name": backend.name, "role": role}
-        started = time.monotonic()
-        problem = ""
-        try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
-                # max-buckets: one bucket is enough to know (S3 honours it; others list all).
-                query = "max-buckets=1"
-                async with self.client.request(backend, "GET", None, query=query) as reply:
-                    await reply.read(MAX_LISTING)
-            detail["status"] = reply.status
-            if reply.status != 200:
-                problem = f"ListBuckets answered {reply.status}"
-        except TimeoutError:
-            problem = f"no answer within {PROBE_TIMEOUT:g}s"
-        except BackendError as e:
-            problem = f"unreachable: {e}"
-        detail["ms"] = round((time.monotonic() - started) * 1000)
-        up = not problem
-        detail["up"] = up
-        if self._was_up.get(backend.name, True) != up:
-            if up:
-                log.info("s3-multi: backend %s is up again", backend.name)
-            elif starting:
-                log.warning(
-                    "s3-multi: the primary, %s (%s), does not answer at start: %s; starting "
-                    "anyway (/-/ready says not ready until it does)",
-                    backend.name,
-                    backend.endpoint,
-                    problem,
-                )
-            else:
-                log.warning("s3-multi: backend %s is down for readiness: %s", backend.name, problem)
-        self._was_up[backend.name] = up
+    async def _probe(self, backend: Backend, starting: bool) -> Probe:
+        probe = await self.prober.probe(backend)
         self._probed_at[backend.index] = time.monotonic()
-        return _Probe(up, detail)
+        self._log(backend, probe, starting)
+        return probe
+
+    def _detail(self, backend: Backend, probe: Probe) -> dict[str, object]:
+        role = "primary" if backend.index == 0 else "fallback"
+        if backend.replicate != "off":
+            role = "replica"
+        up = probe.ok and self.prober.health.is_up(backend.name)
+        detail: dict[str, object] = {"name": backend.name, "role": role, "up": up}
+        if probe.status is not None:
+            detail["status"] = probe.status
+        detail["ms"] = probe.ms
+        if role == "replica":
+            detail["mode"] = backend.replicate
+            detail["certified"] = bool(self.certificates and self.certificates.certified(backend))
+            # Without a metaBucket a replica is never certified: that alone is not "behind".
+            detail["behind"] = bool(backend.meta_bucket) and not detail["certified"]
+            state = self.replication.status().get(backend.name) if self.replication else None
+            if state is not None:  # the replication's own view: repairs pending, lag, liveness
+                detail["up"] = bool(up and state["up"])
+                detail["behind"] = bool(detail["behind"] or state["behind"])
+                detail.update(pending=state["pending"], lag_seconds=state["lag_seconds"])
+        return detail
+
+    def _log(self, backend: Backend, probe: Probe, starting: bool) -> None:
+        """A failed probe once (health logs its own changes: this is only for a primary that
+        does not answer at start, and a probe failing while health does not count the backend
+        down, such as a 403 or a first timeout); and when it passes again."""
+        name = backend.name
+        if probe.ok or name in self._said:
+            if probe.ok and name in self._said:
+                self._said.discard(name)
+                log.info("s3-multi: backend %s passes readiness again", name)
+            return
+        if starting:
+            self._said.add(name)
+            log.warning(
+                "s3-multi: the primary, %s (%s), does not answer at start: %s; starting "
+                "anyway (/-/ready says not ready until it does)",
+                name,
+                backend.endpoint,
+                probe.problem,
+            )
+        elif self.prober.health.is_up(name):
+            self._said.add(name)
+            log.warning("s3-multi: backend %s fails readiness: %s", name, probe.problem)
 
 
 @dataclass

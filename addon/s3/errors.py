@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from collections.abc import Mapping
-
-from mitmproxy import http
+from typing import TYPE_CHECKING
 
 from addon.s3.xml import escape
+
+if TYPE_CHECKING:  # imported where used: the commands (check, migrate) never need it
+    from mitmproxy import http
 
 # code -> (status, S3's own message); a raise may pass a more specific message.
 KNOWN: dict[str, tuple[int, str]] = {
@@ -18,6 +20,11 @@ KNOWN: dict[str, tuple[int, str]] = {
     "BadDigest": (
         400,
         "The Content-MD5 or checksum value you specified did not match what we received.",
+    ),
+    "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
+    "EntityTooSmall": (
+        400,
+        "Your proposed upload is smaller than the minimum allowed object size.",
     ),
     "IncompleteBody": (
         400,
@@ -32,6 +39,14 @@ KNOWN: dict[str, tuple[int, str]] = {
         "The request contained trailing data that was not well-formed or did not conform to our "
         "published schema.",
     ),
+    "MalformedPOSTRequest": (
+        400,
+        "The body of your POST request is not well-formed multipart/form-data.",
+    ),
+    "MaxPostPreDataLengthExceededError": (
+        400,
+        "Your POST request fields preceding the upload file were too large.",
+    ),
     "MissingContentLength": (411, "You must provide the Content-Length HTTP header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
@@ -40,7 +55,15 @@ KNOWN: dict[str, tuple[int, str]] = {
         403,
         "The AWS Access Key Id you provided does not exist in our records.",
     ),
+    "IncorrectNumberOfFilesInPostRequest": (
+        400,
+        "POST requires exactly one file upload per request.",
+    ),
     "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidPolicyDocument": (
+        400,
+        "The content of the form does not meet the conditions specified in the policy document.",
+    ),
     "InvalidRequest": (400, "Invalid Request"),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingSecurityHeader": (400, "Your request was missing a required header."),
@@ -89,7 +112,9 @@ class S3Error(Exception):
 
 
 def new_request_id() -> str:
-    return secrets.token_hex(8).upper()
+    """16 hex digits naming one request in errors and logs. Not a secret (S3 shows its own to
+    anyone), so from `random`: no system call per request, as `secrets` makes."""
+    return f"{random.getrandbits(64):016X}"
 
 
 MAX_RESOURCE = 1100  # a bucket and a key of S3's longest (1024 bytes): longer is cut short
@@ -110,6 +135,8 @@ def error_response(error: S3Error, method: str, resource: str, request_id: str) 
     """The error as an HTTP answer; a HEAD answer carries no body, as S3's."""
     body = b"" if method.upper() == "HEAD" else render(error, resource, request_id)
     headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    from mitmproxy import http  # see the imports above
+
     return http.Response.make(error.status, body, headers)
 
 

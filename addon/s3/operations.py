@@ -141,6 +141,7 @@ SUBRESOURCES: tuple[str, ...] = (
     "select",
     *_BUCKET_CONFIGS,
 )
+_SUBRESOURCE_ORDER = {name: place for place, name in enumerate(SUBRESOURCES)}
 
 # Header-selected variants of a table row: same route, the name a user knows from the S3 docs.
 _COPY_VARIANTS = {"PutObject": "CopyObject", "UploadPart": "UploadPartCopy"}
@@ -175,8 +176,9 @@ def parse_virtual(bucket: str, path: str) -> Target:
 
 
 def subresource(query_keys: Iterable[str]) -> str:
-    keys = set(query_keys)
-    return next((s for s in SUBRESOURCES if s in keys), "")
+    """The first of SUBRESOURCES (in its order) that the query names, or ""."""
+    found = [key for key in set(query_keys) if key in _SUBRESOURCE_ORDER]
+    return min(found, key=_SUBRESOURCE_ORDER.__getitem__) if found else ""
 
 
 def classify(

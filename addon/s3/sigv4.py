@@ -18,7 +18,7 @@ import hmac
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -63,7 +63,7 @@ def signing_key(secret: str, date: str, region: str) -> bytes:
     """The day's key for `secret` in `region` (cached: it changes once a day per backend)."""
     key = f"AWS4{secret}".encode()
     for part in (date, region, "s3", "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode(), "sha256")
     return key
 
 
@@ -73,7 +73,13 @@ def credential_scope(date: str, region: str) -> str:
 
 
 def _hmac_hex(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    # hmac.digest: one call into OpenSSL, where hmac.new builds an object per signature.
+    return hmac.digest(key, text.encode(), "sha256").hex()
+
+
+def policy_signature(secret: str, date: str, region: str, policy: str) -> str:
+    """A browser form's SigV4 signature: the day's key over its base64 policy, as sent."""
+    return _hmac_hex(signing_key(secret, date, region), policy)
 
 
 def signature(secret: str, region: str, timestamp: str, canonical: str) -> str:
@@ -194,6 +200,9 @@ def sign(
     timestamp = timestamp or time.strftime(TIMESTAMP_FORMAT, time.gmtime())
     names = tuple(sorted(({h.lower() for h in parts.signed_headers} | _ALWAYS_SIGNED) - {"date"}))
     dated = [(n, v) for n, v in parts.headers if n.lower() != "x-amz-date"]
-    signed_parts = replace(parts, headers=[*dated, ("x-amz-date", timestamp)], signed_headers=names)
+    dated.append(("x-amz-date", timestamp))
+    signed_parts = RequestParts(  # not dataclasses.replace: a tenth of a signature's time
+        parts.method, parts.host, parts.path, parts.query, dated, names, parts.payload_hash
+    )
     computed = compute_signature(secret, region, timestamp, signed_parts)
     return Signed(access, secret, region, timestamp, names, computed, parts.payload_hash)

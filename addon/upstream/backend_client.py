@@ -5,7 +5,8 @@ requests of its own to the backends. They run on mitmproxy's event loop, so they
 block it: asyncio streams, with h11 (mitmproxy's own HTTP/1 parser, installed with it) for the
 protocol. Connections are kept alive and reused per backend address; every request is signed
 with the backend's keys by the same code as forwarded requests (`backends.locate`, `sign`).
-Bodies are read with a limit: a backend that sends more than an answer can be is broken.
+Bodies are read with a limit: a backend that sends more than an answer can be is broken. What
+each request found (an answer, or a failure and its kind) is told to the process's `health`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import asyncio
 import contextlib
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import h11
 
@@ -23,13 +25,27 @@ from addon.config.settings import Backend
 from addon.s3 import sigv4
 from addon.upstream import backends
 
+if TYPE_CHECKING:
+    from addon.upstream.health import Reporter
+
 _READ_SIZE = 65536
 _IDLE_PER_ADDRESS = 8
 _NEVER_SIGNED = frozenset({"expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"})
 
 
+UNREACHABLE, TIMEOUT, BROKEN = "unreachable", "timeout", "broken"
+
+
 class BackendError(Exception):
-    """The backend could not be reached, timed out, or answered something unusable."""
+    """The backend could not be reached, timed out, or answered something unusable; `kind`
+    says which (UNREACHABLE: no connection; TIMEOUT: no answer in time; BROKEN: the rest);
+    `at_once`: the connection failed at once (refused: nothing listens there)."""
+
+    def __init__(self, message: str, kind: str = BROKEN, at_once: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.at_once = at_once
+        self.reported = False  # told to health already
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ class _Connection:
             try:
                 data = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
             except TimeoutError:
-                raise BackendError(f"no data for {timeout:g}s") from None
+                raise BackendError(f"no data for {timeout:g}s", TIMEOUT) from None
             self.h11.receive_data(data)
 
     @property
@@ -86,6 +102,7 @@ class Reply:
     headers: list[tuple[str, str]]
     _connection: _Connection = field(repr=False)
     _timeout: float = field(repr=False)
+    on_error: Callable[[BackendError], None] | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -104,15 +121,19 @@ class Reply:
         """The body as it comes (a copy streams it on, in bounded memory)."""
         while True:
             try:
-                event = await self._connection.next_event(self._timeout)
-            except (OSError, h11.ProtocolError) as e:
-                raise BackendError(str(e) or type(e).__name__) from None
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+                try:
+                    event = await self._connection.next_event(self._timeout)
+                except (OSError, h11.ProtocolError) as e:
+                    raise BackendError(str(e) or type(e).__name__) from None
+                if not isinstance(event, h11.Data | h11.EndOfMessage):
+                    raise BackendError(f"unexpected {type(event).__name__} in the answer body")
+            except BackendError as e:
+                if self.on_error is not None:
+                    self.on_error(e)
+                raise
+            if isinstance(event, h11.EndOfMessage):
                 return
-            else:
-                raise BackendError(f"unexpected {type(event).__name__} in the answer body")
+            yield bytes(event.data)
 
 
 class BackendClient:
@@ -121,7 +142,9 @@ class BackendClient:
     def __init__(self, ca_file: str | None = None, timeouts: Timeouts = Timeouts()) -> None:
         self.ca_file = ca_file
         self.timeouts = timeouts
+        self.health: Reporter | None = None  # told what each request found (`health`)
         self._idle: dict[tuple[str, str, int, bool], list[_Connection]] = {}
+        self._contexts: dict[bool, ssl.SSLContext] = {}  # by whether it skips verification
 
     @contextlib.asynccontextmanager
     async def request(
@@ -153,11 +176,30 @@ class BackendClient:
         signed = backends.sign(backend, method, location, sent, names, payload_hash)
         head = [("host", location.authority), *sent, *signed.headers.items()]
         address = (location.scheme, location.host, location.port, backend.ssl_skip_verify)
-        connection = await self._connection(address)
         try:
-            yield await self._exchange(connection, method, location.path, head, body)
+            connection = await self._connection(address)
+        except BackendError as e:
+            self._failed(backend, e)
+            raise
+        try:
+            try:
+                reply = await self._exchange(connection, method, location.path, head, body)
+            except BackendError as e:
+                self._failed(backend, e)
+                raise
+            if self.health is not None:
+                self.health.answered(backend.name)
+            reply.on_error = lambda e: self._failed(backend, e)
+            yield reply
         finally:
             self._release(address, connection)
+
+    def _failed(self, backend: Backend, error: BackendError) -> None:
+        """Tell `health` once (an error of a streamed body's source was told as the source's)."""
+        if self.health is not None and not error.reported:
+            reason = f"{error.kind}: {error}" if error.kind != UNREACHABLE else str(error)
+            self.health.failed(backend.name, reason, at_once=error.at_once)
+        error.reported = True
 
     async def _exchange(
         self,
@@ -168,13 +210,16 @@ class BackendClient:
         body: bytes | Streamed,
     ) -> Reply:
         try:
-            await connection.send(h11.Request(method=method, target=target, headers=head))
+            request = h11.Request(method=method, target=target, headers=head)
             if isinstance(body, Streamed):
+                await connection.send(request)
                 async for piece in body.pieces:
                     await connection.send(h11.Data(data=piece))
-            elif body:
-                await connection.send(h11.Data(data=body))
-            await connection.send(h11.EndOfMessage())
+                await connection.send(h11.EndOfMessage())
+            elif body:  # a request in hand is one write: one system call, not three
+                await connection.send(request, h11.Data(data=body), h11.EndOfMessage())
+            else:
+                await connection.send(request, h11.EndOfMessage())
             answer = await connection.next_event(self.timeouts.read)
         except (OSError, h11.ProtocolError) as e:
             raise BackendError(str(e) or type(e).__name__) from None
@@ -198,16 +243,21 @@ class BackendClient:
             )
             reader, writer = await asyncio.wait_for(opening, self.timeouts.connect)
         except TimeoutError:
-            raise BackendError(f"no connection within {self.timeouts.connect:g}s") from None
+            message = f"no connection within {self.timeouts.connect:g}s"
+            raise BackendError(message, UNREACHABLE) from None
         except OSError as e:
-            raise BackendError(str(e) or type(e).__name__) from None
+            raise BackendError(str(e) or type(e).__name__, UNREACHABLE, at_once=True) from None
         return _Connection(reader, writer)
 
     def _tls(self, skip_verify: bool) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ca_file)
-        if skip_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        """One context per kind, kept: making one loads every trusted CA (tens of ms of CPU),
+        which each new connection paid."""
+        context = self._contexts.get(skip_verify)
+        if context is None:
+            context = self._contexts[skip_verify] = ssl.create_default_context(cafile=self.ca_file)
+            if skip_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
         return context
 
     def _release(self, address: tuple[str, str, int, bool], connection: _Connection) -> None:

@@ -58,5 +58,14 @@ class Deadline:
             return
         self._timer = None
         flow = self.flow()
-        if flow is not None and flow.live:
+        if flow is not None and flow.live and not answered(flow):
             self.inject(flow, self.phase)
+
+
+def answered(flow: http.HTTPFlow) -> bool:
+    """The flow's answer went out whole (or it failed): a deadline has nothing left to act on,
+    and an event injected into a connection whose request has ended breaks mitmproxy's HTTP/1
+    layer (it looks for the request's stream, and there is none)."""
+    return flow.error is not None or (
+        flow.response is not None and flow.response.timestamp_end is not None
+    )

@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from mitmproxy import http
 
+from addon.mitm import connect_timeouts
 from addon.mitm.policy import (
     ANSWER,
     ANSWER_BODY,
@@ -27,6 +28,7 @@ from addon.mitm.policy import (
     PASS,
     RETRY,
     AbortUpload,
+    HeldHead,
     Pass,
     ReadBody,
     Retry,
@@ -83,13 +85,20 @@ class Exchange:
     relayed: int = 0  # bytes of the answer's body streamed on to the client
     taps: Taps | None = None  # who may take the answer's bytes too (copy-on-read)
     tap: Tap | None = None  # ... and took them
+    instead: http.Response | None = None  # answered at once, without connecting (primary down)
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
     def start(self, request: http.Request) -> None:
         """Aim the request at the first backend and set how its body goes (a small body is
-        read whole and given to `check_whole_body` in the `request` hook)."""
-        self.transducer = retarget.aim(request, self.journey.begin(), self.plan)
+        read whole and given to `check_whole_body` in the `request` hook); or, when the journey
+        answers at once, hold its body off: it is never read."""
+        first = self.journey.start()
+        if isinstance(first, S3Error):
+            self.instead = self.error(first)
+            retarget.hold_off(request)
+            return
+        self.transducer = retarget.aim(request, first, self.plan)
         if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
             if not self.whole_body:
                 retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
@@ -97,7 +106,8 @@ class Exchange:
 
     def sent(self) -> None:
         """The whole request is on its way (the `request` hook): the backend's turn."""
-        self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
+        if self.instead is None:
+            self.deadline.start(ANSWER, self.journey.current.backend.response_timeout)
 
     def relay(self, data: bytes) -> bytes:
         """The answer's `stream` callable: passes the body on, noting that it moves (and
@@ -114,8 +124,9 @@ class Exchange:
             self.tap.cut()
 
     def check_whole_body(self, request: http.Request) -> http.Response | None:
-        """The answer to send instead when a body read whole is refused."""
-        if self.transducer is None:
+        """The answer to send instead when a body read whole is refused (a streamed body went
+        through the transducer as it came)."""
+        if self.transducer is None or request.stream:
             return None
         try:
             retarget.check_whole_body(request, self.transducer)
@@ -133,8 +144,9 @@ class Exchange:
         return not (length.isdigit() and int(length) <= retarget.SMALL_BODY)
 
     async def answered(self, flow: http.HTTPFlow) -> None:
-        """The `response` hook: the after-steps run before the client hears."""
-        done = [await step(flow) for step in self.after]
+        """The `response` hook: the after-steps run before the client hears (not after an
+        answer of the proxy's own, given instead of the primary's)."""
+        done = [await step(flow) for step in self.after] if self.instead is None else []
         self.after_notes = "; ".join(d for d in done if d)
         if self.tap is not None and flow.response is not None:
             self.tap.delivered(flow.response)
@@ -153,13 +165,23 @@ class Exchange:
 
     # --- mitm.policy.Policy ---------------------------------------------------------------------
 
+    def held_head(self, flow: http.HTTPFlow) -> HeldHead | None:
+        """A streamed form upload: its head waits for the form's (`uploads.HeldHead`)."""
+        stream = flow.request.stream
+        if not (self.plan.body.holds_head and callable(stream)):
+            return None
+        assert self.transducer is not None
+        return uploads.HeldHead(flow.request, cast(uploads.Reframing, self.transducer), stream)
+
     def before_connect(self, flow: http.HTTPFlow) -> http.Response | None:
-        return None
+        return self.instead
 
     def connect_failed(self, flow: http.HTTPFlow, reason: str) -> Retry | http.Response:
         attempt = self.journey.current
         log.warning("backend %s unreachable: %s", attempt.backend.name, reason)
-        return self._carry_out(flow, self.journey.unreachable(reason))  # type: ignore[return-value]
+        at_once = not connect_timeouts.timed_out(reason)
+        verdict = self.journey.unreachable(reason, at_once)
+        return self._carry_out(flow, verdict)  # type: ignore[return-value]
 
     def response_headers(self, flow: http.HTTPFlow) -> Pass | ReadBody | Retry | http.Response:
         response = flow.response

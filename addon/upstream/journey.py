@@ -15,90 +15,39 @@ serving the sub-resource from another backend would mix two different objects. W
 backend misses, the client gets the most specific answer: NoSuchKey if any backend has the
 bucket, NoSuchBucket only when none has it.
 
-With tombstones (the primary's metaBucket), a read the primary missed reads the key's tombstone
-before the fallbacks, and a fallback's answer that is a copy the tombstone hides is a miss. What
-a tombstone hides is the namespace's rule (`addon.namespace.hiding.hidden`, the one every path
-asks), handed in as `hiding` by whoever builds the journey: the journey sits below the
-namespace and must not import it.
+With tombstones (a metaBucket), a read the primary missed reads the key's tombstone first, and a
+fallback's answer that is a copy it hides is a miss (`hiding`: `addon.namespace.hiding.hidden`,
+handed in: the namespace is above). Backends marked down (`Outlook`) are not tried: a fallback is
+skipped like one that lacks the key; a down primary, or a read it cannot answer, follows
+`failover`'s rules. Attempts are reported to `health`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from addon.config.settings import Backend
 from addon.s3.errors import S3Error, error_code
 from addon.s3.log_text import printable
 from addon.s3.operations import Operation, Route, Target
+from addon.upstream import failover
+from addon.upstream.attempts import (
+    Answer,
+    AskNext,
+    Attempt,
+    Consult,
+    HidingRule,
+    InspectBody,
+    Replace,
+    Verdict,
+    short,
+)
+from addon.upstream.health import Outlook, Reporter
 
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket"})
-ERROR_BODY_LIMIT = 64 * 1024  # an S3 error is a few hundred bytes; more is a broken backend
-# (what the tombstone hides: fallback name -> ETag, the fallback, the ETag its answer names) ->
-# whether that answer is a copy the tombstone hides; `addon.namespace.hiding.hidden`.
-HidingRule = Callable[[Mapping[str, str], str, str | None], bool]
-
-
-def _short(reason: str, most: int = 120) -> str:
-    """A reason for one log line: mitmproxy quotes a garbage answer's bytes in its message."""
-    return reason if len(reason) <= most else reason[:most] + "..."
-
-
-# --- what to do next ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    """Hand this backend's answer to the client."""
-
-
-@dataclass(frozen=True)
-class InspectBody:
-    """Read the answer's body, at most `limit` bytes, without passing it on; then `body()`."""
-
-    limit: int = ERROR_BODY_LIMIT
-
-
-@dataclass(frozen=True)
-class AskNext:
-    """Send the request to `backend` instead."""
-
-    backend: Backend
-
-
-@dataclass(frozen=True)
-class Replace:
-    """Answer the client with this error instead of any backend's answer."""
-
-    error: S3Error
-
-
-@dataclass(frozen=True)
-class Consult:
-    """Before asking a fallback: read the key's tombstone on the primary (a GET, its answer
-    given to `headers` and `body` like any other)."""
-
-
-Verdict = Answer | InspectBody | AskNext | Replace | Consult
-
-
-@dataclass
-class Attempt:
-    backend: Backend
-    started: float
-    status: int | None = None
-    ms: float | None = None
-    note: str = ""  # what went wrong, when the backend gave no usable answer
-    candidate: int = 0  # its place among the candidates (0: the primary)
-    what: str = ""  # "tombstone": the lookup of the key's tombstone, not the request itself
-    missed: bool = False  # it did not have the key (or the bucket)
-
-    def __str__(self) -> str:
-        result = self.note or str(self.status)
-        name = f"{self.backend.name} {self.what}" if self.what else self.backend.name
-        return f"{name} {result} {self.ms or 0:.0f}ms"
 
 
 @dataclass
@@ -115,13 +64,50 @@ class Journey:
     refusal: str = ""  # set when the proxy refused the request after it was sent on
     hides: dict[str, str] = field(default_factory=dict)  # fallback name -> ETag its tombstone hides
     position: int = 0  # the next candidate
+    outlook: Outlook = field(default_factory=Outlook)  # down backends, certified replicas
+    health: Reporter | None = None  # told each attempt's outcome
+    cause: str = ""  # why a read is failing over ("main down"); "" while it is not
+    mode: str = ""  # failover.REPLICAS or FALLBACKS while failing over
+    by_proxy: bool = False  # the outage rules answered with an error of the proxy's
+    everyone: tuple[Backend, ...] = ()  # the candidates, before failing over changed them
 
-    def begin(self) -> Backend:
-        """The next backend to send the request to (the primary first)."""
+    def start(self) -> Backend | S3Error:
+        """The first backend to ask, or the error to answer at once (the primary is down)."""
+        primary = self.candidates[0]
+        if not self.outlook.is_down(primary):
+            return self.begin()
+        self.begin(skip=True)
+        refused = failover.write_refused(primary.name)  # at once, without trying it
+        if not self.reads:
+            return refused
+        verdict = self._fail_over(f"{primary.name} down", refused)
+        return verdict.backend if isinstance(verdict, AskNext) else verdict.error
+
+    def begin(self, skip: bool = False) -> Backend:
+        """The next candidate (the primary first): tried now, or with `skip` noted as skipped."""
         backend = self.candidates[self.position]
-        self.attempts.append(Attempt(backend, self.clock(), candidate=self.position))
+        self.attempts.append(Attempt(backend, self.clock(), candidate=backend.index, skipped=skip))
         self.position += 1
         return backend
+
+    def _ask_next(self) -> AskNext | Replace:
+        """The next candidate not marked down; none left: the others' "not found" (or 503)."""
+        while self.has_next:
+            if not self.outlook.is_down(self.candidates[self.position]):
+                return AskNext(self.begin())
+            self.begin(skip=True)
+        if self.mode:
+            self.by_proxy = True
+            return Replace(failover.exhausted(self.candidates[0].name, self.mode))
+        return Replace(self._not_found())
+
+    @property
+    def _at_primary_with_more(self) -> bool:  # (and one not marked down to ask after it)
+        return self.current.candidate == 0 and self._any_left
+
+    @property
+    def _any_left(self) -> bool:
+        return any(not self.outlook.is_down(b) for b in self.candidates[self.position :])
 
     @property
     def current(self) -> Attempt:
@@ -143,13 +129,15 @@ class Journey:
         attempt.status, attempt.ms = status, self._elapsed(attempt)
         if not 100 <= status <= 599:
             return self.broken(f"invalid status {status}")
+        if self.health is not None:
+            self.health.answered(attempt.backend.name)  # a 5xx too: it marks nothing down
         if attempt.what == "tombstone":
             return InspectBody() if status == 200 else self._consulted(status, b"")
         if attempt.candidate > 0 and status < 400 and self._hidden(attempt.backend, etag):
             attempt.note = "deleted (tombstone)"
             verdict = self._missed("NoSuchKey")  # never this answer: it is the deleted copy
             return Replace(self._not_found()) if isinstance(verdict, Answer) else verdict
-        if self.reads and status >= 500 and self.fallback_on_5xx and self.has_next:
+        if self.reads and status >= 500 and self._next_on_5xx:
             return InspectBody()  # then the next backend (its body is not wanted)
         if not (self.reads and status == 404) or delete_marker:
             # A delete marker is S3's own tombstone on a versioned bucket: the key was deleted
@@ -161,27 +149,32 @@ class Journey:
 
     def body(self, body: bytes) -> Verdict:
         """The whole body of the answer that `headers` asked to read."""
-        if self.current.what == "tombstone":
-            return self._consulted(self.current.status or 0, body)
-        if (self.current.status or 0) >= 500:
-            return AskNext(self.begin())
+        attempt = self.current
+        if attempt.what == "tombstone":
+            return self._consulted(attempt.status or 0, body)
+        if (attempt.status or 0) >= 500:
+            if attempt.candidate == 0 and not self.mode and self.outlook.failover:
+                cause = f"{attempt.backend.name} {attempt.status}"
+                return self._fail_over(cause, failover.unavailable(cause))
+            return self._ask_next()
         code = error_code(body)
         if self.operation.miss_by_status or code in NOT_FOUND_CODES:
             return self._missed(code)
         return Answer()
 
-    def unreachable(self, reason: str) -> AskNext | Replace:
-        return self._failed("unreachable", f"Backend {self.current.backend.name} is unreachable.")
+    def unreachable(self, reason: str, at_once: bool = False) -> AskNext | Replace:
+        """No connection; `at_once`: it failed at once (refused), not by timing out."""
+        return self._failed("unreachable", "Backend {} is unreachable.", reason, at_once)
 
     def broken(self, reason: str) -> AskNext | Replace:
         """The backend's answer is unusable (garbage, an invalid status, an oversized error)."""
-        name = self.current.backend.name
-        return self._failed(f"broken: {_short(reason)}", f"Backend {name} sent an invalid answer.")
+        note = f"broken: {short(reason)}"
+        return self._failed(note, "Backend {} sent an invalid answer.", note)
 
     def timed_out(self, reason: str) -> AskNext | Replace:
         """The backend did not answer, or stalled in its answer, within its timeout."""
-        name = self.current.backend.name
-        return self._failed(f"timed out: {reason}", f"Backend {name} did not answer in time.")
+        note = f"timed out: {reason}"
+        return self._failed(note, "Backend {} did not answer in time.", note)
 
     def refused(self, code: str) -> None:
         """The proxy refused the request on its way (a bad chunk signature, a wrong hash)."""
@@ -194,27 +187,31 @@ class Journey:
     def _missed(self, code: str | None) -> Verdict:
         self.miss_codes.append(code)
         self.current.missed = True
-        if self.has_next and self.current.candidate == 0 and self._consults:
+        if self.mode == failover.REPLICAS:
+            # A certified replica's 404: the answer, unless a fallback may hold a deleted copy.
+            others = failover.others(self.everyone)
+            then = failover.replica_missed(self.everyone[0].name, others, bool(self.hiding))
+            if then is not None:
+                return self._follow(then)
+        elif self.mode:
+            return self._ask_next()  # a fallback's miss in failover: never a 404 (the end: 503)
+        elif self.hiding and self.target.key is not None and self._at_primary_with_more:
+            # A tombstone may hide this key's fallback copies.
             primary = self.current.backend
             self.attempts.append(Attempt(primary, self.clock(), what="tombstone"))
             return Consult()
-        if self.has_next:
-            return AskNext(self.begin())
+        elif self.has_next:
+            return self._ask_next()
         most_specific = self._not_found()
         # The last backend's own answer, unless an earlier one knew more (it had the bucket).
         if self.method == "HEAD" or most_specific.code == code:
             return Answer()
         return Replace(most_specific)
 
-    @property
-    def _consults(self) -> bool:
-        """A tombstone may hide this key's fallback copies."""
-        return self.hiding is not None and self.target.key is not None
-
     def _consulted(self, status: int, body: bytes) -> Verdict:
         """The tombstone lookup's answer: none (404), or the copies it hides (200)."""
         if status == 404:
-            return AskNext(self.begin())
+            return self._ask_next()
         try:
             hides = json.loads(body)["hides"] if status == 200 else None
         except (ValueError, KeyError, TypeError):
@@ -224,22 +221,54 @@ class Journey:
             self.current.note = f"unreadable ({status})"
             return Replace(S3Error("ServiceUnavailable", "The key's tombstone cannot be read."))
         self.hides = {str(k): str(v) for k, v in hides.items()}
-        return AskNext(self.begin())
+        return self._ask_next()
 
     def _hidden(self, backend: Backend, etag: str | None) -> bool:
         """Whether this fallback answer is a copy the key's tombstone hides."""
         return self.hiding is not None and self.hiding(self.hides, backend.name, etag)
 
-    def _failed(self, note: str, message: str) -> AskNext | Replace:
+    def _failed(
+        self, note: str, message: str, reason: str = "", at_once: bool = False
+    ) -> AskNext | Replace:
+        """The current backend failed (`message`: the client's error, "{}" for its name)."""
         attempt = self.current
         attempt.note, attempt.ms = note, self._elapsed(attempt)
-        if not (self.reads and attempt.candidate > 0):
-            # The primary's answer is the only one a write may have, and a read served by a
-            # fallback while the primary is down could be stale: the client is told.
-            return Replace(S3Error("ServiceUnavailable", message))
-        if self.has_next:  # a sick fallback is skipped like one that does not have the key
-            return AskNext(self.begin())
-        return Replace(self._not_found())
+        if self.health is not None:
+            self.health.failed(attempt.backend.name, reason or note, at_once)
+        error = S3Error("ServiceUnavailable", message.format(attempt.backend.name))
+        primary = attempt.candidate == 0 and not self.mode  # a tombstone lookup is its too
+        if primary and self.reads and not attempt.what:
+            return self._fail_over(f"{attempt.backend.name} {note.partition(':')[0]}", error)
+        if primary or not self.reads:
+            return Replace(error)  # the primary's answer is the only one a write may have
+        return self._ask_next()  # a sick fallback is skipped like one that lacks the key
+
+    # --- failover ----------------------------------------------------------------------------
+
+    def _fail_over(self, cause: str, error: S3Error) -> AskNext | Replace:
+        """The primary cannot answer this read: `failover`'s rules decide, else `error` it is."""
+        then = failover.plan(self.outlook, self.candidates, bool(self.hiding))
+        if then is None:
+            return Replace(error)
+        self.cause = cause
+        return self._follow(then)
+
+    def _follow(self, then: failover.Failover) -> AskNext | Replace:
+        if then.refusal is not None:
+            self.by_proxy = True
+            return Replace(then.refusal)
+        self.mode = then.mode
+        self.everyone = self.everyone or self.candidates
+        self.candidates = (*self.candidates[: self.position], *then.backends)
+        return self._ask_next()
+
+    @property
+    def _next_on_5xx(self) -> bool:
+        """A read's 5xx: read its body, then ask on (else the 5xx is the answer). The primary's
+        fails over to a certified replica only: a 5xx is an answer (503 SlowDown under load)."""
+        if self.current.candidate == 0 and not self.mode and self.outlook.failover:
+            return True
+        return (self.fallback_on_5xx or self.mode == failover.REPLICAS) and self._any_left
 
     def _not_found(self) -> S3Error:
         """What one S3 would say: NoSuchKey if any backend has the bucket (its 404 said
@@ -261,9 +290,11 @@ class Journey:
 
     @property
     def answered_by(self) -> str:
-        last = self.attempts[-1] if self.attempts else None
-        if last is None or last.note:
-            return "proxy"
-        if last.missed:
-            return last.backend.name + " (not found anywhere)"
-        return last.backend.name
+        last = next((a for a in reversed(self.attempts) if not a.skipped), None)
+        if last is None or last.note or self.by_proxy or (last.candidate == 0 and self.cause):
+            by = "proxy"
+        elif last.missed and self.mode != failover.REPLICAS:
+            by = last.backend.name + " (not found anywhere)"
+        else:
+            by = last.backend.name
+        return f"{by} (failover: {self.cause})" if self.cause else by

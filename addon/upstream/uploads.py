@@ -3,14 +3,17 @@
 Decided once from the client's headers (`BodyPlan.of`), applied per backend: a body whose
 SHA-256 was signed is hashed as it streams; an aws-chunked body is verified chunk by chunk and
 re-framed for the backend's keys, or decoded to the plain object for a backend with
-`disableChecksum`; any other body streams through untouched.
+`disableChecksum`; any other body streams through untouched. A browser form's body is the other
+kind of `Body` (`form_upload.FormPlan`): its head decides the request's (`HeldHead`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+from mitmproxy import http
 
 from addon.auth.checks import HeaderLookup, Verified
 from addon.config.settings import Backend
@@ -22,6 +25,28 @@ from addon.s3.errors import S3Error
 class Transducer(Protocol):
     def feed(self, data: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
+
+
+class Reframing(Transducer, Protocol):
+    """A body whose first bytes decide the rest of the request (a form's fields): nothing comes
+    out until `head_decided`, and the body then differs in length by `length_change`."""
+
+    @property
+    def head_decided(self) -> bool: ...
+    @property
+    def length_change(self) -> int: ...
+
+
+class Body(Protocol):
+    """What `retarget.aim` asks of a request's body: `BodyPlan`, or a form's."""
+
+    signs_headers: bool  # the request is signed for the backend (a form carries its own)
+    holds_head: bool  # its transducer is a Reframing: the request's head waits for it
+
+    def backend_request(
+        self, backend: Backend, headers: list[tuple[str, str]]
+    ) -> tuple[list[tuple[str, str]], str]: ...
+    def transducer(self, backend: Backend, signed: sigv4.Signed | None) -> Transducer | None: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,9 @@ class BodyPlan:
             )
         return cls(verified, int(length), names)
 
+    signs_headers = True
+    holds_head = False
+
     @property
     def chunked(self) -> bool:
         return self.decoded_length is not None
@@ -82,8 +110,9 @@ class BodyPlan:
             return headers, sigv4.UNSIGNED_PAYLOAD
         return headers, self.verified.payload_hash
 
-    def transducer(self, backend: Backend, signed: sigv4.Signed) -> Transducer | None:
+    def transducer(self, backend: Backend, signed: sigv4.Signed | None) -> Transducer | None:
         """What checks and rewrites the body for `backend`, once its request is signed."""
+        assert signed is not None
         payload_hash = self.verified.payload_hash
         if sigv4.HEX_SHA256.fullmatch(payload_hash):
             return body_checks.PayloadHashCheck(payload_hash)
@@ -112,6 +141,32 @@ class Passthrough:
 
     def finish(self) -> bytes:
         return b""
+
+
+class HeldHead:
+    """`mitm.policy.HeldHead` for a streamed body whose head decides the request's: the body
+    goes through the request's `stream` callable as any streamed body does; once the head is
+    decided, Content-Length (when the client sent one) takes the body's new length, before the
+    request's head is sent."""
+
+    def __init__(
+        self,
+        request: http.Request,
+        body: Reframing,
+        stream: Callable[[bytes], Iterable[bytes] | bytes],
+    ) -> None:
+        self.request, self.body, self.stream = request, body, stream
+
+    def feed(self, data: bytes) -> list[bytes] | None:
+        sent = self.stream(data)
+        out = [sent] if isinstance(sent, bytes) else list(sent)
+        if not self.body.head_decided:
+            assert not out
+            return None
+        length = self.request.headers.get("content-length", "")
+        if length.isdigit():
+            self.request.headers["content-length"] = str(int(length) + self.body.length_change)
+        return out
 
 
 def stream_callable(

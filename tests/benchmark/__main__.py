@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
-from tests.benchmark import machine
-from tests.benchmark.backends import find_nginx, weed_path
+from tests.benchmark import check_leg, machine
+from tests.benchmark.backends import WeedPair, find_nginx, start_seaweedfs, weed_path
 from tests.benchmark.legs import SETUPS
 from tests.benchmark.load import find_wrk
 from tests.benchmark.report import report
 from tests.benchmark.runner import all_legs, benchmark, progress, start_all
-from tests.benchmark.settings import parse_args
+from tests.benchmark.settings import Settings, parse_args
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -21,6 +23,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
+    if settings.only_check:
+        return only_check(settings)
     find_nginx()
     weed_path()
     wrk = find_wrk()
@@ -29,11 +33,41 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         bench = start_all(settings, wrk, stack)
         trips = benchmark(bench)
+        checked = []
+        if settings.check_keys:
+            pair = next(d.pair for d in bench.deployments if isinstance(d.pair, WeedPair))
+            checked = check(pair, bench.workdir, settings)
         progress("stopping everything")
     header.append(f"load average after the run: {machine.load_average()}")
     legs = all_legs(settings)
     print(report(settings, header, SETUPS, bench.samples, legs, trips, bench.problems))
+    print("\n".join(["", *checked]))
     return 1 if bench.problems else 0
+
+
+def check(pair: WeedPair, workdir: Path, settings: Settings) -> list[str]:
+    """The check leg on `pair` and on the fake listing server: the report's check section."""
+    progress(f"check leg: {settings.check_keys:,} keys on both SeaweedFS, {settings.runs} runs")
+    weed = check_leg.seaweedfs_leg(pair, workdir, settings.check_keys, settings.runs)
+    progress(f"check leg: {settings.check_million:,} keys from the fake listing server")
+    million = check_leg.million_leg(workdir, settings.check_million)
+    return check_leg.report(weed, settings.check_keys, million, settings.check_million)
+
+
+def only_check(settings: Settings) -> int:
+    """The check leg alone, on a SeaweedFS pair of its own."""
+    weed_path()
+    header = machine.machine_lines(with_load_generators=False)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3multi-check-")))
+        progress("starting two SeaweedFS")
+        pair = start_seaweedfs(workdir)
+        stack.callback(pair.stop)
+        lines = check(pair, workdir, settings)
+    header.append(f"load average after the run: {machine.load_average()}")
+    print("\n".join([*header, "", *lines]))
+    return 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ from tests.benchmark.http1 import (
     stream_put,
 )
 from tests.benchmark.services import Backend, Service, start_service
-from tests.benchmark.suite import VENV_BIN
+from tests.benchmark.suite import ROOT, VENV_BIN
+from tests.benchmark.tls import make_certificate
 
 NGINX_INSTALL = "apt-get install -y nginx-light"
 NOSUCHKEY_XML = (
@@ -78,6 +79,10 @@ class Pair(Protocol):
 
     @property
     def services(self) -> list[Service]: ...
+
+    @property
+    def copying(self) -> Sequence[Store]:
+        """The backends of the way that copies on read: its primary takes the copies."""
 
     def stop(self) -> None: ...
 
@@ -164,11 +169,13 @@ class NginxBackend:
 
 @dataclass
 class NginxPair:
-    """One nginx serving both backends, and its request counter."""
+    """One nginx serving both backends, and its request counter; and the fake primary that
+    takes copies on read (`fake_primary`), before the nginx secondary."""
 
     service: Service
     backends: list[NginxBackend]
     status_port: int
+    copy_primary: NginxBackend
 
     def requests_served(self) -> int:
         """nginx's request counter (all servers; this status request included)."""
@@ -185,9 +192,14 @@ class NginxPair:
 
     @property
     def services(self) -> list[Service]:
-        return [self.service]
+        return [self.service, self.copy_primary.service]
+
+    @property
+    def copying(self) -> list[NginxBackend]:
+        return [self.copy_primary, self.backends[1]]
 
     def stop(self) -> None:
+        self.copy_primary.service.stop()
         self.service.stop()
 
 
@@ -272,7 +284,29 @@ def start_nginx(workdir: Path) -> NginxPair:
         NginxBackend(name, port, root, trace, service)
         for name, (port, root, trace) in zip(NAMES, servers, strict=True)
     ]
-    return NginxPair(service, backends, status_port)
+    try:
+        copy_primary = start_fake_primary(workdir)
+    except BaseException:
+        service.stop()
+        raise
+    return NginxPair(service, backends, status_port, copy_primary)
+
+
+def start_fake_primary(workdir: Path) -> NginxBackend:
+    """`fake_primary` on a directory laid out as nginx's (so the same file operations serve)."""
+    root = workdir / "root-copy-primary"
+    (root / BUCKET).mkdir(parents=True)
+    port = free_port()
+    command = [sys.executable, "-m", "tests.benchmark.fake_primary", "--port", str(port)]
+    service = start_service(
+        "fake primary",
+        [*command, "--root", str(root)],
+        port,
+        workdir / "fake-primary.log",
+        stop_signal=signal.SIGTERM,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    return NginxBackend("copy primary", port, root, workdir / "unused.log", service)
 
 
 # --- SeaweedFS ---------------------------------------------------------------------------------
@@ -303,7 +337,7 @@ def grpc_paired_port() -> int:
 @dataclass
 class WeedBackend:
     name: str
-    ports: dict[str, int]  # by role: master, volume, filer, s3
+    ports: dict[str, int]  # by role: master, volume, filer, s3, s3 over HTTPS ("https")
     keys: Keys
     service: Service = field(repr=False)
 
@@ -314,6 +348,11 @@ class WeedBackend:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tls_endpoint(self) -> str:
+        """The same S3 over HTTPS (a self-signed certificate: `make_certificate`)."""
+        return f"https://127.0.0.1:{self.ports['https']}"
 
     def request(self, method: str, key: str = "", body: bytes = b"") -> tuple[int, dict, bytes]:
         """One small request signed with this backend's own keys."""
@@ -361,12 +400,17 @@ class WeedPair:
     def services(self) -> list[Service]:
         return [b.service for b in self.backends]
 
+    @property
+    def copying(self) -> list[WeedBackend]:
+        return self.backends
+
     def stop(self) -> None:
         for backend in self.backends:
             backend.stop()
 
 
 def _weed_command(weed: str, workdir: Path, ports: dict[str, int], config: Path) -> list[str]:
+    cert, key = make_certificate(workdir)
     return [
         weed,
         "server",
@@ -380,6 +424,9 @@ def _weed_command(weed: str, workdir: Path, ports: dict[str, int], config: Path)
         f"-filer.localSocket={workdir / 'filer.sock'}",
         "-s3",
         f"-s3.port={ports['s3']}",
+        f"-s3.port.https={ports['https']}",
+        f"-s3.cert.file={cert}",
+        f"-s3.key.file={key}",
         f"-s3.config={config}",
         f"-s3.localSocket={workdir / 's3.sock'}",
         # Side by side they would all claim the same default ports for these.
@@ -421,6 +468,7 @@ def start_weed(weed: str, workdir: Path, name: str, keys: Keys) -> WeedBackend:
     }
     config.write_text(json.dumps({"identities": [identity]}))
     ports = {role: grpc_paired_port() for role in ("master", "volume", "filer", "s3")}
+    ports["https"] = free_port()
     command = _weed_command(weed, workdir, ports, config)
     # SIGTERM stops it gracefully in about 20 s; its data is thrown away, so 3 s will do.
     service = start_service(
@@ -433,6 +481,7 @@ def start_weed(weed: str, workdir: Path, name: str, keys: Keys) -> WeedBackend:
     )
     backend = WeedBackend(name, ports, keys, service)
     try:
+        wait_for_port(ports["https"], process=service.process)
         _weed_ready(backend)
     except BaseException:
         backend.stop()

@@ -6,7 +6,8 @@ one kind of request (method, object, size). Every leg runs on every setup, throu
 that can serve it (`requires` names what a way must be able to do).
 
 To add a way: a `Way` whose `start` runs it (a function beside `services.s3_multi`; for the
-s3-multi command with N worker processes, `services.s3_multi_workers(N)`), listed in the
+s3-multi command with N worker processes, `services.s3_multi_workers(N)`, over HTTPS with
+`tls=True`), listed in the
 setups' `ways` (and in their `ratios` to be compared); a way `solely` for the legs that
 require something runs those alone (copy on read: its copies would turn the other ways'
 fallback hits into primary hits). To add a leg: a `Leg` in `SMALL_LEGS` (it is replayed by wrk
@@ -49,17 +50,27 @@ class Way:
 
 DIRECT = Way("direct", services.direct)
 PLAIN = Way("plain mitmdump", services.plain_mitmdump)
-S3_MULTI = Way("s3-multi", services.s3_multi, frozenset({FALLBACK, LISTING}), ours=True)
-WORKERS = cores()  # what `s3-multi` runs by default
+S3_MULTI = Way("mitmdump -s", services.s3_multi, frozenset({FALLBACK, LISTING}), ours=True)
+ONE_WORKER = Way(
+    services.way_name(1), services.s3_multi_workers(1), frozenset({FALLBACK, LISTING}), ours=True
+)
+WORKERS = max(2, cores())  # what `s3-multi` runs by default (here: as many as cores)
 S3_MULTI_WORKERS = Way(
-    f"s3-multi {WORKERS} workers",
+    services.way_name(WORKERS),
     services.s3_multi_workers(WORKERS),
     frozenset({FALLBACK, LISTING}),
     ours=True,
 )
+S3_MULTI_TLS = Way(
+    services.way_name(WORKERS, tls=True),
+    services.s3_multi_workers(WORKERS, tls=True),
+    frozenset({FALLBACK, LISTING}),
+    ours=True,
+)
 RCLONE = Way("rclone union", services.rclone_union, frozenset({FALLBACK, LISTING}))
+RCLONE_TLS = Way("rclone union, HTTPS", services.rclone_union_tls, frozenset({FALLBACK, LISTING}))
 COPYING = Way(
-    "s3-multi, copy on read",
+    "mitmdump -s, copy on read",
     services.s3_multi_copying,
     frozenset({FALLBACK, COPY_ON_READ}),
     solely=COPY_ON_READ,
@@ -78,6 +89,7 @@ class Setup:
     # removed); else on disk (SeaweedFS gives space back only when its volumes are vacuumed).
     in_memory: bool = False
     cannot: frozenset[str] = frozenset()  # what its backends cannot serve
+    copy_target: float = 1.2  # a copied read's transfer time over the same without copy, at most
 
     def runs(self, leg: Leg) -> bool:
         return not leg.requires & self.cannot
@@ -87,23 +99,30 @@ SETUPS = (
     Setup(
         "nginx",
         backends.start_nginx,
-        (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS),
-        ((S3_MULTI, PLAIN), (S3_MULTI_WORKERS, S3_MULTI), (S3_MULTI, DIRECT)),
+        (DIRECT, PLAIN, S3_MULTI, ONE_WORKER, S3_MULTI_WORKERS, COPYING),
+        (
+            (S3_MULTI, PLAIN),
+            (ONE_WORKER, PLAIN),
+            (S3_MULTI_WORKERS, ONE_WORKER),
+            (ONE_WORKER, DIRECT),
+        ),
         targets=True,
         in_memory=True,
-        # The fake answers GET, HEAD and PUT of objects only: no listings, no multipart copies.
-        cannot=frozenset({LISTING, COPY_ON_READ}),
+        # The fake answers GET, HEAD and PUT of objects only: no listings. The copying way's
+        # primary is the fake that takes copies (`fake_primary`), before the nginx secondary.
+        cannot=frozenset({LISTING}),
+        copy_target=1.15,
     ),
     Setup(
         "SeaweedFS",
         backends.start_seaweedfs,
-        (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS, RCLONE, COPYING),
+        (DIRECT, PLAIN, S3_MULTI, S3_MULTI_WORKERS, RCLONE, S3_MULTI_TLS, RCLONE_TLS, COPYING),
         (
             (S3_MULTI, PLAIN),
-            (S3_MULTI, RCLONE),
             (S3_MULTI_WORKERS, RCLONE),
+            (S3_MULTI_TLS, RCLONE_TLS),
+            (S3_MULTI_TLS, S3_MULTI_WORKERS),
             (S3_MULTI_WORKERS, S3_MULTI),
-            (S3_MULTI, DIRECT),
         ),
         peer=RCLONE,
     ),

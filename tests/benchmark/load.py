@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tests.benchmark.backends import PUT_OK, repeated
-from tests.benchmark.http1 import BlockingConnection, body_length, parse_head, wire
+from tests.benchmark.http1 import BlockingConnection, body_length, client_tls, parse_head, wire
 from tests.benchmark.suite import Request
 
 WRK_INSTALL = "apt-get install -y wrk"
@@ -159,9 +159,16 @@ class WrkLoad:
 
 
 def start_wrk(
-    wrk: str, port: int, request: Request, seconds: int, connections: int, workdir: Path
+    wrk: str,
+    port: int,
+    request: Request,
+    seconds: int,
+    connections: int,
+    workdir: Path,
+    tls: bool = False,
 ) -> WrkLoad:
-    """wrk with one thread and `connections` keep-alive connections for `seconds`."""
+    """wrk with one thread and `connections` keep-alive connections for `seconds` (HTTPS with
+    `tls`: one handshake per connection, then every request encrypted)."""
     script = workdir / "wrk.lua"
     script.write_text(wrk_script(request))
     output = workdir / "wrk.out"
@@ -171,7 +178,7 @@ def start_wrk(
         f"{REQUEST_TIMEOUT:g}s",
         "-s",
         str(script),
-        f"http://127.0.0.1:{port}/",
+        f"{'https' if tls else 'http'}://127.0.0.1:{port}/",
     ]
     with output.open("w") as out:
         process = subprocess.Popen(
@@ -200,6 +207,7 @@ class ReplayJob:
     request: Request
     connections: int
     seconds: float
+    tls: bool = False
 
 
 async def _exchange(job: ReplayJob, reader: asyncio.StreamReader) -> int:
@@ -214,7 +222,8 @@ async def _exchange(job: ReplayJob, reader: asyncio.StreamReader) -> int:
 
 async def _replay(job: ReplayJob, end: float, latencies: list[float], result: LoadResult) -> None:
     data = wire(job.request)
-    reader, writer = await asyncio.open_connection("127.0.0.1", job.port)
+    context = client_tls() if job.tls else None
+    reader, writer = await asyncio.open_connection("127.0.0.1", job.port, ssl=context)
     try:
         while (began := time.perf_counter()) < end:
             writer.write(data)
@@ -262,6 +271,7 @@ class GetJob:
     size: int
     min_seconds: float
     sha256: str | None = None  # also hash every body and compare
+    tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,11 +283,12 @@ class PutJob:
     block: bytes
     size: int
     min_seconds: float
+    tls: bool = False
 
 
 def _run_get(job: GetJob) -> LoadResult:
     result = LoadResult()
-    connection = BlockingConnection(job.port)
+    connection = BlockingConnection(job.port, job.tls)
     try:
         while result.seconds < job.min_seconds or not result.counted:
             hasher = hashlib.sha256() if job.sha256 else None
@@ -299,7 +310,7 @@ def _run_get(job: GetJob) -> LoadResult:
 
 def _run_put(job: PutJob) -> LoadResult:
     result = LoadResult()
-    connection = BlockingConnection(job.port)
+    connection = BlockingConnection(job.port, job.tls)
     try:
         while result.seconds < job.min_seconds or not result.counted:
             began = time.perf_counter()

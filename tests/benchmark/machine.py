@@ -37,22 +37,24 @@ def _first_line(command: list[str]) -> str:
     return (done.stdout + done.stderr).strip().splitlines()[0]
 
 
-def versions() -> str:
-    nginx = _first_line([find_nginx(), "-v"]).removeprefix("nginx version: ")
+def versions(with_load_generators: bool = True) -> str:
+    """The versions of what runs; `with_load_generators`: nginx and wrk too (the legs through
+    the proxies; the check leg alone uses neither)."""
     weed = _first_line([weed_path(), "version"])  # "version 8000GB 4.48 pypi linux amd64"
     weed = next((word for word in weed.split() if word[:1].isdigit() and "." in word), weed)
     rclone = _first_line([str(VENV_BIN / "rclone"), "version"])
+    found = f"Python {platform.python_version()}; mitmproxy {mitmproxy.version.VERSION}; "
+    if not with_load_generators:
+        return found + f"SeaweedFS {weed}; {rclone}"
+    nginx = _first_line([find_nginx(), "-v"]).removeprefix("nginx version: ")
     wrk = _first_line([find_wrk(), "-v"]).split(" [")[0]  # "wrk debian/4.1.0-3+b2 [epoll] ..."
-    return (
-        f"Python {platform.python_version()}; mitmproxy {mitmproxy.version.VERSION}; {nginx}; "
-        f"SeaweedFS {weed}; {rclone}; {wrk}"
-    )
+    return found + f"{nginx}; SeaweedFS {weed}; {rclone}; {wrk}"
 
 
-def machine_lines() -> list[str]:
+def machine_lines(with_load_generators: bool = True) -> list[str]:
     return [
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"machine: {len(os.sched_getaffinity(0))} cores ({cpu_model()}), "
         f"{memory_gib():.0f} GiB; load average before the run: {load_average()}",
-        versions(),
+        versions(with_load_generators),
     ]

@@ -20,6 +20,7 @@ from tests.benchmark.http1 import BLOCK, one_request, sign
 from tests.benchmark.legs import (
     ASYNCIO,
     COPIED_TRANSFERS,
+    COPY_ON_READ,
     MIB,
     S3_MULTI,
     SETUPS,
@@ -60,6 +61,11 @@ class Deployment:
     @property
     def secondary(self) -> Store:
         return self.pair.backends[1]
+
+    @property
+    def copies_to(self) -> Store:
+        """The primary of the way that copies on read (on nginx: the fake that takes copies)."""
+        return self.pair.copying[0]
 
     def ways(self, leg: Leg) -> list[Way]:
         if not self.setup.runs(leg):
@@ -105,7 +111,7 @@ def pick_tempdir(setup: Setup, sizes_mib: tuple[int, ...]) -> str | None:
     """tmpfs for a setup `in_memory` when it has room for its objects (each size on either
     backend, and a PUT's file with nginx's temporary copy of it); else the default."""
     shm = Path("/dev/shm")
-    need = (2 * sum(sizes_mib) + 2 * max(sizes_mib) + 1024) * MIB
+    need = (2 * sum(sizes_mib) + 3 * max(sizes_mib) + 1024) * MIB  # and a copy, in parts
     if not setup.in_memory or not shm.is_dir() or not os.access(shm, os.W_OK):
         return None
     return str(shm) if shutil.disk_usage(shm).free > need else None
@@ -142,7 +148,8 @@ def start_all(settings: Settings, wrk: str, stack: contextlib.ExitStack) -> Benc
         place_objects(deployment, all_legs(settings), block)
         progress(f"starting {', '.join(w.name for w in setup.ways)} for {setup.name}")
         for way in setup.ways:
-            endpoint = way.start(pair.backends, here, setup.name)
+            copying = way.solely == COPY_ON_READ
+            endpoint = way.start(pair.copying if copying else pair.backends, here, setup.name)
             if endpoint.service not in pair.services:
                 stack.callback(endpoint.service.stop)
                 measurer.watch(endpoint.service)
@@ -186,7 +193,7 @@ def listed_keys(leg: Leg) -> list[str]:
 def check_answer(deployment: Deployment, leg: Leg, way: Way, request: Request) -> None:
     """One request of a small leg, before it is timed: the status and the bytes."""
     endpoint = deployment.endpoints[way.name]
-    status, headers, body = one_request(endpoint.port, request)
+    status, headers, body = one_request(endpoint.port, request, endpoint.tls)
     if leg.method == "PUT":
         right = status in PUT_OK
     elif leg.method == "HEAD":
@@ -228,7 +235,7 @@ def small_run(bench: Bench, first: bool) -> None:
                 if first:
                     check_answer(deployment, leg, way, request)
                 if leg.generator == ASYNCIO:
-                    job = ReplayJob(endpoint.port, request, s.connections, s.seconds)
+                    job = ReplayJob(endpoint.port, request, s.connections, s.seconds, endpoint.tls)
                     load = partial(bench.worker.start, job)
                 else:
                     load = partial(
@@ -239,6 +246,7 @@ def small_run(bench: Bench, first: bool) -> None:
                         s.seconds,
                         s.connections,
                         bench.workdir,
+                        endpoint.tls,
                     )
                 measured = bench.measurer.run(load, endpoint.service, s.seconds + 60)
                 bench.record(deployment, leg, way, measured)
@@ -273,7 +281,7 @@ def verify_large_get(
     """Untimed: the exact bytes, by hash."""
     endpoint = deployment.endpoints[way.name]
     request = sign(endpoint.keys, "GET", endpoint.port, leg.key)
-    job = GetJob(endpoint.port, request, leg.size, 0, digest)
+    job = GetJob(endpoint.port, request, leg.size, 0, digest, endpoint.tls)
     measured = bench.measurer.run(partial(bench.worker.start, job), endpoint.service, timeout)
     for error in measured.result.errors:
         bench.problem(f"{deployment.setup.name}, {leg.label} via {way.name}, by hash: {error}")
@@ -289,10 +297,11 @@ def large_leg(
     if leg.method == "GET":
         request = sign(endpoint.keys, "GET", endpoint.port, key)
         # A copied leg's object is on the secondary alone for one transfer only.
-        job = GetJob(endpoint.port, request, leg.size, 0 if leg.copies else s.large_seconds)
+        seconds = 0 if leg.copies else s.large_seconds
+        job = GetJob(endpoint.port, request, leg.size, seconds, tls=endpoint.tls)
     else:
         head = sign(endpoint.keys, "PUT", endpoint.port, key, content_length=leg.size)
-        job = PutJob(endpoint.port, head, bench.block, leg.size, s.large_seconds)
+        job = PutJob(endpoint.port, head, bench.block, leg.size, s.large_seconds, endpoint.tls)
     transfers = []
     for _ in range(COPIED_TRANSFERS if leg.copies else 1):
         run = bench.measurer.run(partial(bench.worker.start, job), endpoint.service, timeout)
@@ -322,14 +331,15 @@ def check_copied(
     removed, so that the next read is a fallback hit again."""
     where = f"{deployment.setup.name}, {leg.label} via {way.name}"
     deadline = time.monotonic() + seconds
-    while deployment.primary.size(leg.key) != leg.size:
+    primary = deployment.copies_to
+    while primary.size(leg.key) != leg.size:
         if time.monotonic() > deadline:
             bench.problem(f"{where}: no copy on the primary {seconds:g} s after the read")
             return
         time.sleep(0.1)
-    if deployment.primary.sha256(leg.key) != digest:
+    if primary.sha256(leg.key) != digest:
         bench.problem(f"{where}: the copy on the primary is not the object's bytes")
-    deployment.primary.remove(leg.key)
+    primary.remove(leg.key)
 
 
 def count_round_trips(bench: Bench) -> list[Trip]:

@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from addon.local.servers import free_port, wait_for_port
 from tests.benchmark.http1 import Keys
 from tests.benchmark.suite import ROOT_ACCESS, ROOT_SECRET, VENV_BIN, child_env, mitmdump_command
+from tests.benchmark.tls import make_certificate
 
 RCLONE_KEYS = Keys("AKRCLONEUNION", "rclone-union-secret")
 
@@ -100,11 +101,13 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One way to the backends: where clients connect, the keys they sign with, who serves."""
+    """One way to the backends: where clients connect, the keys they sign with, who serves,
+    and whether clients speak HTTPS to it."""
 
     port: int
     keys: Keys
     service: Service
+    tls: bool = False
 
 
 def direct(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
@@ -146,12 +149,12 @@ def quiet(command: list[str]) -> list[str]:
 
 def s3_multi(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
     """`mitmdump -s addon/multi.py` on the backends, as the tests run it, quiet."""
-    return _s3_multi_mitmdump(backends, workdir, f"s3-multi ({label})")
+    return _s3_multi_mitmdump(backends, workdir, f"mitmdump -s ({label})")
 
 
 def s3_multi_copying(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
     """The same with `migrate: on-read` on the fallbacks: whole reads they serve are copied."""
-    name = f"s3-multi copying ({label})"
+    name = f"mitmdump -s copying ({label})"
     return _s3_multi_mitmdump(backends, workdir, name, {"migrate": "on-read"})
 
 
@@ -169,8 +172,13 @@ def _s3_multi_mitmdump(
     return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service)
 
 
-def s3_multi_workers(workers: int) -> Callable[[Sequence[Backend], Path, str], Endpoint]:
-    """A way's `start`: the `s3-multi --workers N` command on the backends.
+def s3_multi_workers(
+    workers: int, tls: bool = False
+) -> Callable[[Sequence[Backend], Path, str], Endpoint]:
+    """A way's `start`: the `s3-multi --workers N` command on the backends; with `tls`, HTTPS
+    to clients (mitmproxy terminates it, with its own CA) and to the backends (their HTTPS
+    endpoints, `sslSkipVerify`: a self-signed certificate; verifying it would cost once per
+    connection).
 
     Its service is the supervisor; the workers are its children, which the measurement counts
     with it (`measurement.process_tree`). Ready once every worker listens: connections opened
@@ -178,8 +186,9 @@ def s3_multi_workers(workers: int) -> Callable[[Sequence[Backend], Path, str], E
     """
 
     def start(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
-        name = f"s3-multi {workers} workers ({label})"
-        config = _s3_multi_config(backends, workdir, name)
+        name = f"{way_name(workers, tls)} ({label})"
+        extra = {"sslSkipVerify": True} if tls else None
+        config = _s3_multi_config(backends, workdir, name, extra, every=True, tls=tls)
         port = free_port()
         command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", str(workers)]
         command += ["--port", f"127.0.0.1:{port}"]
@@ -195,25 +204,37 @@ def s3_multi_workers(workers: int) -> Callable[[Sequence[Backend], Path, str], E
                 service.stop()
                 raise RuntimeError(f"{name}: not every worker listens:\n{service.log()}")
             time.sleep(0.1)
-        return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service)
+        return Endpoint(port, Keys(ROOT_ACCESS, ROOT_SECRET), service, tls)
 
     return start
 
 
+def way_name(workers: int, tls: bool = False) -> str:
+    """`s3-multi 1 worker`, `s3-multi 2 workers`, `s3-multi 2 workers, HTTPS`."""
+    return f"s3-multi {workers} worker{'s' if workers > 1 else ''}" + (", HTTPS" if tls else "")
+
+
 def _s3_multi_config(
-    backends: Sequence[Backend], workdir: Path, name: str, fallbacks: dict[str, str] | None = None
+    backends: Sequence[Backend],
+    workdir: Path,
+    name: str,
+    fields: dict[str, Any] | None = None,
+    *,
+    every: bool = False,
+    tls: bool = False,
 ) -> Path:
-    """The backends in order; `fallbacks`: fields of every backend but the primary."""
+    """The backends in order; `fields` of every backend but the primary (`every`: of all);
+    `tls`: their HTTPS endpoints."""
     config = workdir / f"{slug(name)}.json"
     entries = [
         {
             "name": b.name,
             "access": b.keys.access,
             "secret": b.keys.secret,
-            "endpoint": b.endpoint,
+            "endpoint": _endpoint(b, tls),
             "region": b.keys.region,
             "usePathStyle": True,
-            **(fallbacks if n and fallbacks else {}),
+            **(fields if fields and (n or every) else {}),
         }
         for n, b in enumerate(backends)
     ]
@@ -228,29 +249,47 @@ def rclone_union(backends: Sequence[Backend], workdir: Path, label: str) -> Endp
     `create_policy = ff`), reads search the upstreams in order (`search_policy = ff`). Its other
     settings are rclone's defaults (no VFS cache; directory entries cached for 5 minutes).
     """
+    return _rclone(backends, workdir, f"rclone union ({label})", tls=False)
+
+
+def rclone_union_tls(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
+    """The same over HTTPS, to clients (a self-signed certificate) and to the backends
+    (`--no-check-certificate`, as s3-multi's HTTPS way skips verification)."""
+    return _rclone(backends, workdir, f"rclone union, HTTPS ({label})", tls=True)
+
+
+def _rclone(backends: Sequence[Backend], workdir: Path, name: str, tls: bool) -> Endpoint:
     sections = []
     for b in backends:
+        endpoint = _endpoint(b, tls)
         sections.append(
             f"[{b.name}]\ntype = s3\nprovider = SeaweedFS\naccess_key_id = {b.keys.access}\n"
-            f"secret_access_key = {b.keys.secret}\nendpoint = {b.endpoint}\n"
+            f"secret_access_key = {b.keys.secret}\nendpoint = {endpoint}\n"
             f"region = {b.keys.region}\n"
         )
     upstreams = " ".join([f"{backends[0].name}:", *(f"{b.name}::ro" for b in backends[1:])])
     sections.append(
         f"[union]\ntype = union\nupstreams = {upstreams}\ncreate_policy = ff\nsearch_policy = ff\n"
     )
-    config = workdir / "rclone.conf"
+    config = workdir / f"{slug(name)}.conf"
     config.write_text("\n".join(sections))
     port = free_port()
     keys = RCLONE_KEYS
     command = [str(VENV_BIN / "rclone"), "serve", "s3", "union:", "--addr", f"127.0.0.1:{port}"]
     command += ["--auth-key", f"{keys.access},{keys.secret}", "--config", str(config)]
-    command += ["--cache-dir", str(workdir / "rclone-cache"), "--log-level", "ERROR"]
-    name = f"rclone union ({label})"
+    command += ["--cache-dir", str(workdir / f"{slug(name)}-cache"), "--log-level", "ERROR"]
+    if tls:
+        cert, key = make_certificate(workdir / slug(name))
+        command += ["--cert", str(cert), "--key", str(key), "--no-check-certificate"]
     service = start_service(
         name, command, port, _log(workdir, name), stop_signal=signal.SIGTERM, env=child_env()
     )
-    return Endpoint(port, keys, service)
+    return Endpoint(port, keys, service, tls)
+
+
+def _endpoint(backend: Backend, tls: bool) -> str:
+    """Its HTTPS endpoint with `tls` (SeaweedFS has one), else its HTTP one."""
+    return backend.tls_endpoint if tls else backend.endpoint  # type: ignore[attr-defined]
 
 
 def slug(name: str) -> str:

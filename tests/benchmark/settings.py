@@ -25,6 +25,9 @@ class Settings:
     large_seconds: float  # a large leg repeats its transfer until this much time has passed
     sizes_mib: tuple[int, ...]
     connections: int = 8
+    check_keys: int = 20_000  # the check leg's keys on both SeaweedFS (0: no check leg)
+    check_million: int = 1_000_000  # the keys the fake listing server lists
+    only_check: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -43,6 +46,21 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     )
     parser.add_argument("--runs", type=int, help="runs of the small legs (default 3, --quick 1)")
     parser.add_argument("--large-runs", type=int, default=1, help="runs of the large legs (1)")
+    parser.add_argument(
+        "--check-keys",
+        type=int,
+        default=20_000,
+        help="keys of the check leg on each SeaweedFS (default 20000; 0: no check leg)",
+    )
+    parser.add_argument(
+        "--check-fake-keys",
+        type=int,
+        default=1_000_000,
+        help="keys the fake listing server lists for the check's RSS (default 1000000)",
+    )
+    parser.add_argument(
+        "--only-check", action="store_true", help="the check leg alone (SeaweedFS, fake listing)"
+    )
     args = parser.parse_args(argv)
     sizes = args.size_mib or ([64] if args.quick else [256, 1024])
     if any(size < 1 for size in sizes):
@@ -52,6 +70,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             parser.error(f"--{name.replace('_', '-')} takes at least 1")
     runs = args.runs or (1 if args.quick else 3)
     ordered = tuple(dict.fromkeys(sizes))  # in order, once each
-    if args.quick:
-        return Settings(runs, 1, args.large_runs, 0.0, ordered)
-    return Settings(runs, 3, args.large_runs, 2.0, ordered)
+    if args.check_keys < 0:
+        parser.error("--check-keys takes 0 or more")
+    seconds, large_seconds = (1, 0.0) if args.quick else (3, 2.0)
+    return Settings(
+        runs,
+        seconds,
+        args.large_runs,
+        large_seconds,
+        ordered,
+        check_keys=args.check_keys,
+        check_million=args.check_fake_keys,
+        only_check=args.only_check,
+    )

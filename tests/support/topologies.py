@@ -10,6 +10,10 @@ TOPOLOGIES = {
     "moto": ("moto", "moto", "moto"),
     "seaweedfs-primary": ("seaweedfs", "moto", "moto"),
     "seaweedfs-fallbacks": ("moto", "seaweedfs", "seaweedfs"),
+    "seaweedfs": ("seaweedfs", "seaweedfs", "seaweedfs"),
 }
+# Beside those, for the suites that name it (replication: SeaweedFS on both sides, as in the
+# kill and restart tests); not run by the suites that run every topology.
+KINDS = {**TOPOLOGIES, "seaweedfs": ("seaweedfs", "seaweedfs", "seaweedfs")}
 # For suites whose requests all go to the primary: a SeaweedFS fallback would add nothing.
 EACH_PRIMARY = ("moto", "seaweedfs-primary")

@@ -1,6 +1,7 @@
 """The plan of the house: each subpackage of addon imports only those declared before it
 (`addon.LAYERS`), the entry points sit above them all, and mitmproxy's private API is used in
-`addon.mitm` only. Read from every module's source, without importing it."""
+`addon.mitm` only, and no module is over 300 lines. Read from every module's source, without
+importing it."""
 
 from __future__ import annotations
 
@@ -93,6 +94,15 @@ def test_mitmproxys_private_api_only_in_addon_mitm(path: Path):
         and name.rpartition(".")[0] not in PUBLIC_MITMPROXY - {"mitmproxy"}
     ]
     assert not private, f"{path.relative_to(PACKAGE)} imports mitmproxy's {private}"
+
+
+MAX_LINES = 300  # a module read whole in one sitting
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_over_300_lines(path: Path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines: split it by concern"
 
 
 def test_the_checks_catch_what_they_look_for(tmp_path: Path):

@@ -304,7 +304,7 @@ def test_large_answers_stream_and_small_ones_pass_whole(tctx):
 
 def test_unreachable_primary_becomes_an_s3_503(tctx):
     tctx, addon = tctx
-    flow = signed_flow("GET", "/bkt/k")
+    flow = signed_flow("DELETE", "/bkt/k")
     run(addon.requestheaders, flow)
     response = run(exchange(flow).connect_failed, flow, "Connect call failed")
     assert isinstance(response, http.Response)
@@ -323,6 +323,49 @@ def test_an_unreachable_fallback_is_skipped(tctx):
     response = run(exchange(flow).connect_failed, flow, "refused")
     assert isinstance(response, http.Response)  # the last one: not found anywhere
     assert response.status_code == 404 and b"<Code>NoSuchKey</Code>" in response.content
+
+
+def test_a_refused_connection_marks_the_backend_down_and_requests_skip_it(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, flow)
+    answer(flow, 404)
+    run(exchange(flow).response_body, flow, s3_404("NoSuchKey"))
+    run(exchange(flow).connect_failed, flow, "[Errno 111] Connect call failed")
+    assert addon.router.health.down() == {"warm"}  # refused: at once
+    again = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, again)
+    answer(again, 404)
+    response = run(exchange(again).response_body, again, s3_404("NoSuchKey"))
+    assert isinstance(response, http.Response) and response.status_code == 404  # not tried
+    assert "warm down (skipped)" in exchange(again).summary()
+
+
+def test_a_timed_out_connection_counts_but_does_not_mark_at_once(tctx):
+    tctx, addon = tctx
+    flow = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, flow)
+    answer(flow, 404)
+    run(exchange(flow).response_body, flow, s3_404("NoSuchKey"))
+    run(exchange(flow).connect_failed, flow, "no connection within 5s")  # ConnectTimeouts'
+    assert addon.router.health.down() == frozenset()
+
+
+def test_with_the_primary_marked_down_a_write_is_answered_without_connecting(tctx):
+    tctx, addon = tctx
+    addon.router.health.failed("hot", "[Errno 111] Connect call failed", at_once=True)
+    flow = signed_flow("PUT", "/bkt/k", body=b"x" * 10)
+    run(addon.requestheaders, flow)
+    response = run(exchange(flow).before_connect, flow)
+    assert isinstance(response, http.Response) and response.status_code == 503
+    assert b"<Message>Backend hot is down.</Message>" in response.content
+    assert flow.request.stream is True  # its body is never read
+    assert exchange(flow).summary() == "PutObject /bkt/k via [hot down (skipped)] answered by proxy"
+    # A read goes to the fallback (no metaBucket: deletes never stick, its copy may serve).
+    read = signed_flow("GET", "/bkt/k")
+    run(addon.requestheaders, read)
+    assert run(exchange(read).before_connect, read) is None
+    assert read.request.host == "warm.example"
 
 
 def test_as_a_sidecar_only_s3_hosts_are_touched(tctx):
@@ -493,3 +536,26 @@ def test_a_copy_needs_read_on_its_source(with_users, tmp_path):
     nameless = as_reader("PUT", "/bkt/copy", headers=(("x-amz-copy-source", "/bkt"),))
     run(addon.requestheaders, nameless)
     assert b"<Code>InvalidArgument</Code>" in refusal(nameless).content
+
+
+def test_mitmdump_users_are_told_when_block_global_would_refuse_public_clients():
+    """mitmdump runs mitmproxy's Block addon; the s3-multi command's master does not."""
+    from mitmproxy.addons.block import Block
+
+    from addon.mitm.master import lean_master
+    from addon.ops.public_clients import refused_publicly
+
+    with taddons.context(Block()) as tctx:
+        tctx.configure(tctx.master.addons.get("block"), listen_host="")
+        assert "--set block_global=false" in (refused_publicly(tctx.options) or "")
+        tctx.configure(tctx.master.addons.get("block"), listen_host="127.0.0.1")
+        assert refused_publicly(tctx.options) is None  # loopback clients only
+        tctx.configure(tctx.master.addons.get("block"), listen_host="", block_global=False)
+        assert refused_publicly(tctx.options) is None
+
+    async def command_options():
+        from mitmproxy.options import Options
+
+        return lean_master(Options(listen_host=""), object()).options
+
+    assert refused_publicly(asyncio.run(command_options())) is None

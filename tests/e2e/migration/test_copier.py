@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from addon.migration import copier
+from addon.migration import copier, object_copy
 from addon.migration import source as copy_source
 from addon.migration.copier import Migrator
 from addon.migration.source import Abandoned, CopyFailed, Source, part_sizes
@@ -158,7 +158,7 @@ def test_bytes_that_are_not_the_sources_never_land(backends, bucket, shape, faul
     assert not backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
-@pytest.mark.parametrize("lost", [1, len(copier._ABORT_PAUSES)])
+@pytest.mark.parametrize("lost", [1, len(object_copy._ABORT_PAUSES)])
 def test_an_abort_that_fails_is_tried_again(backends, bucket, small_parts, lost, caplog):
     """A failed multipart copy is aborted again when an abort fails (S3 says one may not
     suffice); when every try fails, the log names the upload left on the primary."""
@@ -173,7 +173,7 @@ def test_an_abort_that_fails_is_tried_again(backends, bucket, small_parts, lost,
     with pytest.raises(CopyFailed):
         copy(backends, bucket, "k.bin", os.urandom(11 * MIB), sent=b"too few", lose=lose)
     uploads = backends[0].client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    if lost < len(copier._ABORT_PAUSES):
+    if lost < len(object_copy._ABORT_PAUSES):
         assert (len(aborts), uploads) == (lost + 1, [])
     else:
         assert len(aborts) == lost and [u["Key"] for u in uploads] == ["k.bin"]

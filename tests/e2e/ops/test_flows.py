@@ -5,7 +5,9 @@ with the answer the client got; a refusal said as one, and a connection closed a
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -13,6 +15,7 @@ from mitmproxy import io
 
 from addon.local.servers import free_port
 from tests.support.direct import put_direct
+from tests.support.processes import VENV_BIN
 from tests.support.proxy import mitmdump_command, proxy_env, start_proxy, write_config
 from tests.support.raw_http import Connection, Request, send
 from tests.support.root_keys import ROOT_SECRET
@@ -100,3 +103,33 @@ def test_the_root_secret_from_the_environment_is_not_in_the_option_listing(tmp_p
     )
     assert "s3multi_secret" in done.stdout
     assert ROOT_SECRET not in done.stdout + done.stderr
+
+
+def test_the_s3_multi_command_saves_flows_only_with_w_one_file_per_worker(
+    backends, tmp_path, bucket
+):
+    """The command runs mitmproxy's flow saver only when asked (`-w`); each worker saves its
+    own flows (FLOWS.1, FLOWS.2), with the addon's comments."""
+    config = write_config(tmp_path / "c.json", backends[:2])
+    port, saved = free_port(), tmp_path / "flows.mitm"
+    command = [str(VENV_BIN / "s3-multi"), "--config", str(config), "--workers", "2"]
+    command += ["--port", f"127.0.0.1:{port}", "-w", str(saved)]
+    proxy = start_proxy(command, tmp_path, {**proxy_env(), "HOME": str(tmp_path)}, port)
+    try:
+        deadline = time.monotonic() + 60
+        while proxy.log().count("listening at") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        put_direct(backends[1], bucket, "kept.txt", b"kept")
+        for _ in range(6):  # new connections each: the kernel spreads them over the workers
+            assert proxy.client().get_object(Bucket=bucket, Key="kept.txt")["Body"].read() == (
+                b"kept"
+            )
+    finally:
+        assert proxy.stop() == 0
+    assert not saved.exists()
+    comments = []
+    for n in (1, 2):
+        with Path(f"{saved}.{n}").open("rb") as f:
+            comments += [flow.comment for flow in io.FlowReader(f).stream()]
+    assert len(comments) == 6, comments
+    assert all(c.endswith("answered by secondary") for c in comments), comments

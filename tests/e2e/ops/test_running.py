@@ -147,6 +147,9 @@ def test_s3_multi_command_serves_and_stops_on_ctrl_c(backends, tmp_path, bucket)
     log = proxy.log()
     assert f"GetObject /{bucket}/k via [primary 404" in log
     assert ROOT_SECRET not in log and backends[1].secret not in log
+    # The reverse-mode placeholder target is never contacted, and never shown.
+    assert f"s3-multi listening at 127.0.0.1:{port}." in log
+    assert "127.0.0.1:1 " not in log and "127.0.0.1:1." not in log
 
 
 @pytest.mark.parametrize(

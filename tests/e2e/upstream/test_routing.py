@@ -7,14 +7,16 @@ band, with the backend's own keys) to see where the bytes are.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.clients import s3_client
 from tests.support.direct import has_bucket, has_object, put_direct
-from tests.support.raw_http import fetch
+from tests.support.raw_http import Request, fetch, send
 from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.signing import sigv4
 from tests.support.topologies import TOPOLOGIES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.topologies(*TOPOLOGIES)]
@@ -300,3 +302,31 @@ def test_a_write_into_a_bucket_only_a_fallback_has_lands_on_the_primary(proxy, b
     )
     assert not has_object(secondary, bucket, "new.txt")
     assert "bucket created on the primary, to be retried" in proxy.log()
+
+
+def test_a_streamed_write_into_a_bucket_only_a_fallback_has_is_never_sent_again_bodiless(
+    proxy, backends, bucket
+):
+    """A body that streamed past (chunked, no Content-Length) is gone too: the client is told to
+    retry, never answered with a bodiless copy of its write (an empty object)."""
+    primary, secondary, _ = backends
+    put_direct(secondary, bucket, "old.txt", b"from before the migration")
+    data = os.urandom(300 * 1024)
+    headers = (("Host", f"127.0.0.1:{proxy.port}"), ("Content-Type", "application/octet-stream"))
+    unsigned = sigv4(
+        Request("PUT", f"/{bucket}/big", headers=headers), payload_hash="UNSIGNED-PAYLOAD"
+    )
+    request = replace(unsigned.add("Transfer-Encoding", "chunked"), body=chunked(data, 64 * 1024))
+    answer = send(proxy.port, request)
+
+    assert answer.status == 503, answer.body
+    assert answer.error()["Code"] == "ServiceUnavailable"
+    assert not has_object(primary, bucket, "big")
+    assert send(proxy.port, request).status == 200  # the retry lands, whole
+    assert primary.client().get_object(Bucket=bucket, Key="big")["Body"].read() == data
+
+
+def chunked(data: bytes, size: int) -> bytes:
+    """`data` in HTTP/1.1 chunks of `size` (Transfer-Encoding: chunked)."""
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"

@@ -770,3 +770,13 @@ def test_read_failover_can_be_turned_off(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, document), {}).read_failover is False
     environ = {"VGW_S3_MULTI_READ_FAILOVER": "false"}
     assert load_config(write(tmp_path, {"backends": [entry()]}), environ).read_failover is False
+
+
+def test_reconcile_interval_defaults_to_ten_minutes_and_0_turns_it_off(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, {"backends": [entry()]}), {}).reconcile_interval == 600
+    document = {"backends": [entry()], "reconcileInterval": 0}
+    assert load_config(write(tmp_path, document), {}).reconcile_interval == 0
+    environ = {"VGW_S3_MULTI_RECONCILE_INTERVAL": "30"}
+    assert load_config(write(tmp_path, document), environ).reconcile_interval == 30
+    with pytest.raises(ConfigError, match=r"reconcileInterval: must be 0 \(off\) and at most"):
+        load_config(write(tmp_path, {"backends": [entry()], "reconcileInterval": -1}), {})

@@ -14,14 +14,20 @@ from collections.abc import Callable
 
 import mitmproxy.version
 import pytest
+from mitmproxy import addonmanager, hooks, http, master
 from mitmproxy.addons.proxyserver import Proxyserver, Servers
+from mitmproxy.proxy import utils
 from mitmproxy.proxy.layers.http import HttpLayer, HttpStream
 from mitmproxy.proxy.layers.http._http1 import Http1Client, Http1Connection, Http1Server
 from mitmproxy.proxy.layers.http._http2 import Http2Connection
-from mitmproxy.proxy.mode_servers import AsyncioServerInstance, ServerInstance
+from mitmproxy.proxy.mode_servers import (
+    AsyncioServerInstance,
+    ProxyConnectionHandler,
+    ServerInstance,
+)
 from mitmproxy.proxy.server import ConnectionHandler, TimeoutWatchdog
 
-from addon.mitm import client_heads, closing, http_stream, install, shared_port
+from addon.mitm import client_heads, closing, debug_checks, http_stream, install, shared_port
 from tests.support.processes import REPO
 
 # name -> (what addon.mitm relies on it for, sha256 prefix of its source in 12.3.1)
@@ -41,22 +47,25 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "59fc3b2eeeabf63a",
     ),
     "HttpStream.state_stream_request_body": (
-        "calls request.stream per piece of body, so an exception there stops the upload",
+        "calls request.stream per piece of body, so an exception there stops the upload; at "
+        "the end of the body it runs the request hook and sends the end of the message",
         "c98f7f715cef7cfa",
+    ),
+    "HttpStream.start_request_stream": (
+        "calls make_server_connection, sends the streamed request's (final) headers and only "
+        "then sets client_state to state_stream_request_body (errored if it could not connect)",
+        "46f03368a2a54362",
     ),
     # their callers, and what the wrappers call
     "HttpStream._handle_event": (
-        "routes response events to server_state and protocol errors to handle_protocol_error",
+        "routes request events to client_state (a state of ours while a held head is read), "
+        "response events to server_state and protocol errors to handle_protocol_error",
         "e3cbfef7310ae81f",
     ),
     "HttpStream.state_wait_for_request_headers": (
         "sets server_state to state_wait_for_response_headers; sends 100 Continue after the "
-        "requestheaders hook",
+        "requestheaders hook; calls start_request_stream for a streamed request with a body",
         "3706d5d5ce01dcd4",
-    ),
-    "HttpStream.start_request_stream": (
-        "calls make_server_connection before sending a streamed request's headers",
-        "46f03368a2a54362",
     ),
     "HttpStream.state_consume_request_body": (
         "runs the request hook, skips the upstream when it set a response, else calls "
@@ -180,6 +189,79 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "closes the listening sockets only: connections already accepted go on (drain)",
         "73df3f7e7fb2d941",
     ),
+    # the s3-multi command's master (master.py) and its cached dispatch (dispatch.py)
+    "Master.__init__": (
+        "makes self.addons an AddonManager before any addon, TermLog first with with_termlog",
+        "8e2a46cc1aca56ca",
+    ),
+    "Master.run": (
+        "looks up proxyserver and errorcheck by name: they are all it needs of the addons",
+        "45c44c14f8f79349",
+    ),
+    "Master.running": ("dispatches the running event through trigger_event", "adca3079fbbd13d4"),
+    "Master.done": ("dispatches the done event through trigger_event", "c3e2a260657677cd"),
+    "ProxyConnectionHandler.handle_hook": (
+        "dispatches every flow event through addons.handle_lifecycle",
+        "9f8b52fd798203c9",
+    ),
+    "AddonManager.__init__": (
+        "keeps the top-level addons in self.chain, and configures them on options.changed",
+        "5e4ff02a74f2c6e7",
+    ),
+    "AddonManager.trigger_event": (
+        "is replaced: each top-level addon in safecall, AddonHalt stops the chain",
+        "b763c59bc4992e33",
+    ),
+    "AddonManager.handle_lifecycle": (
+        "is replaced: the event, then an UpdateHook of the flow when the event's is a flow",
+        "38c97e792d1db5b7",
+    ),
+    "AddonManager.invoke_addon": (
+        "runs a subtree's hooks in order and awaits what they return (copied)",
+        "13180532440359de",
+    ),
+    "AddonManager._iter_hooks": (
+        "finds hooks by getattr over traverse; skips a module, errors on anything not callable "
+        "(copied)",
+        "350b419ab7284091",
+    ),
+    "AddonManager.register": (
+        "is what adds an addon or a sub-addon (the cache is dropped)",
+        "01ddcca314eebbd3",
+    ),
+    "AddonManager.add": (
+        "adds to the chain through register (the cache is dropped)",
+        "6c26295c4f0f4eb9",
+    ),
+    "AddonManager.remove": (
+        "takes an addon out of the chain (the cache is dropped)",
+        "2e93aab2204a39f6",
+    ),
+    "AddonManager.clear": ("empties the chain (the cache is dropped)", "5fd484329fa05882"),
+    "AddonManager.trigger": (
+        "dispatches configure synchronously (the cache is dropped after it)",
+        "b19e37ceb2096421",
+    ),
+    "addonmanager.traverse": ("yields an addon, then its .addons recursively", "bad3d9f88bdf9269"),
+    "addonmanager.safecall": (
+        "logs 'Addon error: ...' for any exception but AddonHalt and OptionsError (copied)",
+        "f2052c18340e99b0",
+    ),
+    "addonmanager.cut_traceback": ("cuts a traceback at a function name", "760a58f630c0fa44"),
+    "Hook.args": (
+        "is the event's dataclass fields in order (read once per event)",
+        "5bab95f7aa358e18",
+    ),
+    # mitmproxy's debug-only checks, turned off for the command (debug_checks.py)
+    "MessageData.__post_init__": (
+        "only type-checks the message's fields, under __debug__ (made a no-op)",
+        "f65088e210cd9cc1",
+    ),
+    "utils.expect": (
+        "wraps a state method in _check_event_type, functools.wraps'd, only checking the "
+        "event's type, under __debug__ (unwrapped)",
+        "f51ff4e0854d172c",
+    ),
 }
 
 _CLASSES = {
@@ -197,8 +279,14 @@ _CLASSES = {
         AsyncioServerInstance,
         ServerInstance,
         TimeoutWatchdog,
+        ProxyConnectionHandler,
+        addonmanager.AddonManager,
+        hooks.Hook,
+        master.Master,
+        http.MessageData,
     )
 }
+_MODULES = {"addonmanager": addonmanager, "utils": utils}
 
 
 def _original(qualified: str) -> Callable:
@@ -211,6 +299,10 @@ def _original(qualified: str) -> Callable:
         return shared_port.ORIGINAL
     if qualified == "ConnectionHandler.handle_connection":
         return closing.ORIGINAL
+    if qualified == "MessageData.__post_init__":
+        return debug_checks.ORIGINAL_POST_INIT
+    if class_name in _MODULES:
+        return getattr(_MODULES[class_name], name)
     return getattr(_CLASSES[class_name], name)
 
 

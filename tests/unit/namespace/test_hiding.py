@@ -53,6 +53,10 @@ FALLBACK_ROWS = [
     ({"warm": f'"{MD5}"'}, "cold", None, False),
     ({}, "warm", f'"{MD5}"', False),  # no tombstone
     (None, "warm", None, False),
+    ({"dr": "*"}, "dr", f'"{OTHER}"', True),  # a replica that missed the delete: any copy
+    ({"dr": "*"}, "dr", f'"{MD5}-2"', True),
+    ({"dr": "*"}, "dr", None, True),
+    ({"dr": "*"}, "warm", f'"{MD5}"', False),
 ]
 
 # A copy the proxy made on the primary (copy-on-read, the drain) of a fallback's copy, naming it
@@ -66,6 +70,8 @@ LANDED_ROWS = [
     ({"warm": f'"{MD5}"'}, f'"{OTHER}"', OTHER, False),  # a copy of something else
     ({"warm": f'"{MD5}"'}, f'"{MD5}"', None, False),  # a client's write of the same bytes
     ({}, f'"{OTHER}"', MD5, False),
+    ({"dr": "*"}, f'"{OTHER}"', OTHER, False),  # "*" is no copy's ETag
+    ({"dr": "*"}, f'"{OTHER}"', "*", False),
 ]
 
 

@@ -134,3 +134,34 @@ def test_every_backend_is_asked_once_and_none_having_the_bucket_is_nowhere(
     assert asked == rounds
     assert [e.name for e in merge.emitted] == emitted
     assert merge.nowhere is nowhere
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_merge_of_complete_listings_in_one_go_is_the_merge_name_by_name(seed):
+    """When every backend has shown all it will, `advance` merges the buffers in one go; it
+    emits what the name-by-name merge emits and leaves the same behind."""
+    rng = random.Random(seed)
+    names = [f"k{n:03d}" for n in range(60)] + [f"d{n}/" for n in range(5)]
+    backends = rng.randint(1, 4)
+    pages = []
+    for index in range(backends):
+        chosen = sorted(rng.sample(names, rng.randint(0, 30)))
+        pages.append(
+            Page(
+                [Entry(n, n.endswith("/"), index, (("ETag", f"{index}"),)) for n in chosen],
+                truncated=False,
+            )
+        )
+    max_keys = rng.choice([0, 1, 5, 20, 1000])
+    in_one_go, by_name = Merge(backends, None, max_keys), Merge(backends, None, max_keys)
+    for merge in (in_one_go, by_name):
+        for index, page in enumerate(pages):
+            merge.add(index, Page(list(page.entries), page.truncated))
+    for _ in range(2):  # and again: what is left is emitted the same way
+        in_one_go.advance()
+        by_name._one_by_one()
+        assert in_one_go.emitted == by_name.emitted
+        assert [list(s.buffered) for s in in_one_go.streams] == [
+            list(s.buffered) for s in by_name.streams
+        ]
+        in_one_go.max_keys = by_name.max_keys = max_keys + 10

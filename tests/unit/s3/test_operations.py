@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -16,6 +17,7 @@ from addon.s3.operations import (
     classify,
     parse_path,
     parse_virtual,
+    subresource,
     virtual_bucket,
 )
 
@@ -291,3 +293,13 @@ def test_only_plain_reads_miss_by_status() -> None:
     assert by_status == {"GetObject", "HeadObject", "HeadBucket", "ListObjects", "ListObjectsV2"}
     versioned = classify("GET", parse_path("/bucket/key"), ["versionId"])
     assert versioned is not None and not versioned.miss_by_status
+
+
+def test_the_subresource_is_the_first_in_the_table_s_order_that_the_query_names():
+    """Found by a lookup per query key, not by a scan of every subresource per request."""
+    rng = random.Random(7)
+    pool = [*SUBRESOURCES, "x-id", "prefix", "max-keys", "partNumber"]
+    for _ in range(2000):
+        keys = rng.sample(pool, rng.randint(0, 5))
+        first = next((s for s in SUBRESOURCES if s in keys), "")
+        assert subresource(keys) == first, keys

@@ -10,6 +10,7 @@ import pytest
 
 from addon.config.settings import Backend
 from addon.s3.operations import TABLE, Route, Scope, classify, parse_path
+from addon.upstream.health import Outlook
 from addon.upstream.journey import (
     Answer,
     AskNext,
@@ -21,6 +22,7 @@ from addon.upstream.journey import (
 )
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+UP = Outlook()  # every backend up, readFailover on
 HOT, WARM, COLD = (
     Backend(i, name, f"AK{i}", f"secret-{i}", f"http://10.0.0.{i}:9000")
     for i, name in enumerate(["hot", "warm", "cold"])
@@ -37,13 +39,17 @@ def s3_error(code: str, xmlns: bool = False, pretty: bool = False) -> bytes:
 
 
 def journey(
-    method: str = "GET", path: str = "/bkt/k", query: tuple[str, ...] = (), on_5xx: bool = False
+    method: str = "GET",
+    path: str = "/bkt/k",
+    query: tuple[str, ...] = (),
+    on_5xx: bool = False,
+    outlook: Outlook = UP,
 ) -> Journey:
     target = parse_path(path)
     operation = classify(method, target, list(query))
     assert operation is not None
     backends = (HOT, WARM, COLD) if operation.route is Route.FALLBACK else (HOT,)
-    trip = Journey(operation, method, target, backends, on_5xx, clock=lambda: 0.0)
+    trip = Journey(operation, method, target, backends, on_5xx, clock=lambda: 0.0, outlook=outlook)
     assert trip.begin() is HOT
     return trip
 
@@ -205,8 +211,12 @@ def test_a_bucket_read_not_found_anywhere_is_no_such_bucket():
 # --- sick backends -------------------------------------------------------------------------------
 
 
-def test_an_unreachable_primary_is_a_503_naming_it():
-    trip = journey()
+@pytest.mark.parametrize(
+    "method, outlook", [("PUT", Outlook()), ("GET", Outlook(read_failover=False))]
+)
+def test_an_unreachable_primary_is_a_503_naming_it(method, outlook):
+    """For a write, and for a read when readFailover is off (test_failover: when it is on)."""
+    trip = journey(method, outlook=outlook)
     verdict = trip.unreachable("Connect call failed")
     assert isinstance(verdict, Replace)
     assert verdict.error.code == "ServiceUnavailable"
@@ -279,7 +289,7 @@ def test_a_timed_out_fallback_is_skipped_and_a_timed_out_primary_is_a_503():
     miss(trip)
     assert trip.timed_out("no answer within 30s") == AskNext(COLD)
     assert "warm timed out: no answer within 30s" in trip.summary("/bkt/k")
-    verdict = journey().timed_out("no answer within 30s")
+    verdict = journey(outlook=Outlook(read_failover=False)).timed_out("no answer within 30s")
     assert isinstance(verdict, Replace) and verdict.error.status == 503
     assert verdict.error.message == "Backend hot did not answer in time."
 
