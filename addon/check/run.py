@@ -21,7 +21,7 @@ from typing import Protocol
 from addon.check.differences import Difference, Needs, bucket_differences, classify
 from addon.check.repairs import Repairs
 from addon.check.sides import CountingClient, Sides, Unreachable, head, listed, tombstone_prefix
-from addon.migration.drain import run_together
+from addon.migration.together import run_together
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.listing_join import Merge, Need, NotSorted, OrderConflict, Row
 from addon.namespace.listing_stream import Listed, ListingStream
