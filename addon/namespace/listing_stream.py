@@ -92,10 +92,15 @@ class ListingStream:
         self._token: str | None = None
         self._coming: asyncio.Future[tuple[list[Listed], str | None]] | None = None
 
+    def start(self) -> None:
+        """Asks for the first page now (`next` does, if not asked before)."""
+        if self._coming is None and self.requests == 0:
+            self._coming = asyncio.ensure_future(self._fetch(None))
+
     async def next(self) -> tuple[list[Listed], bool]:
         """The next page, and whether it is the last."""
-        if self._coming is None:
-            self._coming = asyncio.ensure_future(self._fetch(None))
+        self.start()
+        assert self._coming is not None, "next() after the last page"
         entries, token = await self._coming
         self._coming = None if token is None else asyncio.ensure_future(self._fetch(token))
         await asyncio.sleep(0)  # the next request goes out now, before this page is worked on
@@ -112,23 +117,12 @@ class ListingStream:
             coming.exception()  # looked at: never logged as "never retrieved"
 
     async def _fetch(self, token: str | None) -> tuple[list[Listed], str | None]:
-        pairs = [("list-type", "2"), ("encoding-type", "url")]
-        if self.prefix:
-            pairs.append(("prefix", self.prefix))
-        if token:
-            pairs.append(("continuation-token", token))
-        query = sigv4.canonical_query(pairs)
+        pairs = [("continuation-token", token)] if token else []
         self.requests += 1
-        async with self.client.request(self.backend, "GET", self.bucket, query=query) as reply:
-            body = await reply.read(MAX_PAGE)
-        if reply.status == 404 and error_code(body) == "NoSuchBucket":
+        body = await get_page(self.client, self.backend, self.bucket, self.prefix, pairs)
+        if body is None:
             self.missing = True
             return [], None
-        if reply.status != 200:
-            answer = f"{reply.status} {error_code(body) or ''}".strip()
-            raise BackendError(
-                f"{self.backend.name} answered {answer} to a listing of {self.bucket}"
-            )
         try:
             if self.parser is None:
                 return parse(body, self.strip)
@@ -137,3 +131,26 @@ class ListingStream:
             return [Listed(*f) for f in fields], token
         except ValueError as e:
             raise BackendError(f"{self.backend.name}'s listing of {self.bucket}: {e}") from None
+
+
+async def get_page(
+    client: BackendClient,
+    backend: Backend,
+    bucket: str,
+    prefix: str,
+    pairs: list[tuple[str, str]],
+) -> bytes | None:
+    """One ListObjectsV2 answer's body (keys url-encoded; `pairs` the other parameters), None
+    when the backend lacks the bucket; BackendError for any other failure."""
+    pairs = [("list-type", "2"), ("encoding-type", "url"), *pairs]
+    if prefix:
+        pairs.append(("prefix", prefix))
+    query = sigv4.canonical_query(pairs)
+    async with client.request(backend, "GET", bucket, query=query) as reply:
+        body = await reply.read(MAX_PAGE)
+    if reply.status == 404 and error_code(body) == "NoSuchBucket":
+        return None
+    if reply.status != 200:
+        answer = f"{reply.status} {error_code(body) or ''}".strip()
+        raise BackendError(f"{backend.name} answered {answer} to a listing of {bucket}")
+    return body
