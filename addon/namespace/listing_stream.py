@@ -13,8 +13,9 @@ are held: the one handed over and the next.
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_plus
 
 from addon.config.settings import Backend
@@ -26,20 +27,24 @@ from addon.upstream.backend_client import BackendClient, BackendError
 MAX_PAGE = 8 * 1024 * 1024  # 1,000 keys of 1,024 bytes, url-encoded thrice over, fit
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """A key as a listing (or a HEAD) gives it."""
+class Listed(NamedTuple):
+    """A key as a listing (or a HEAD) gives it. A NamedTuple, not a frozen dataclass: a check
+    makes one per key and side, and a frozen dataclass's __init__ sets each field through
+    object.__setattr__."""
 
     key: str
     etag: str
     size: int
 
 
+_listed = functools.partial(tuple.__new__, Listed)  # Listed._make, without its Python frame
+
+
 def parse(body: bytes, strip: int = 0) -> tuple[list[Listed], str | None]:
     """One ListBucketResult (v2): its keys (less their first `strip` characters) and the token
     of the next page (None after the last). ValueError if it is not one."""
     fields, token = parse_fields(body, strip)
-    return [Listed(*f) for f in fields], token
+    return list(map(_listed, fields)), token
 
 
 def parse_fields(body: bytes, strip: int = 0) -> tuple[list[tuple[str, str, int]], str | None]:
@@ -128,7 +133,7 @@ class ListingStream:
                 return parse(body, self.strip)
             loop = asyncio.get_running_loop()
             fields, token = await loop.run_in_executor(self.parser, parse_fields, body, self.strip)
-            return [Listed(*f) for f in fields], token
+            return list(map(_listed, fields)), token
         except ValueError as e:
             raise BackendError(f"{self.backend.name}'s listing of {self.bucket}: {e}") from None
 
