@@ -176,3 +176,33 @@ def test_listings_in_different_orders_are_compared_until_their_keys_make_it_matt
     assert f"cannot compare {bucket}: " in refused.err
     assert f"{pair[1].name} lists keys in path-segment order" in refused.err
     assert f"{pair[0].name} in S3 byte order" in refused.err
+
+
+@pytest.mark.topologies("moto", "seaweedfs")
+def test_directories_listed_at_once_give_the_rows_of_one_listing(backends, bucket, tmp_path):
+    """A bucket whose first level is directories only is listed a directory at a time, several
+    at once, in the order the backend lists them: directories whose names the two orders put
+    the other way round (`a/`, `a-b/`, `a.c/`) give the rows one listing gives, each planted
+    difference once; a bucket of keys alone is its one delimited listing."""
+    config = check_config(tmp_path / "c.json", backends[:2], meta="", replica=False)
+    primary, warm = backends[:2]
+    both = {f"{d}/{i:02d}": b"same" for d in ("a", "a-b", "a.c", "a/z") for i in range(5)}
+    put_many(primary, bucket, both)
+    put_many(warm, bucket, both)
+    only = ["a/only", "a-b/only", "a.c/z/only", "a/z/only"]
+    put_many(warm, bucket, {k: b"only here" for k in only})
+    checked = run_check(config, "--json", "--bucket", bucket)
+    assert checked.status == 0, checked.err
+    assert checked.differences() == {(bucket, k, "not-migrated", warm.name) for k in only}
+    assert checked.summary["keys"] == len(both) + len(only)
+    # The plan and one listing per directory (a/, a-b/, a.c/).
+    assert checked.summary["requests"][primary.name] == {"listings": 4}
+    assert checked.summary["requests"][warm.name] == {"listings": 4}
+
+    flat = f"{bucket}-flat"
+    put_many(primary, flat, {"k1": b"1", "k2": b"2"})
+    put_many(warm, flat, {"k2": b"2", "k3": b"3"})
+    checked = run_check(config, "--json", "--bucket", flat)
+    assert checked.status == 0, checked.err
+    assert checked.differences() == {(flat, "k3", "not-migrated", warm.name)}
+    assert checked.summary["requests"][primary.name] == {"listings": 1}
