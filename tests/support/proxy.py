@@ -91,20 +91,24 @@ def proxy_env() -> dict[str, str]:
     return child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
 
 
+def backend_entry(index: int, server: S3Server | str) -> dict:
+    """A config's backend entry for this server (path style); a str is an endpoint where
+    nothing listens, named `down-<index>`."""
+    if isinstance(server, str):
+        entry = {"name": f"down-{index}", "access": "AKDOWN", "secret": "down-secret"}
+        entry["endpoint"] = server
+    else:
+        entry = {"name": server.name, "access": server.access, "secret": server.secret}
+        entry["endpoint"] = server.endpoint
+    return {**entry, "usePathStyle": True}
+
+
 def write_config(
     path: Path, backends: Sequence[S3Server | str], settings: dict | None = None, **fields
 ) -> Path:
     """A config for these servers in this order; a str is an endpoint where nothing listens.
     `fields` go into every backend, `settings` (users, clientTimeout, ...) beside them."""
-    entries = []
-    for i, server in enumerate(backends):
-        if isinstance(server, str):
-            entry = {"name": f"down-{i}", "access": "AKDOWN", "secret": "down-secret"}
-            entry["endpoint"] = server
-        else:
-            entry = {"name": server.name, "access": server.access, "secret": server.secret}
-            entry["endpoint"] = server.endpoint
-        entries.append({**entry, "usePathStyle": True, **fields})
+    entries = [{**backend_entry(i, server), **fields} for i, server in enumerate(backends)]
     path.write_text(json.dumps({"backends": entries, **(settings or {})}))
     return path
 
