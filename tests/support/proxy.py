@@ -166,6 +166,21 @@ def crash_lines(proxy: Proxy, since: int) -> tuple[list[str], int]:
     return found, len(text)
 
 
+def start_s3_multi(config: Path, workdir: Path, **env: str) -> Proxy:
+    """The `s3-multi` command set up by its environment variables as an operator sets them
+    (config, root keys, debug lines) on a free port; `env`: more variables."""
+    port = free_port()
+    variables = child_env(
+        VGW_S3_MULTI_CONFIG=str(config),
+        ROOT_ACCESS_KEY=ROOT_ACCESS,
+        ROOT_SECRET_KEY=ROOT_SECRET,
+        VGW_PORT=f"127.0.0.1:{port}",
+        VGW_S3_MULTI_DEBUG="true",
+        **env,
+    )
+    return start_proxy([str(VENV_BIN / "s3-multi")], workdir, variables, port)
+
+
 def start_proxy(
     command: list[str], workdir: Path, env: dict[str, str], port: int, confdir: Path | None = None
 ) -> Proxy:
