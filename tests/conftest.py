@@ -109,12 +109,6 @@ def bucket() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-# --- the client compatibility table: printed after every run, from that run's results ----------
-
-pytest_runtest_makereport = compatibility.pytest_runtest_makereport
-pytest_terminal_summary = compatibility.pytest_terminal_summary
-
-
 def pytest_collection_modifyitems(items) -> None:
     """Everything under tests/e2e starts processes: marked e2e, whatever the module says."""
     e2e = Path(__file__).parent / "e2e"
@@ -124,4 +118,4 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 def pytest_configure(config) -> None:
-    compatibility.configure(config)
+    compatibility.configure(config)  # the client compatibility table, after every run

@@ -2,7 +2,7 @@
 client (`@pytest.mark.client(name, how)` on its tests), saying whether its tests passed, failed,
 or were skipped, with why (a toolchain that is not installed is not a client that fails).
 
-tests/conftest.py hands pytest's hooks to this module; `table` is the rows, from the outcomes.
+tests/conftest.py registers its plugin (`configure`); `table` is the rows, from the outcomes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class Outcome:
 
 
 Results = dict[tuple[str, str], dict[str, Outcome]]  # (client, how) -> test id -> its outcome
-RESULTS = pytest.StashKey[Results]()
+_CLIENT = "client"  # the user property that names a test's client
 _WORST = {"passed": 0, "skipped": 1, "failed": 2}  # a test's phases: the worst one is its outcome
 
 
@@ -31,29 +31,41 @@ def configure(config: pytest.Config) -> None:
         "client(name, how): an end-to-end test of a real client; its outcome goes into the "
         "client compatibility table printed at the end of the run",
     )
-    config.stash[RESULTS] = {}
+    config.pluginmanager.register(Table(), "client-compatibility")
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    marker = item.get_closest_marker("client")
-    if marker is not None and (report.when == "call" or report.outcome != "passed"):
+class Table:
+    """The pytest plugin: each client test's outcome, then the table at the end of the run."""
+
+    def __init__(self) -> None:
+        self.results: Results = {}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        """The client a test is of rides on its report (`user_properties`): under pytest-xdist
+        the report is made in a worker and logged, with them, where the table is printed."""
+        report = yield
+        marker = item.get_closest_marker("client")
+        if marker is not None:
+            report.user_properties.append((_CLIENT, tuple(marker.args)))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        client = next((v for k, v in report.user_properties if k == _CLIENT), None)
+        if client is None or (report.when != "call" and report.outcome == "passed"):
+            return
         reason = _skip_reason(report) if report.skipped else ""
-        tests = item.config.stash[RESULTS].setdefault(tuple(marker.args), {})
-        seen = tests.get(item.nodeid)
+        tests = self.results.setdefault(tuple(client), {})
+        seen = tests.get(report.nodeid)
         if seen is None or _WORST[report.outcome] > _WORST[seen.outcome]:
-            tests[item.nodeid] = Outcome(report.outcome, reason)
-    return report
+            tests[report.nodeid] = Outcome(report.outcome, reason)
 
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    results = terminalreporter.config.stash.get(RESULTS, {})
-    if not results:
-        return
-    terminalreporter.section("client compatibility (this run)")
-    for line in table(results):
-        terminalreporter.write_line(line)
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.results:
+            return
+        terminalreporter.section("client compatibility (this run)")
+        for line in table(self.results):
+            terminalreporter.write_line(line)
 
 
 def table(results: Results) -> list[str]:

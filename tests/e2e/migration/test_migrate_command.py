@@ -100,7 +100,7 @@ def old_store(backends, bucket, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.topologies("moto", "seaweedfs-primary", "seaweedfs-fallbacks")
+@pytest.mark.topologies("seaweedfs-primary", "seaweedfs-fallbacks")  # each kind on one side
 def test_a_drain_killed_part_way_resumes_to_the_same_end(old_store, backends, bucket, run_proxy):
     objects, config = old_store
     primary, secondary, tertiary = backends

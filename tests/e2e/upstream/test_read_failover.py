@@ -81,17 +81,18 @@ def world(run_proxy, tmp_path_factory) -> Iterator[World]:
     primary = entry(main, metaBucket=META)
     replica = entry(dr, metaBucket=DR_META, replicate="async")
     elsewhere = entry(dr, replicate="async")  # no metaBucket: never certified
+    proxies: list[Proxy] = []
     try:
-        yield World(
-            main,
-            dr,
-            old,
+        proxies += [
             proxy("certified", primary, replica),
             proxy("uncertified", primary, elsewhere),
             proxy("with-fallback", primary, replica, entry(old)),
             proxy("no-meta", entry(main), entry(old)),
-        )
+        ]
+        yield World(main, dr, old, *proxies)
     finally:
+        for running in proxies:  # before their backends: stopping, a proxy still writes to them
+            running.stop()
         for server in servers:
             server.stop()
 

@@ -41,13 +41,14 @@ def test_the_table_has_a_row_per_client_in_name_order() -> None:
     ]
 
 
-def test_a_run_prints_skips_as_skips_with_their_reasons(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "pytest-xdist"])
+def test_a_run_prints_skips_as_skips_with_their_reasons(
+    pytester: pytest.Pytester, workers: list[str]
+) -> None:
     pytester.makeconftest(
         """
         from tests.support import compatibility
 
-        pytest_runtest_makereport = compatibility.pytest_runtest_makereport
-        pytest_terminal_summary = compatibility.pytest_terminal_summary
 
         def pytest_configure(config):
             compatibility.configure(config)
@@ -82,7 +83,7 @@ def test_a_run_prints_skips_as_skips_with_their_reasons(pytester: pytest.Pyteste
             assert False
         """
     )
-    run = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    run = pytester.runpytest_inprocess("-p", "no:cacheprovider", *workers)
     run.assert_outcomes(passed=2, skipped=2, failed=1)
     run.stdout.fnmatch_lines(
         [
