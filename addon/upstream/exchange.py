@@ -5,10 +5,12 @@ flow: each time mitmproxy reaches a point that decides something (an answer's he
 body, a failed connection, a broken answer), it asks the `Journey` and carries out the verdict on
 the request, re-aiming it with `retarget.aim` when the next backend is to be asked.
 
-Two kinds of extra work hang on an exchange, chosen by the gateway (`addon.gateway.after_steps`):
-after-steps, run once the primary has answered and before the client hears (tombstones, a
-bucket taken on, a copy from a fallback), and a tap that also takes the answer's bytes on their
-way to the client (a copy on read). Neither is known here beyond these protocols.
+Three kinds of extra work hang on an exchange, chosen by the gateway
+(`addon.gateway.after_steps`): after-steps, run once the primary has answered and before the
+client hears (tombstones, a bucket taken on, a copy from a fallback), a tap that also takes the
+answer's bytes on their way to the client (a copy on read), and a body tap that takes the
+request's object bytes on their way to the primary (the replicas' tee). None is known here beyond
+these protocols.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Exchange:
     taps: Taps | None = None  # who may take the answer's bytes too (copy-on-read)
     tap: Tap | None = None  # ... and took them
     instead: http.Response | None = None  # answered at once, without connecting (primary down)
+    body_tap: uploads.BodyTap | None = None  # takes the object's bytes too (replicas' tees)
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
@@ -99,6 +102,8 @@ class Exchange:
             retarget.hold_off(request)
             return
         self.transducer = retarget.aim(request, first, self.plan)
+        if self.body_tap is not None:
+            self.transducer = uploads.Tapped(self.transducer, self.body_tap)
         if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
             if not self.whole_body:
                 retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
@@ -120,6 +125,8 @@ class Exchange:
 
     def finished(self) -> None:
         self.deadline.stop()
+        if self.body_tap is not None:
+            self.body_tap.cut()  # (nothing, once it was let land)
         if self.tap is not None:
             self.tap.cut()
 

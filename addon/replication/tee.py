@@ -1,0 +1,216 @@
+"""The streamed tee of a PutObject to the replicas: the client's object goes to the primary and
+to each replica at once, in bounded memory at any size.
+
+- **At once.** Each replica's PUT starts with the client's request (its own signature,
+  UNSIGNED-PAYLOAD, the object's length known ahead) and takes the object's bytes as they pass
+  the client's checks (`uploads.Tapped`: an aws-chunked body decoded, each signed chunk
+  verified first). What describes the object goes as a copy would write it: the client's content
+  headers, user metadata and tags, and the primary's name in x-amz-meta-s3multi-replica.
+- **Nothing lands early.** The PUT's last byte is held back until `land`: once the primary has
+  answered 2xx. A body refused on its way (a bad signature, a wrong hash, cut short), a primary
+  that failed, or a flow that ended otherwise cuts the PUT (its connection closed before its
+  end): nothing of it is stored on the replica.
+- **Bounded.** The bytes wait in a queue of BUDGET at most; a replica that falls that far behind
+  (or fails) is cut off from the tee, and gets the repair job instead (`ReplicaJobs.now`, or a
+  job after the client heard): the primary's object copied from the primary, as without a tee.
+- **Never the wrong way round.** Once the replica answered, both sides are looked at (a HEAD
+  each) and `plan` must find them equal; otherwise (a concurrent write or delete of the key came
+  between, the replica stored it otherwise) the repair job runs, which reads the primary's
+  current state and writes conditionally. Every tee that lands is followed by that look, after
+  its landing: the last write to a replica's key is always checked against the primary after it.
+
+`feed` never blocks (mitmproxy's stream callable calls it); the PUT runs as a task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+
+from addon.migration.source import MIB
+from addon.namespace.object_meta import REPLICA_MARK, SOURCE_ETAG, described
+from addon.replication.plan import OBJECT, Done, plan
+from addon.replication.repair import PRIMARY, REPLICA, SideFailed
+from addon.replication.replicator import ReplicaJobs
+from addon.s3 import sigv4
+from addon.s3.errors import error_code
+from addon.upstream.backend_client import BackendError, Streamed
+from addon.upstream.retarget import Plan
+from addon.upstream.uploads import BodyPlan
+
+BUDGET = 8 * MIB  # bytes a replica may fall behind the client before it is cut off
+IDLE = 600.0  # seconds without a byte or a decision: the flow is gone, the tee is cut
+_MAX_ANSWER = 64 * 1024
+_SINGLE_PUT_MOST = 5 * 1024**3
+_NOT_TEED = ("x-amz-server-side-encryption-customer-algorithm",)  # SSE-C: only the client's key
+_OURS = (SOURCE_ETAG, REPLICA_MARK)
+
+
+class Cut(Exception):
+    """The tee stopped before its PUT landed; the message says why."""
+
+
+class ReplicaTee:
+    """One replica's PUT of the client's object, fed as the bytes come (an `uploads.BodyTap`)."""
+
+    def __init__(
+        self, jobs: ReplicaJobs, bucket: str, key: str, length: int, headers: list[tuple[str, str]]
+    ) -> None:
+        self.jobs, self.bucket, self.key, self.length = jobs, bucket, key, length
+        self.headers = headers
+        self.budget = BUDGET
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._fed = 0
+        self._ready = asyncio.Event()
+        self.released = False  # the last byte may go
+        self.stopped = ""  # why it was cut
+        self.task = asyncio.ensure_future(self._put())
+        self.task.add_done_callback(_seen)
+
+    @property
+    def name(self) -> str:
+        return self.jobs.replica.name
+
+    def feed(self, data: bytes) -> None:
+        if self.stopped or not data:
+            return
+        self._fed += len(data)
+        if self._fed > self.length:
+            self.cut("the body is longer than announced")
+        elif self._queued + len(data) > self.budget:
+            self.cut(f"it fell {self.budget // MIB} MiB behind the client")
+        else:
+            self._chunks.append(data)
+            self._queued += len(data)
+            self._ready.set()
+
+    def end(self) -> None:
+        if self._fed != self.length:
+            self.cut(f"the body ended after {self._fed} of {self.length} bytes")
+
+    def cut(self, why: str = "the upload went nowhere") -> None:
+        if not (self.stopped or self.released):
+            self.stopped = why
+            self._chunks.clear()
+            self._queued = 0
+            self._ready.set()
+
+    async def landed(self) -> str:
+        """Let the last byte go (the primary took the object): "" once the replica answered
+        and both sides are equal, else why not (the repair job's turn)."""
+        if self.stopped:
+            return f"tee cut: {self.stopped}"
+        self.released = True
+        self._ready.set()
+        try:
+            await self.task
+            primary, replica = await asyncio.gather(
+                self.jobs.sides.head(PRIMARY, self.bucket, self.key),
+                self.jobs.sides.head(REPLICA, self.bucket, self.key),
+            )
+        except Cut as e:
+            return f"tee cut: {e}"
+        except (BackendError, SideFailed) as e:
+            return f"tee failed: {e}"
+        if primary is None or plan(OBJECT, primary, replica) != Done("equal"):
+            return "the key changed meanwhile"
+        return ""
+
+    async def _put(self) -> str:
+        body = Streamed(self._pieces(), self.length)
+        path = sigv4.key_path(self.key)
+        replica = self.jobs.replica
+        async with self.jobs.sides.client.request(
+            replica, "PUT", self.bucket, path, headers=self.headers, body=body
+        ) as reply:
+            answer = await reply.read(_MAX_ANSWER)
+        if reply.status != 200:
+            raise Cut(f"{self.name} answered {reply.status} {error_code(answer) or ''}".strip())
+        return reply.header("etag") or ""
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        """The bytes as they are fed, the last one once released."""
+        left = self.length
+        while True:
+            piece = await self._next()
+            left -= len(piece)
+            if not left:
+                break
+            yield piece
+        if len(piece) > 1:
+            yield piece[:-1]
+        while not self.released:
+            await self._wait()
+        yield piece[-1:]
+
+    async def _next(self) -> bytes:
+        while not self._chunks:
+            await self._wait()
+        piece = self._chunks.popleft()
+        self._queued -= len(piece)
+        return piece
+
+    async def _wait(self) -> None:
+        if self.stopped:
+            raise Cut(self.stopped)
+        self._ready.clear()
+        try:
+            await asyncio.wait_for(self._ready.wait(), IDLE)
+        except TimeoutError:
+            self.cut(f"nothing happened for {IDLE:g}s")
+        if self.stopped:
+            raise Cut(self.stopped)
+
+
+def _seen(task: asyncio.Task) -> None:
+    """A PUT's failure is read by `landed`, or by nobody (the tee was cut): never a warning."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.exception()
+
+
+@dataclass
+class Tees:
+    """One PutObject's tees, by replica: the exchange's one `uploads.BodyTap`."""
+
+    each: dict[str, ReplicaTee]
+
+    def feed(self, data: bytes) -> None:
+        for tee in self.each.values():
+            tee.feed(data)
+
+    def end(self) -> None:
+        for tee in self.each.values():
+            tee.end()
+
+    def cut(self) -> None:
+        for tee in self.each.values():
+            tee.cut()
+
+
+def tees_for(replicas: Mapping[str, ReplicaJobs], request: Plan, key: str) -> Tees | None:
+    """Tees for a PutObject to every replica that answers, when its object can be teed: its
+    length known ahead (not empty, one PUT's worth), not encrypted with the client's key."""
+    body, bucket = request.body, request.bucket
+    if not isinstance(body, BodyPlan) or bucket is None:
+        return None
+    headers = [(name.lower(), value) for name, value in request.headers]
+    lookup = dict(headers)
+    length = body.decoded_length if body.chunked else None
+    if length is None and lookup.get("content-length", "").isdigit():
+        length = int(lookup["content-length"])
+    if not length or length > _SINGLE_PUT_MOST or any(h in lookup for h in _NOT_TEED):
+        return None
+    up = [jobs for jobs in replicas.values() if jobs.liveness.up and not jobs.stopped]
+    if not up:
+        return None
+    described_ = [(k, v) for k, v in described(headers) if k not in _OURS]
+    tagging = [("x-amz-tagging", lookup["x-amz-tagging"])] if "x-amz-tagging" in lookup else []
+    each = {}
+    for jobs in up:
+        sent = [*described_, (REPLICA_MARK, jobs.sides.primary.name), *tagging]
+        each[jobs.replica.name] = ReplicaTee(jobs, bucket, key, length, sent)
+    return Tees(each)
