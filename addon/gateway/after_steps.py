@@ -183,7 +183,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "a replicated write reaches the replicas: a sync one before the client hears, an async "
-        "one by a job after it (bucket configuration stays on the primary)",
+        "one after it; a PutObject's body is streamed to them as it comes (bucket configuration "
+        "stays on the primary)",
         lambda w, a: (
             bool(w.replicas)
             and a.bucket is not None

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from base64 import b64encode
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ from addon.replication.tee import ReplicaTee, Tees
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
+from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendError
 
 # The client's operations replicated as a job of this kind.
@@ -59,6 +61,7 @@ REPLICATED = {
 DELETES = frozenset({"DeleteObject", "DeleteObjects"})
 _LATER = frozenset({"CompleteMultipartUpload"})  # a job for sync replicas too (a long copy)
 _MAX_ANSWER = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def _succeeded(flow: http.HTTPFlow) -> bool:
@@ -116,6 +119,8 @@ async def _sync(jobs: ReplicaJobs, job: Job, tee: ReplicaTee | None) -> str:
         if not why:
             jobs.observer.repaired(jobs.replica.name, STREAMED)
             return "replicated (tee)"
+        where = printable(f"/{job.bucket}/{job.key}")
+        log.warning("replication: the tee of %s to %s gave way to a copy: %s", where, tee.name, why)
         seconds = max(0.0, seconds - (time.monotonic() - started))
     return "replicated" if await jobs.now(job, seconds) else "missed"
 

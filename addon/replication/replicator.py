@@ -143,6 +143,13 @@ class ReplicaJobs:
         except TimeoutError:
             why = "timeout"
         if why:
+            where = printable(f"/{job.bucket}/{job.key}")
+            log.info(
+                "replication: the tee of %s to %s gave way to a job: %s",
+                where,
+                self.replica.name,
+                why,
+            )
             self.put(job)
         else:
             self.observer.repaired(self.replica.name, STREAMED)

@@ -10,7 +10,7 @@ to each replica at once, in bounded memory at any size.
   answered 2xx. A body refused on its way (a bad signature, a wrong hash, cut short), a primary
   that failed, or a flow that ended otherwise cuts the PUT (its connection closed before its
   end): nothing of it is stored on the replica.
-- **Bounded.** The bytes wait in a queue of BUDGET at most; a replica that falls that far behind
+- **Bounded.** At most BUDGET bytes wait for the replica; a replica that falls that far behind
   (or fails) is cut off from the tee, and gets the repair job instead (`ReplicaJobs.now`, or a
   job after the client heard): the primary's object copied from the primary, as without a tee.
 - **Never the wrong way round.** Once the replica answered, both sides are looked at (a HEAD
@@ -19,7 +19,8 @@ to each replica at once, in bounded memory at any size.
   current state and writes conditionally. Every tee that lands is followed by that look, after
   its landing: the last write to a replica's key is always checked against the primary after it.
 
-`feed` never blocks (mitmproxy's stream callable calls it); the PUT runs as a task of its own.
+`feed` never blocks (mitmproxy's stream callable calls it): it writes to the replica's connection
+at once (`backend_client.Pushed`), and the bytes not yet sent count against BUDGET.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from addon.migration.source import MIB
@@ -37,11 +38,11 @@ from addon.replication.repair import PRIMARY, REPLICA, SideFailed
 from addon.replication.replicator import ReplicaJobs
 from addon.s3 import sigv4
 from addon.s3.errors import error_code
-from addon.upstream.backend_client import BackendError, Streamed
+from addon.upstream.backend_client import BackendError, Pushed
 from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan
 
-BUDGET = 8 * MIB  # bytes a replica may fall behind the client before it is cut off
+BUDGET = 32 * MIB  # bytes a replica may fall behind the client (8 MiB: cut in the benchmark)
 IDLE = 600.0  # seconds without a byte or a decision: the flow is gone, the tee is cut
 _MAX_ANSWER = 64 * 1024
 _SINGLE_PUT_MOST = 5 * 1024**3
@@ -54,7 +55,9 @@ class Cut(Exception):
 
 
 class ReplicaTee:
-    """One replica's PUT of the client's object, fed as the bytes come (an `uploads.BodyTap`)."""
+    """One replica's PUT of the client's object, fed as the bytes come (an `uploads.BodyTap`):
+    written to the replica's connection at once, as mitmproxy writes to the primary's (a task
+    would wait for the event loop while mitmproxy relays the client's bytes)."""
 
     def __init__(
         self, jobs: ReplicaJobs, bucket: str, key: str, length: int, headers: list[tuple[str, str]]
@@ -62,10 +65,12 @@ class ReplicaTee:
         self.jobs, self.bucket, self.key, self.length = jobs, bucket, key, length
         self.headers = headers
         self.budget = BUDGET
-        self._chunks: deque[bytes] = deque()
+        self._queue: deque[bytes] = deque()  # until the PUT's head is sent
         self._queued = 0
+        self._write: Callable[[bytes], int] | None = None
         self._fed = 0
-        self._ready = asyncio.Event()
+        self._last = b""  # the object's last byte, held back until released
+        self._decided = asyncio.Event()  # released, or cut
         self.released = False  # the last byte may go
         self.stopped = ""  # why it was cut
         self.task = asyncio.ensure_future(self._put())
@@ -81,12 +86,11 @@ class ReplicaTee:
         self._fed += len(data)
         if self._fed > self.length:
             self.cut("the body is longer than announced")
-        elif self._queued + len(data) > self.budget:
-            self.cut(f"it fell {self.budget // MIB} MiB behind the client")
-        else:
-            self._chunks.append(data)
-            self._queued += len(data)
-            self._ready.set()
+            return
+        if self._fed == self.length:
+            data, self._last = data[:-1], data[-1:]
+        if data:
+            self._send(data)
 
     def end(self) -> None:
         if self._fed != self.length:
@@ -95,17 +99,19 @@ class ReplicaTee:
     def cut(self, why: str = "the upload went nowhere") -> None:
         if not (self.stopped or self.released):
             self.stopped = why
-            self._chunks.clear()
+            self._queue.clear()
             self._queued = 0
-            self._ready.set()
+            self._decided.set()
 
     async def landed(self) -> str:
         """Let the last byte go (the primary took the object): "" once the replica answered
         and both sides are equal, else why not (the repair job's turn)."""
+        if self._fed != self.length:
+            self.cut("the body did not come whole")
         if self.stopped:
             return f"tee cut: {self.stopped}"
         self.released = True
-        self._ready.set()
+        self._decided.set()
         try:
             await self.task
             primary, replica = await asyncio.gather(
@@ -120,8 +126,22 @@ class ReplicaTee:
             return "the key changed meanwhile"
         return ""
 
+    def _send(self, data: bytes) -> None:
+        if self._write is None:
+            self._queue.append(data)
+            self._queued += len(data)
+            waiting = self._queued
+        else:
+            try:
+                waiting = self._write(data)
+            except BackendError as e:
+                self.cut(str(e))
+                return
+        if waiting > self.budget:
+            self.cut(f"it fell {self.budget // MIB} MiB behind the client")
+
     async def _put(self) -> str:
-        body = Streamed(self._pieces(), self.length)
+        body = Pushed(self._push, self.length)
         path = sigv4.key_path(self.key)
         replica = self.jobs.replica
         async with self.jobs.sides.client.request(
@@ -132,38 +152,22 @@ class ReplicaTee:
             raise Cut(f"{self.name} answered {reply.status} {error_code(answer) or ''}".strip())
         return reply.header("etag") or ""
 
-    async def _pieces(self) -> AsyncIterator[bytes]:
-        """The bytes as they are fed, the last one once released."""
-        left = self.length
-        while True:
-            piece = await self._next()
-            left -= len(piece)
-            if not left:
-                break
-            yield piece
-        if len(piece) > 1:
-            yield piece[:-1]
-        while not self.released:
-            await self._wait()
-        yield piece[-1:]
-
-    async def _next(self) -> bytes:
-        while not self._chunks:
-            await self._wait()
-        piece = self._chunks.popleft()
-        self._queued -= len(piece)
-        return piece
-
-    async def _wait(self) -> None:
+    async def _push(self, write: Callable[[bytes], int]) -> None:
+        """The PUT's head is sent: the bytes fed so far, then each as it is fed; the last one
+        once released. Raises Cut (the connection is then closed before the body's end)."""
         if self.stopped:
             raise Cut(self.stopped)
-        self._ready.clear()
+        self._write = write
+        queued, self._queue, self._queued = self._queue, deque(), 0
+        for piece in queued:
+            self._send(piece)
         try:
-            await asyncio.wait_for(self._ready.wait(), IDLE)
+            await asyncio.wait_for(self._decided.wait(), IDLE)
         except TimeoutError:
             self.cut(f"nothing happened for {IDLE:g}s")
         if self.stopped:
             raise Cut(self.stopped)
+        write(self._last)
 
 
 def _seen(task: asyncio.Task) -> None:

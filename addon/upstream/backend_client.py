@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,16 @@ class Streamed:
 
 
 @dataclass(frozen=True)
+class Pushed:
+    """A request body of `length` that its producer writes itself, as it comes, without waiting
+    (a tee's): `push` is given `write` once the head is sent and returns once the body is whole.
+    `write` frames and sends at once; it returns the bytes the connection has yet to send."""
+
+    push: Callable[[Callable[[bytes], int]], Awaitable[None]]
+    length: int
+
+
+@dataclass(frozen=True)
 class Timeouts:
     connect: float = 5.0
     read: float = 30.0  # between two pieces of an answer
@@ -85,6 +95,12 @@ class _Connection:
             except TimeoutError:
                 raise BackendError(f"no data for {timeout:g}s", TIMEOUT) from None
             self.h11.receive_data(data)
+
+    def write_now(self, data: bytes) -> int:
+        if self.writer.is_closing():
+            raise BackendError("the connection closed", BROKEN)
+        self.writer.write(self.h11.send(h11.Data(data=data)) or b"")
+        return self.writer.transport.get_write_buffer_size()
 
     @property
     def reusable(self) -> bool:
@@ -155,16 +171,17 @@ class BackendClient:
         key_path: str = "",
         query: str = "",
         headers: Sequence[tuple[str, str]] = (),
-        body: bytes | Streamed = b"",
+        body: bytes | Streamed | Pushed = b"",
         signed_headers: Sequence[str] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a signed request to `backend`; yields its answer (headers in, body unread).
         Every header is signed unless `signed_headers` names those to sign (a client's request
         sent again: its other headers may be changed on the way, as they were not signed).
-        A `Streamed` body is sent as it comes (UNSIGNED-PAYLOAD: its hash is not known ahead).
+        A `Streamed` or `Pushed` body is sent as it comes (UNSIGNED-PAYLOAD: its hash is not
+        known ahead).
         Raises BackendError when it cannot be had."""
         location = backends.locate(backend, bucket, key_path, query)
-        if isinstance(body, Streamed):
+        if isinstance(body, Streamed | Pushed):
             payload_hash, length = sigv4.UNSIGNED_PAYLOAD, body.length
         else:
             payload_hash, length = hashlib.sha256(body).hexdigest(), len(body)
@@ -207,7 +224,7 @@ class BackendClient:
         method: str,
         target: str,
         head: list[tuple[str, str]],
-        body: bytes | Streamed,
+        body: bytes | Streamed | Pushed,
     ) -> Reply:
         try:
             request = h11.Request(method=method, target=target, headers=head)
@@ -215,6 +232,10 @@ class BackendClient:
                 await connection.send(request)
                 async for piece in body.pieces:
                     await connection.send(h11.Data(data=piece))
+                await connection.send(h11.EndOfMessage())
+            elif isinstance(body, Pushed):
+                await connection.send(request)
+                await body.push(connection.write_now)
                 await connection.send(h11.EndOfMessage())
             elif body:  # a request in hand is one write: one system call, not three
                 await connection.send(request, h11.Data(data=body), h11.EndOfMessage())
