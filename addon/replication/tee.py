@@ -10,9 +10,14 @@ to each replica at once, in bounded memory at any size.
   answered 2xx. A body refused on its way (a bad signature, a wrong hash, cut short), a primary
   that failed, or a flow that ended otherwise cuts the PUT (its connection closed before its
   end): nothing of it is stored on the replica.
-- **Bounded.** At most BUDGET bytes wait for the replica; a replica that falls that far behind
-  (or fails) is cut off from the tee, and gets the repair job instead (`ReplicaJobs.now`, or a
-  job after the client heard): the primary's object copied from the primary, as without a tee.
+- **Paced.** The client is read no faster than the slowest replica takes the bytes: `drain`
+  (registered for the client's connection through `addon.mitm.drains` by the exchange) waits
+  until the replica's connection has sent what it was given, as mitmproxy waits for the
+  primary's. Before the replica's PUT is under way, SLACK bytes may wait for it.
+- **Bounded.** A replica that takes nothing for the drain's time (the exchange's bound, at most
+  the replica's idleTimeout), that falls BUDGET bytes behind all the same, or that fails, is cut
+  off from the tee and gets the repair job instead (`ReplicaJobs.now`, or a job after the client
+  heard): the primary's object copied from the primary, as without a tee.
 - **Never the wrong way round.** Once the replica answered, both sides are looked at (a HEAD
   each) and `plan` must find them equal; otherwise (a concurrent write or delete of the key came
   between, the replica stored it otherwise) the repair job runs, which reads the primary's
@@ -20,7 +25,7 @@ to each replica at once, in bounded memory at any size.
   its landing: the last write to a replica's key is always checked against the primary after it.
 
 `feed` never blocks (mitmproxy's stream callable calls it): it writes to the replica's connection
-at once (`backend_client.Pushed`), and the bytes not yet sent count against BUDGET.
+at once (`request_bodies.Pushed`); the waiting is `drain`'s, between two reads of the client.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from addon.migration.source import MIB
@@ -38,11 +43,13 @@ from addon.replication.repair import PRIMARY, REPLICA, SideFailed
 from addon.replication.replicator import ReplicaJobs
 from addon.s3 import sigv4
 from addon.s3.errors import error_code
-from addon.upstream.backend_client import BackendError, Pushed
+from addon.upstream.backend_client import BackendError
+from addon.upstream.request_bodies import Outlet, Pushed
 from addon.upstream.retarget import Plan
 from addon.upstream.uploads import BodyPlan
 
-BUDGET = 32 * MIB  # bytes a replica may fall behind the client (8 MiB: cut in the benchmark)
+BUDGET = 4 * MIB  # bytes a replica may be behind before a piece comes (drained: ~64 KiB)
+SLACK = 1 * MIB  # bytes that may wait for the replica's PUT to start before the client waits
 IDLE = 600.0  # seconds without a byte or a decision: the flow is gone, the tee is cut
 _MAX_ANSWER = 64 * 1024
 _SINGLE_PUT_MOST = 5 * 1024**3
@@ -67,7 +74,8 @@ class ReplicaTee:
         self.budget = BUDGET
         self._queue: deque[bytes] = deque()  # until the PUT's head is sent
         self._queued = 0
-        self._write: Callable[[bytes], int] | None = None
+        self._outlet: Outlet | None = None
+        self._started = asyncio.Event()  # the PUT's head is sent (or the tee is cut)
         self._fed = 0
         self._last = b""  # the object's last byte, held back until released
         self._decided = asyncio.Event()  # released, or cut
@@ -102,6 +110,7 @@ class ReplicaTee:
             self._queue.clear()
             self._queued = 0
             self._decided.set()
+            self._started.set()
 
     async def landed(self) -> str:
         """Let the last byte go (the primary took the object): "" once the replica answered
@@ -126,18 +135,36 @@ class ReplicaTee:
             return "the key changed meanwhile"
         return ""
 
+    async def drain(self, within: float) -> None:
+        """Wait until the replica took what it was given (`within` seconds at most, and its
+        idleTimeout): the client's connection is read on after. A replica that took nothing
+        in that time, or failed, is cut off from the tee."""
+        if self.stopped or self.released or (self._outlet is None and self._queued <= SLACK):
+            return
+        seconds = min(within, self.jobs.replica.idle_timeout)
+        try:
+            async with asyncio.timeout(seconds):
+                if self._outlet is None and self._queued > SLACK:
+                    await self._started.wait()
+                if self._outlet is not None and not self.stopped:
+                    await self._outlet.drained()
+        except TimeoutError:
+            self.cut(f"it took nothing for {seconds:g}s")
+        except BackendError as e:
+            self.cut(str(e))
+
     def _send(self, data: bytes) -> None:
-        if self._write is None:
+        if self._outlet is None:
             self._queue.append(data)
             self._queued += len(data)
             waiting = self._queued
         else:
             try:
-                waiting = self._write(data)
+                waiting = self._outlet.write(data)
             except BackendError as e:
                 self.cut(str(e))
                 return
-        if waiting > self.budget:
+        if waiting - len(data) > self.budget:  # that far behind before this piece came
             self.cut(f"it fell {self.budget // MIB} MiB behind the client")
 
     async def _put(self) -> str:
@@ -152,12 +179,13 @@ class ReplicaTee:
             raise Cut(f"{self.name} answered {reply.status} {error_code(answer) or ''}".strip())
         return reply.header("etag") or ""
 
-    async def _push(self, write: Callable[[bytes], int]) -> None:
+    async def _push(self, outlet: Outlet) -> None:
         """The PUT's head is sent: the bytes fed so far, then each as it is fed; the last one
         once released. Raises Cut (the connection is then closed before the body's end)."""
         if self.stopped:
             raise Cut(self.stopped)
-        self._write = write
+        self._outlet = outlet
+        self._started.set()
         queued, self._queue, self._queued = self._queue, deque(), 0
         for piece in queued:
             self._send(piece)
@@ -167,7 +195,7 @@ class ReplicaTee:
             self.cut(f"nothing happened for {IDLE:g}s")
         if self.stopped:
             raise Cut(self.stopped)
-        write(self._last)
+        outlet.write(self._last)
 
 
 def _seen(task: asyncio.Task) -> None:
@@ -193,6 +221,10 @@ class Tees:
     def cut(self) -> None:
         for tee in self.each.values():
             tee.cut()
+
+    async def drain(self, within: float) -> None:
+        """Each tee drained, at once (each bounded by `within`)."""
+        await asyncio.gather(*(tee.drain(within) for tee in self.each.values()))
 
 
 def tees_for(replicas: Mapping[str, ReplicaJobs], request: Plan, key: str) -> Tees | None:

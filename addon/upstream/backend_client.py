@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ import h11
 from addon.config.settings import Backend
 from addon.s3 import sigv4
 from addon.upstream import backends
+from addon.upstream.request_bodies import Pushed, Streamed
 
 if TYPE_CHECKING:
     from addon.upstream.health import Reporter
@@ -46,24 +47,6 @@ class BackendError(Exception):
         self.kind = kind
         self.at_once = at_once
         self.reported = False  # told to health already
-
-
-@dataclass(frozen=True)
-class Streamed:
-    """A request body sent piece by piece as it comes (another answer's body), of `length`."""
-
-    pieces: AsyncIterator[bytes]
-    length: int
-
-
-@dataclass(frozen=True)
-class Pushed:
-    """A request body of `length` that its producer writes itself, as it comes, without waiting
-    (a tee's): `push` is given `write` once the head is sent and returns once the body is whole.
-    `write` frames and sends at once; it returns the bytes the connection has yet to send."""
-
-    push: Callable[[Callable[[bytes], int]], Awaitable[None]]
-    length: int
 
 
 @dataclass(frozen=True)
@@ -96,11 +79,17 @@ class _Connection:
                 raise BackendError(f"no data for {timeout:g}s", TIMEOUT) from None
             self.h11.receive_data(data)
 
-    def write_now(self, data: bytes) -> int:
+    def write(self, data: bytes) -> int:
         if self.writer.is_closing():
             raise BackendError("the connection closed", BROKEN)
         self.writer.write(self.h11.send(h11.Data(data=data)) or b"")
         return self.writer.transport.get_write_buffer_size()
+
+    async def drained(self) -> None:
+        try:
+            await self.writer.drain()
+        except OSError as e:
+            raise BackendError(f"the connection broke: {e}", BROKEN) from None
 
     @property
     def reusable(self) -> bool:
@@ -235,7 +224,7 @@ class BackendClient:
                 await connection.send(h11.EndOfMessage())
             elif isinstance(body, Pushed):
                 await connection.send(request)
-                await body.push(connection.write_now)
+                await body.push(connection)
                 await connection.send(h11.EndOfMessage())
             elif body:  # a request in hand is one write: one system call, not three
                 await connection.send(request, h11.Data(data=body), h11.EndOfMessage())

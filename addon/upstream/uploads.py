@@ -177,6 +177,7 @@ class BodyTap(Protocol):
     def feed(self, data: bytes) -> None: ...
     def end(self) -> None: ...  # every byte came and every check passed
     def cut(self) -> None: ...  # the body was refused or went nowhere: take nothing of it
+    async def drain(self, within: float) -> None: ...  # room for more (`within` s at most)
 
 
 class Tapped:
