@@ -13,7 +13,9 @@ to each replica at once, in bounded memory at any size.
 - **Paced.** The client is read no faster than the slowest replica takes the bytes: `drain`
   (registered for the client's connection through `addon.mitm.drains` by the exchange) waits
   until the replica's connection has sent what it was given, as mitmproxy waits for the
-  primary's. Before the replica's PUT is under way, SLACK bytes may wait for it.
+  primary's. Before the replica's PUT is under way, SLACK bytes may wait for it. A body of
+  at most WHOLE bytes is held instead (it is read whole anyway) and its PUT sent whole once
+  released: one write, no connection taken while the primary works.
 - **Bounded.** A replica that takes nothing for the drain's time (the exchange's bound, at most
   the replica's idleTimeout), that falls BUDGET bytes behind all the same, or that fails, is cut
   off from the tee and gets the repair job instead (`ReplicaJobs.now`, or a job after the client
@@ -50,6 +52,7 @@ from addon.upstream.uploads import BodyPlan
 
 BUDGET = 4 * MIB  # bytes a replica may be behind before a piece comes (drained: ~64 KiB)
 SLACK = 1 * MIB  # bytes that may wait for the replica's PUT to start before the client waits
+WHOLE = 64 * 1024  # a body this small is held, and its PUT sent whole once released
 IDLE = 600.0  # seconds without a byte or a decision: the flow is gone, the tee is cut
 _MAX_ANSWER = 64 * 1024
 _SINGLE_PUT_MOST = 5 * 1024**3
@@ -81,8 +84,9 @@ class ReplicaTee:
         self._decided = asyncio.Event()  # released, or cut
         self.released = False  # the last byte may go
         self.stopped = ""  # why it was cut
-        self.task = asyncio.ensure_future(self._put())
-        self.task.add_done_callback(_seen)
+        self.task: asyncio.Future[str] | None = None
+        if length > WHOLE:
+            self._start()
 
     @property
     def name(self) -> str:
@@ -121,8 +125,9 @@ class ReplicaTee:
             return f"tee cut: {self.stopped}"
         self.released = True
         self._decided.set()
+        task = self.task or self._start()  # a small body: its PUT goes whole, now
         try:
-            await self.task
+            await task
             primary, replica = await asyncio.gather(
                 self.jobs.sides.head(PRIMARY, self.bucket, self.key),
                 self.jobs.sides.head(REPLICA, self.bucket, self.key),
@@ -167,8 +172,15 @@ class ReplicaTee:
         if waiting - len(data) > self.budget:  # that far behind before this piece came
             self.cut(f"it fell {self.budget // MIB} MiB behind the client")
 
+    def _start(self) -> asyncio.Future[str]:
+        self.task = asyncio.ensure_future(self._put())
+        self.task.add_done_callback(_seen)
+        return self.task
+
     async def _put(self) -> str:
-        body = Pushed(self._push, self.length)
+        body: bytes | Pushed = Pushed(self._push, self.length)
+        if self.length <= WHOLE:
+            body = b"".join([*self._queue, self._last])
         path = sigv4.key_path(self.key)
         replica = self.jobs.replica
         async with self.jobs.sides.client.request(

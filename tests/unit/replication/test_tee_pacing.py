@@ -1,0 +1,205 @@
+"""The tee's pacing and bounds (`addon.replication.tee.ReplicaTee`), without a network: its PUT's
+body goes to an `Outlet` of the test's own, whose backlog and draining the test decides (the PUT
+itself, the landing and the look at both sides are end to end: tests/e2e/replication/
+test_tee.py). What is checked: the last byte waits for the release; `drain` waits for the
+replica's connection and cuts a replica that takes nothing in time; before the PUT is under way
+SLACK bytes may wait, more wait for it; the budget counts what was behind before a piece."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+from addon.replication import tee
+from addon.upstream.request_bodies import Pushed
+
+LENGTH = tee.WHOLE + 10  # streamed (a smaller body is sent whole once released)
+
+
+class Outlet:
+    """A replica's connection as the tee sees it: what it was given, its backlog (`waiting`,
+    set by the test), and a drain that returns once `room` is set."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+        self.waiting = 0
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def write(self, data: bytes) -> int:
+        self.sent += data
+        return self.waiting + len(data)
+
+    async def drained(self) -> None:
+        await self.room.wait()
+
+
+class Client:
+    """Starts the tee's PUT when the test says (`go`), hands its body the outlet, answers 200."""
+
+    def __init__(self, outlet: Outlet) -> None:
+        self.outlet = outlet
+        self.go = asyncio.Event()
+        self.done = asyncio.Event()
+        self.whole: list[bytes] = []  # bodies sent whole
+
+    @contextlib.asynccontextmanager
+    async def request(self, *_: Any, body: Pushed | bytes, **__: Any) -> AsyncIterator[Any]:
+        await self.go.wait()
+        if isinstance(body, bytes):
+            self.whole.append(body)
+        else:
+            await body.push(self.outlet)
+        self.done.set()
+
+        async def read(_: int) -> bytes:
+            return b""
+
+        yield SimpleNamespace(status=200, read=read, header=lambda _: '"etag"')
+
+
+def _tee(started: bool = True, length: int = LENGTH) -> tuple[tee.ReplicaTee, Client]:
+    client = Client(Outlet())
+    if started:
+        client.go.set()
+    replica = SimpleNamespace(name="dr", idle_timeout=30.0)
+    jobs = SimpleNamespace(replica=replica, sides=SimpleNamespace(client=client))
+    return tee.ReplicaTee(jobs, "b", "k", length, []), client  # type: ignore[arg-type]
+
+
+def _run(test) -> None:
+    asyncio.run(asyncio.wait_for(test(), 5))
+
+
+def test_the_last_byte_waits_for_the_release():
+    async def test() -> None:
+        one, client = _tee()
+        await asyncio.sleep(0)
+        body = bytes(range(256)) * (LENGTH // 256) + bytes(LENGTH % 256)
+        one.feed(body)
+        one.end()
+        await asyncio.sleep(0.01)
+        assert bytes(client.outlet.sent) == body[:-1] and not client.done.is_set()
+        one.released = True
+        one._decided.set()
+        await asyncio.wait_for(client.done.wait(), 1)
+        assert bytes(client.outlet.sent) == body and not one.stopped and not client.whole
+
+    _run(test)
+
+
+def test_drain_waits_for_the_replicas_connection():
+    async def test() -> None:
+        one, client = _tee()
+        await asyncio.sleep(0)
+        client.outlet.room.clear()
+        one.feed(b"0123")
+        draining = asyncio.ensure_future(one.drain(within=5))
+        await asyncio.sleep(0.01)
+        assert not draining.done()  # the client is not read meanwhile
+        client.outlet.room.set()
+        await draining
+        assert not one.stopped
+        one.cut()
+
+    _run(test)
+
+
+def test_a_replica_that_takes_nothing_in_time_is_cut():
+    async def test() -> None:
+        one, client = _tee()
+        await asyncio.sleep(0)
+        client.outlet.room.clear()
+        one.feed(b"0123")
+        await one.drain(within=0.05)
+        assert one.stopped == "it took nothing for 0.05s"
+        await one.drain(within=5)  # a cut tee never waits again
+
+    _run(test)
+
+
+def test_before_the_put_starts_slack_bytes_wait_more_wait_for_it():
+    async def test() -> None:
+        one, client = _tee(started=False)
+        one.length = 4 * tee.SLACK
+        one.feed(b"x" * tee.SLACK)
+        await one.drain(within=0.05)  # within the slack: no wait, no cut
+        assert not one.stopped
+        one.feed(b"x")
+        draining = asyncio.ensure_future(one.drain(within=5))
+        await asyncio.sleep(0.01)
+        assert not draining.done()
+        client.go.set()
+        await draining
+        assert not one.stopped and len(client.outlet.sent) == tee.SLACK + 1
+        one.cut()
+
+    _run(test)
+
+
+def test_a_put_that_never_starts_is_cut_once_beyond_the_slack():
+    async def test() -> None:
+        one, _ = _tee(started=False)
+        one.length = 4 * tee.SLACK
+        one.feed(b"x" * (tee.SLACK + 1))
+        await one.drain(within=0.05)
+        assert one.stopped.startswith("it took nothing")
+
+    _run(test)
+
+
+def test_the_budget_counts_what_was_behind_before_a_piece():
+    async def test() -> None:
+        one, client = _tee()
+        one.length = 4 * tee.BUDGET
+        await asyncio.sleep(0)
+        one.feed(b"x" * (2 * tee.BUDGET))  # one large piece (a signed chunk): not behind yet
+        assert not one.stopped
+        client.outlet.waiting = tee.BUDGET + 1  # the replica did not take it
+        one.feed(b"x")
+        assert one.stopped == f"it fell {tee.BUDGET // tee.MIB} MiB behind the client"
+
+    _run(test)
+
+
+def test_a_body_longer_or_shorter_than_announced_is_cut():
+    async def test() -> None:
+        longer, _ = _tee()
+        longer.feed(b"x" * (LENGTH + 1))
+        assert longer.stopped == "the body is longer than announced"
+        shorter, _ = _tee()
+        shorter.feed(b"x" * 3)
+        shorter.end()
+        assert shorter.stopped == f"the body ended after 3 of {LENGTH} bytes"
+
+    _run(test)
+
+
+def test_a_small_body_is_put_whole_once_released_and_never_before():
+    async def test() -> None:
+        one, client = _tee(length=5)
+        one.feed(b"sm")
+        one.feed(b"all")
+        one.end()
+        await one.drain(within=5)
+        await asyncio.sleep(0.01)
+        assert one.task is None and not client.done.is_set()  # no PUT while the primary works
+        one.released = True
+        await one._start()
+        assert client.whole == [b"small"] and not client.outlet.sent
+
+    _run(test)
+
+
+def test_a_small_body_cut_before_its_release_is_never_sent():
+    async def test() -> None:
+        one, client = _tee(length=5)
+        one.feed(b"small")
+        one.cut("the primary refused it")
+        assert await one.landed() == "tee cut: the primary refused it"
+        assert one.task is None and not client.whole
+
+    _run(test)
