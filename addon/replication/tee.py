@@ -53,6 +53,7 @@ from addon.upstream.uploads import BodyPlan
 BUDGET = 4 * MIB  # bytes a replica may be behind before a piece comes (drained: ~64 KiB)
 SLACK = 1 * MIB  # bytes that may wait for the replica's PUT to start before the client waits
 WHOLE = 64 * 1024  # a body this small is held, and its PUT sent whole once released
+_PAUSED_ABOVE = 64 * 1024  # asyncio's default high-water mark: a drain waits only beyond it
 IDLE = 600.0  # seconds without a byte or a decision: the flow is gone, the tee is cut
 _MAX_ANSWER = 64 * 1024
 _SINGLE_PUT_MOST = 5 * 1024**3
@@ -78,6 +79,7 @@ class ReplicaTee:
         self._queue: deque[bytes] = deque()  # until the PUT's head is sent
         self._queued = 0
         self._outlet: Outlet | None = None
+        self._waiting = 0  # what the replica's connection had yet to send after the last write
         self._started = asyncio.Event()  # the PUT's head is sent (or the tee is cut)
         self._fed = 0
         self._last = b""  # the object's last byte, held back until released
@@ -144,8 +146,10 @@ class ReplicaTee:
         """Wait until the replica took what it was given (`within` seconds at most, and its
         idleTimeout): the client's connection is read on after. A replica that took nothing
         in that time, or failed, is cut off from the tee."""
-        if self.stopped or self.released or (self._outlet is None and self._queued <= SLACK):
+        if self.stopped or self.released:
             return
+        if self._queued <= SLACK if self._outlet is None else self._waiting <= _PAUSED_ABOVE:
+            return  # nothing to wait for (the common case: no timer for it)
         seconds = min(within, self.jobs.replica.idle_timeout)
         try:
             async with asyncio.timeout(seconds):
@@ -165,7 +169,7 @@ class ReplicaTee:
             waiting = self._queued
         else:
             try:
-                waiting = self._outlet.write(data)
+                waiting = self._waiting = self._outlet.write(data)
             except BackendError as e:
                 self.cut(str(e))
                 return
@@ -236,7 +240,10 @@ class Tees:
 
     async def drain(self, within: float) -> None:
         """Each tee drained, at once (each bounded by `within`)."""
-        await asyncio.gather(*(tee.drain(within) for tee in self.each.values()))
+        if len(self.each) == 1:
+            await next(iter(self.each.values())).drain(within)
+        else:
+            await asyncio.gather(*(tee.drain(within) for tee in self.each.values()))
 
 
 def tees_for(replicas: Mapping[str, ReplicaJobs], request: Plan, key: str) -> Tees | None:

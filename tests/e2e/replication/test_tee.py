@@ -96,6 +96,7 @@ def test_a_256_mib_put_streams_to_the_replica_in_bounded_memory(
     with peak_rss(gateway) as peak, path.open("rb") as body:
         gateway.client().put_object(Bucket=made, Key="big", Body=body)
     assert peak[0] - before < 100, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
+    print(f"RSS-GROWTH-256 {peak[0] - before:.1f} MB")
     assert _hash_on(servers[0], made, "big") == sha
     assert _hash_on(servers[1], made, "big") == sha  # at once: the client heard after it
     primary, replica = relays
@@ -104,6 +105,28 @@ def test_a_256_mib_put_streams_to_the_replica_in_bounded_memory(
     assert teed.headers["x-amz-meta-s3multi-replica"] == servers[0].name
     assert not primary.passed(_get_of(made, "big"))  # ... not a copy read from the primary
     assert etag_or_none(servers[0], made, "big") == etag_or_none(servers[1], made, "big")
+
+
+def test_a_slow_replica_paces_the_client_and_keeps_its_tee(gateway, servers, relays, made):
+    """The replica takes the body at 8 MB/s, the client could send far faster: without the
+    client paced by the replica, the replica would fall the tee's budget behind and be copied
+    from the primary instead."""
+    size = 24 * MIB
+    data = os.urandom(size)
+    relays[1].throttle(_put_of(made, "slow"), 8e6)
+    try:
+        before = gateway.rss_mb()
+        with peak_rss(gateway) as peak:
+            gateway.client().put_object(Bucket=made, Key="slow", Body=data)
+        teed = relays[1].passed(_put_of(made, "slow"))
+    finally:
+        relays[1].reset()  # (forgets the requests too)
+    print(f"RSS-GROWTH-SLOW {peak[0] - before:.1f} MB")
+    assert peak[0] - before < 40, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
+    assert len(teed) == 1
+    assert not relays[0].passed(_get_of(made, "slow"))  # the tee was not cut
+    expected = hashlib.sha256(data).hexdigest()
+    assert _hash_on(servers[0], made, "slow") == _hash_on(servers[1], made, "slow") == expected
 
 
 def test_a_small_put_is_teed_too(gateway, servers, relays, made):

@@ -96,6 +96,7 @@ def test_drain_waits_for_the_replicas_connection():
         one, client = _tee()
         await asyncio.sleep(0)
         client.outlet.room.clear()
+        client.outlet.waiting = tee.MIB  # beyond asyncio's high-water mark: paused
         one.feed(b"0123")
         draining = asyncio.ensure_future(one.drain(within=5))
         await asyncio.sleep(0.01)
@@ -108,11 +109,26 @@ def test_drain_waits_for_the_replicas_connection():
     _run(test)
 
 
+def test_no_drain_while_the_replicas_connection_is_not_paused():
+    async def test() -> None:
+        one, client = _tee()
+        await asyncio.sleep(0)
+        client.outlet.room.clear()  # would never return
+        client.outlet.waiting = 1000
+        one.feed(b"0123")
+        await one.drain(within=5)
+        assert not one.stopped
+        one.cut()
+
+    _run(test)
+
+
 def test_a_replica_that_takes_nothing_in_time_is_cut():
     async def test() -> None:
         one, client = _tee()
         await asyncio.sleep(0)
         client.outlet.room.clear()
+        client.outlet.waiting = tee.MIB  # beyond asyncio's high-water mark: paused
         one.feed(b"0123")
         await one.drain(within=0.05)
         assert one.stopped == "it took nothing for 0.05s"
