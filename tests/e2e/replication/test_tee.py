@@ -1,9 +1,10 @@
 """The streamed tee of a PutObject to a sync replica, on real processes: two SeaweedFS servers of
 the module's own, each behind a relay that counts what it receives. The client's object goes to
 the primary and to the replica at once (the replica gets a PUT of the body, the primary no GET
-for a copy), in bounded memory at 256 MiB; a body refused on its way lands nowhere; a replica
-killed while its PUT streams never fails the client, and is repaired once it is back;
-concurrent writes of one key end equal on both sides."""
+for a copy), in bounded memory at 256 MiB (under 1 MB of RSS measured, the replica pacing the
+client); a replica slower than the client paces it and keeps its tee; a body refused on its way
+lands nowhere; a replica killed while its PUT streams never fails the client, and is repaired
+once it is back; concurrent writes of one key end equal on both sides."""
 
 from __future__ import annotations
 
@@ -95,8 +96,7 @@ def test_a_256_mib_put_streams_to_the_replica_in_bounded_memory(
     before = gateway.rss_mb()
     with peak_rss(gateway) as peak, path.open("rb") as body:
         gateway.client().put_object(Bucket=made, Key="big", Body=body)
-    assert peak[0] - before < 100, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
-    print(f"RSS-GROWTH-256 {peak[0] - before:.1f} MB")
+    assert peak[0] - before < 40, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
     assert _hash_on(servers[0], made, "big") == sha
     assert _hash_on(servers[1], made, "big") == sha  # at once: the client heard after it
     primary, replica = relays
@@ -121,7 +121,6 @@ def test_a_slow_replica_paces_the_client_and_keeps_its_tee(gateway, servers, rel
         teed = relays[1].passed(_put_of(made, "slow"))
     finally:
         relays[1].reset()  # (forgets the requests too)
-    print(f"RSS-GROWTH-SLOW {peak[0] - before:.1f} MB")
     assert peak[0] - before < 40, f"RSS grew from {before:.0f} MB to {peak[0]:.0f} MB"
     assert len(teed) == 1
     assert not relays[0].passed(_get_of(made, "slow"))  # the tee was not cut
