@@ -137,7 +137,6 @@ class ReplicaJobs:
         task.add_done_callback(self._landed)
 
     async def _follow(self, job: Job, landed: Awaitable[str]) -> None:
-        await asyncio.sleep(0)  # (an eager task) the client's answer is sent first
         try:
             async with asyncio.timeout(self.replica.response_timeout):
                 why = await landed

@@ -185,6 +185,7 @@ class ReplicaTee:
         body: bytes | Pushed = Pushed(self._push, self.length)
         if self.length <= WHOLE:
             body = b"".join([*self._queue, self._last])
+            await asyncio.sleep(0)  # (started in an eager task) after the client's answer
         path = sigv4.key_path(self.key)
         replica = self.jobs.replica
         async with self.jobs.sides.client.request(

@@ -65,7 +65,7 @@ def _tee(started: bool = True, length: int = LENGTH) -> tuple[tee.ReplicaTee, Cl
     client = Client(Outlet())
     if started:
         client.go.set()
-    replica = SimpleNamespace(name="dr", idle_timeout=30.0)
+    replica = SimpleNamespace(name="dr", idle_timeout=30.0, response_timeout=30.0)
     jobs = SimpleNamespace(replica=replica, sides=SimpleNamespace(client=client))
     return tee.ReplicaTee(jobs, "b", "k", length, []), client  # type: ignore[arg-type]
 
@@ -217,5 +217,37 @@ def test_a_small_body_cut_before_its_release_is_never_sent():
         one.cut("the primary refused it")
         assert await one.landed() == "tee cut: the primary refused it"
         assert one.task is None and not client.whole
+
+    _run(test)
+
+
+def test_an_async_tee_is_released_in_the_response_hook_and_its_put_sent_after():
+    """mitmproxy runs tasks eagerly: `ReplicaJobs.follow` in the response hook lets the tee's last
+    byte go at once (the exchange cuts its tees when the flow is done, right after), while the
+    replica's PUT is written only after the hook returned (the client's answer first)."""
+    from addon.replication.plan import Head
+    from addon.replication.repair import Job
+    from addon.replication.replicator import STREAMED, ReplicaJobs
+
+    async def test() -> None:
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        one, client = _tee(length=5)
+        one.feed(b"small")
+        one.end()
+        repaired: list[str] = []
+
+        async def head(*_: Any) -> Head:
+            return Head('"etag"', 5)
+
+        one.jobs.sides.head = head  # both sides as the look after the landing finds them
+        sides = SimpleNamespace(replica=one.jobs.replica)
+        liveness = SimpleNamespace(listeners=[])
+        observer = SimpleNamespace(repaired=lambda _, action: repaired.append(action))
+        jobs = ReplicaJobs(sides, liveness, None, observer)  # type: ignore[arg-type]
+        jobs.follow(Job("object", "b", "k"), one.landed())  # the response hook ...
+        assert not client.whole  # ... sends nothing yet
+        one.cut()  # the flow is done
+        await asyncio.sleep(0.05)
+        assert client.whole == [b"small"] and repaired == [STREAMED]
 
     _run(test)
