@@ -25,19 +25,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 from addon.auth.checks import Key
 from addon.auth.users import load_users
-from addon.check import command as check_command
 from addon.config.files import ConfigError
 from addon.config.settings import load_config
-from addon.migration import command as migrate_command
-from addon.namespace import tombstone_command
+from addon.ops import subcommands
 from addon.ops.users_source import polled
-from addon.replication import command_writes
 
 ADDON_SCRIPT = Path(__file__).with_name("multi.py")
 # Every request is re-routed by the addon; this target only satisfies reverse mode and, with
@@ -61,30 +56,13 @@ def _env(*names: str) -> str | None:
     return next((os.environ[n] for n in names if os.environ.get(n)), None)
 
 
-# What `s3-multi NAME ...` runs instead of the proxy, with the line --help gives it.
-SUBCOMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "check": (
-        check_command.main,
-        "compare the backends as the config says they should agree; --repair them",
-    ),
-    "migrate": (
-        partial(migrate_command.main, hear=command_writes.for_migrate),
-        "copy what the fallbacks have and the primary lacks to the primary (resumable)",
-    ),
-    "tombstones": (
-        tombstone_command.main,
-        "list the tombstones of deletes through the proxy; --prune those no longer needed",
-    ),
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     from addon.ops import workers  # as mitmproxy in serve(): the subcommands never need it
 
-    named = "\n".join(f"  {name:<12}{line}" for name, (_, line) in SUBCOMMANDS.items())
+    named = "\n".join(f"  {n:<12}{line}" for n, (_, line) in subcommands.SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="s3-multi",
-        usage="%(prog)s [options] | %(prog)s {" + ",".join(SUBCOMMANDS) + "} ...",
+        usage="%(prog)s [options] | %(prog)s {" + ",".join(subcommands.SUBCOMMANDS) + "} ...",
         description="Serve several S3 backends as one S3 endpoint: writes go to the first "
         "(primary) backend, reads fall back to the next ones on 'not found'.",
         epilog=f"subcommands (s3-multi NAME --help for theirs):\n{named}",
@@ -236,8 +214,8 @@ async def serve(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]][0](argv[1:])
+    if argv and argv[0] in subcommands.SUBCOMMANDS:
+        return subcommands.run(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     missing = [f"--{n}" for n in ("config", "access", "secret") if not getattr(args, n)]
     if missing:

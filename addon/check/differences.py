@@ -122,13 +122,19 @@ def classify(
 ) -> list[Difference] | Needs:
     """The differences of one key's row; `hides` is what its tombstone hides once read, `heads`
     the HEADs asked for (None: the copy was gone)."""
-    heads = heads or {}
     entries = row.entries
+    primary = entries[0]
+    if (
+        primary is not None
+        and entries.count(primary) == len(layout.sides)
+        and (not layout.tombstones or entries[-1] is None)
+    ):
+        return []  # every side lists the primary's object (its ETag and size): most rows
+    heads = heads or {}
     tomb = entries[len(layout.sides)] if layout.tombstones else None
     elsewhere = any(entries[i] is not None for i in layout.others)
     if tomb is not None and hides is None and (elsewhere or layout.uncompared):
         return Needs(tombstone=True)
-    primary = entries[0]
     if primary is not None:
         found = _replicas(row, layout, primary, heads)
     else:

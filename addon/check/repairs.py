@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from addon.check.differences import (
     COPY,
@@ -32,19 +32,18 @@ from addon.check.differences import (
 )
 from addon.check.sides import Sides, tombstone_prefix
 from addon.config.settings import Backend
-from addon.migration.drain import Drain, Listed, Report
-from addon.migration.source import Abandoned
-from addon.namespace.adoption import create_bucket
-from addon.namespace.tombstone_command import check_conditions
 from addon.namespace.tombstones import Tombstones
 from addon.replication.plan import BUCKET as BUCKET_JOB
 from addon.replication.plan import DELETE as DELETE_JOB
 from addon.replication.plan import OBJECT as OBJECT_JOB
-from addon.replication.repair import Job, make_equal
-from addon.replication.sides import BackendSides
 from addon.upstream.backend_client import BackendClient
 
-# What a replica repair is about, as the replication's jobs name it.
+if TYPE_CHECKING:
+    from addon.migration.drain import Drain
+
+# The machinery of the repairs themselves (the replication's repair job, the drain's copy) is
+# imported when a repair runs: a check without --repair never needs it, and it is a good part
+# of the command's start-up.
 
 
 class ReplicaRepair(Protocol):
@@ -60,6 +59,9 @@ def replication_repair(client: BackendClient, primary: Backend) -> ReplicaRepair
     client's write, from the outbox and in reconciliation."""
 
     async def repair(op: str, bucket: str, key: str, replica: Backend) -> str:
+        from addon.replication.repair import Job, make_equal
+        from addon.replication.sides import BackendSides
+
         return await make_equal(BackendSides(client, primary, replica), Job(op, bucket, key))
 
     return repair
@@ -116,6 +118,10 @@ class Repairs:
         return await self._migrate(bucket, d)
 
     async def _migrate(self, bucket: str, d: Difference) -> str:
+        from addon.migration.drain import Drain, Listed, Report
+        from addon.migration.source import Abandoned
+        from addon.namespace.adoption import create_bucket
+
         if self._drain is None:
             primary = self.sides.primary
             self._drain = Drain(
@@ -142,6 +148,8 @@ class Repairs:
     def _conditions(self) -> asyncio.Future[None]:
         """That the primary honours DELETE If-Match, as `s3-multi tombstones --prune` makes sure
         before it prunes (else a tombstone written since could go): asked once per run."""
+        from addon.namespace.tombstone_command import check_conditions
+
         if self._honoured is None:
             self._honoured = asyncio.ensure_future(
                 check_conditions(self.client, self.sides.primary)

@@ -1,8 +1,9 @@
-"""A check's run: bucket after bucket, every side's listing (`ListingStream`, a page prefetched)
-fed into the merge, each row classified as it comes. A row the listings decide costs nothing
-more; a row that needs a HEAD or its tombstone's body, or that `--repair` acts on, goes to a
-bounded queue, where `jobs` workers ask, classify and repair. Memory holds two pages per side
-and the queue, whatever the number of keys or differences.
+"""A check's run: bucket after bucket, every side's listing (`SpreadListing`: a page prefetched,
+a few directories listed at once; the tombstones' `ListingStream`) fed into the merge, each row
+classified as it comes. A row the listings decide costs nothing more; a row that needs a HEAD or
+its tombstone's body, or that `--repair` acts on, goes to a bounded queue, where `jobs` workers
+ask, classify and repair. Memory holds two pages per listing (a few listings per side) and the
+queue, whatever the number of keys or differences.
 
 A side that cannot be asked (unreachable, an error answer, a listing in another order than the
 others') stops the run: `CannotCompare`, with what and where. A repair that fails is counted
@@ -21,9 +22,10 @@ from typing import Protocol
 from addon.check.differences import Difference, Needs, bucket_differences, classify
 from addon.check.repairs import Repairs
 from addon.check.sides import CountingClient, Sides, Unreachable, head, listed, tombstone_prefix
-from addon.migration.drain import run_together
+from addon.migration.together import run_together
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.listing_join import Merge, Need, NotSorted, OrderConflict, Row
+from addon.namespace.listing_spread import SpreadListing
 from addon.namespace.listing_stream import Listed, ListingStream
 from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.upstream.backend_client import BackendError
@@ -110,8 +112,8 @@ class Run:
 
     async def _bucket(self, bucket: str, queue: asyncio.Queue) -> None:
         self.report.bucket = bucket
-        streams = [
-            ListingStream(self.client, b, bucket, self.prefix, parser=self.parser)
+        streams: list[ListingStream | SpreadListing] = [
+            SpreadListing(self.client, b, bucket, self.prefix, self.parser)
             for b in self.sides.backends
         ]
         if self.sides.layout.tombstones:
@@ -144,7 +146,11 @@ class Run:
         return True
 
     async def _rows(
-        self, bucket: str, merge: Merge, streams: list[ListingStream], queue: asyncio.Queue
+        self,
+        bucket: str,
+        merge: Merge,
+        streams: list[ListingStream | SpreadListing],
+        queue: asyncio.Queue,
     ) -> None:
         while (step := merge.next()) is not None:
             if isinstance(step, Need):
@@ -167,7 +173,7 @@ class Run:
                 for difference in found:
                     self._record(bucket, difference, "")
 
-    async def _page(self, stream: ListingStream) -> tuple[list[Listed], bool]:
+    async def _page(self, stream: ListingStream | SpreadListing) -> tuple[list[Listed], bool]:
         try:
             return await stream.next()
         except BackendError as e:

@@ -19,13 +19,14 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from addon.config.settings import Backend
 from addon.migration.copier import Migrator
 from addon.migration.listed import ALREADY, CHANGED, PRIMARYS, Listed, list_objects, skip_reason
 from addon.migration.source import Abandoned, CopyFailed, Source
+from addon.migration.together import run_together
 from addon.namespace.adoption import create_bucket
 from addon.namespace.bucket_listing import MAX_LISTING, BucketList
 from addon.namespace.object_meta import SOURCE_ETAG, delete_if_match
@@ -245,16 +246,3 @@ class Drain:
         if reply.status != 404:
             raise CopyFailed(f"{backend.name} answered {reply.status} to a HEAD")
         return None
-
-
-async def run_together(tasks: Sequence[asyncio.Future]) -> None:
-    """Await `tasks` (workers and the listing that feeds them) to their end; a failure
-    anywhere stops them all (a listing blocked on a full queue included) and is raised."""
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from addon.migration.drain import Report
+if TYPE_CHECKING:  # annotations only: `s3-multi check` draws with it and needs no drain
+    from addon.migration.drain import Report
 
 _REDRAW = 0.2  # seconds between two drawings on a terminal
 _PLAIN_EVERY = 10.0  # seconds between two lines elsewhere

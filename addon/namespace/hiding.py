@@ -11,7 +11,8 @@ never named in a tombstone: the proxy only reads a tombstone after the primary m
 
 A replica (`addon.replication`) gets a delete before its client hears; one that missed it
 (down, failing) is named with ANY, "*": whatever copy it holds is hidden, until the outbox's
-repair deletes it there and the pruner removes the entry.
+repair deletes it there and the pruner removes the entry. Asked with ANY for the ETag, `hidden`
+says whether whatever copy a backend holds is hidden: a read does not ask that backend at all.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from addon.s3.etags import same_etag
+from addon.upstream.attempts import ANY_COPY as ANY
 
 Hides = Mapping[str, str]  # fallback name -> the ETag of the copy a delete hid, or ANY
-ANY = "*"
 
 
 def hidden(

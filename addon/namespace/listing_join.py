@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from addon.namespace.listing_stream import Listed
 
@@ -39,9 +40,9 @@ class Need:
     side: int
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One key: each side's entry (None where it lacks the key), in the order of the sides."""
+class Row(NamedTuple):
+    """One key: each side's entry (None where it lacks the key), in the order of the sides. A
+    NamedTuple for the reason `Listed` is one: one per key."""
 
     key: str
     entries: tuple[Listed | None, ...]

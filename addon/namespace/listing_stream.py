@@ -13,8 +13,9 @@ are held: the one handed over and the next.
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_plus
 
 from addon.config.settings import Backend
@@ -26,20 +27,24 @@ from addon.upstream.backend_client import BackendClient, BackendError
 MAX_PAGE = 8 * 1024 * 1024  # 1,000 keys of 1,024 bytes, url-encoded thrice over, fit
 
 
-@dataclass(frozen=True, slots=True)
-class Listed:
-    """A key as a listing (or a HEAD) gives it."""
+class Listed(NamedTuple):
+    """A key as a listing (or a HEAD) gives it. A NamedTuple, not a frozen dataclass: a check
+    makes one per key and side, and a frozen dataclass's __init__ sets each field through
+    object.__setattr__."""
 
     key: str
     etag: str
     size: int
 
 
+_listed = functools.partial(tuple.__new__, Listed)  # Listed._make, without its Python frame
+
+
 def parse(body: bytes, strip: int = 0) -> tuple[list[Listed], str | None]:
     """One ListBucketResult (v2): its keys (less their first `strip` characters) and the token
     of the next page (None after the last). ValueError if it is not one."""
     fields, token = parse_fields(body, strip)
-    return [Listed(*f) for f in fields], token
+    return list(map(_listed, fields)), token
 
 
 def parse_fields(body: bytes, strip: int = 0) -> tuple[list[tuple[str, str, int]], str | None]:
@@ -92,10 +97,15 @@ class ListingStream:
         self._token: str | None = None
         self._coming: asyncio.Future[tuple[list[Listed], str | None]] | None = None
 
+    def start(self) -> None:
+        """Asks for the first page now (`next` does, if not asked before)."""
+        if self._coming is None and self.requests == 0:
+            self._coming = asyncio.ensure_future(self._fetch(None))
+
     async def next(self) -> tuple[list[Listed], bool]:
         """The next page, and whether it is the last."""
-        if self._coming is None:
-            self._coming = asyncio.ensure_future(self._fetch(None))
+        self.start()
+        assert self._coming is not None, "next() after the last page"
         entries, token = await self._coming
         self._coming = None if token is None else asyncio.ensure_future(self._fetch(token))
         await asyncio.sleep(0)  # the next request goes out now, before this page is worked on
@@ -112,28 +122,40 @@ class ListingStream:
             coming.exception()  # looked at: never logged as "never retrieved"
 
     async def _fetch(self, token: str | None) -> tuple[list[Listed], str | None]:
-        pairs = [("list-type", "2"), ("encoding-type", "url")]
-        if self.prefix:
-            pairs.append(("prefix", self.prefix))
-        if token:
-            pairs.append(("continuation-token", token))
-        query = sigv4.canonical_query(pairs)
+        pairs = [("continuation-token", token)] if token else []
         self.requests += 1
-        async with self.client.request(self.backend, "GET", self.bucket, query=query) as reply:
-            body = await reply.read(MAX_PAGE)
-        if reply.status == 404 and error_code(body) == "NoSuchBucket":
+        body = await get_page(self.client, self.backend, self.bucket, self.prefix, pairs)
+        if body is None:
             self.missing = True
             return [], None
-        if reply.status != 200:
-            answer = f"{reply.status} {error_code(body) or ''}".strip()
-            raise BackendError(
-                f"{self.backend.name} answered {answer} to a listing of {self.bucket}"
-            )
         try:
             if self.parser is None:
                 return parse(body, self.strip)
             loop = asyncio.get_running_loop()
             fields, token = await loop.run_in_executor(self.parser, parse_fields, body, self.strip)
-            return [Listed(*f) for f in fields], token
+            return list(map(_listed, fields)), token
         except ValueError as e:
             raise BackendError(f"{self.backend.name}'s listing of {self.bucket}: {e}") from None
+
+
+async def get_page(
+    client: BackendClient,
+    backend: Backend,
+    bucket: str,
+    prefix: str,
+    pairs: list[tuple[str, str]],
+) -> bytes | None:
+    """One ListObjectsV2 answer's body (keys url-encoded; `pairs` the other parameters), None
+    when the backend lacks the bucket; BackendError for any other failure."""
+    pairs = [("list-type", "2"), ("encoding-type", "url"), *pairs]
+    if prefix:
+        pairs.append(("prefix", prefix))
+    query = sigv4.canonical_query(pairs)
+    async with client.request(backend, "GET", bucket, query=query) as reply:
+        body = await reply.read(MAX_PAGE)
+    if reply.status == 404 and error_code(body) == "NoSuchBucket":
+        return None
+    if reply.status != 200:
+        answer = f"{reply.status} {error_code(body) or ''}".strip()
+        raise BackendError(f"{backend.name} answered {answer} to a listing of {bucket}")
+    return body

@@ -6,13 +6,14 @@ import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
-
-from mitmproxy import connection, ctx, tls
-from OpenSSL import SSL
 
 from addon.config.settings import Backend
 from addon.s3 import sigv4
+
+if TYPE_CHECKING:
+    from mitmproxy import tls
 
 # Client headers that belong to the client's signature or connection, not to the request.
 _NOT_FORWARDED = frozenset(
@@ -81,6 +82,11 @@ def skips_tls_verify(backend_list: Iterable[Backend], address: tuple[str, int]) 
 def verify_tls_as_configured(data: tls.TlsData, backend_list: Iterable[Backend]) -> None:
     """mitmproxy's `tls_start_server` hook: sslSkipVerify, for that backend's connections only
     (not mitmproxy's ssl_insecure, which would switch verification off for every backend)."""
+    # Imported here, not above: the commands' own clients (`BackendClient`) import this module,
+    # and mitmproxy and pyOpenSSL are a third of a command's start-up.
+    from mitmproxy import connection, ctx
+    from OpenSSL import SSL
+
     address = data.conn.address if isinstance(data.conn, connection.Server) else None
     if address is None or not skips_tls_verify(backend_list, address):
         return

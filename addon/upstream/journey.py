@@ -6,14 +6,11 @@ first, ask the next backend, or answer with an S3 error instead. The proxy's plu
 I/O (`exchange`, `addon.mitm`); this only decides, like h11's state machine or this
 project's `aws_chunked.AwsChunkedUpload`.
 
-The not-found rule: a 404 whose error code is NoSuchKey or NoSuchBucket, or any 404 to an
-operation whose 404 can only mean that (`Operation.miss_by_status`: GET/HEAD of an object or a
-bucket, listings), sends a read to the next backend. It is decided on status and code, never on
-message text (backends word messages differently). A 404 about a sub-resource of something that
-exists on this backend (NoSuchTagSet, NoSuchBucketPolicy, ...) is that backend's answer:
-serving the sub-resource from another backend would mix two different objects. When every
-backend misses, the client gets the most specific answer: NoSuchKey if any backend has the
-bucket, NoSuchBucket only when none has it.
+The not-found rule: a 404 whose code is NoSuchKey or NoSuchBucket, or any 404 to an operation
+whose 404 can only mean that (`Operation.miss_by_status`), sends a read to the next backend,
+decided on status and code, never on message text. A 404 about a sub-resource (NoSuchTagSet,
+...) is that backend's answer: serving it from another backend would mix two objects. When
+every backend misses: NoSuchKey if any backend has the bucket, NoSuchBucket only when none has.
 
 With tombstones (a metaBucket), a read the primary missed reads the key's tombstone first, and a
 fallback's answer that is a copy it hides is a miss (`hiding`: `addon.namespace.hiding.hidden`,
@@ -35,6 +32,7 @@ from addon.s3.log_text import printable
 from addon.s3.operations import Operation, Route, Target
 from addon.upstream import failover
 from addon.upstream.attempts import (
+    ANY_COPY,
     Answer,
     AskNext,
     Attempt,
@@ -44,6 +42,7 @@ from addon.upstream.attempts import (
     Replace,
     Verdict,
     short,
+    who_answered,
 )
 from addon.upstream.health import Outlook, Reporter
 
@@ -91,11 +90,15 @@ class Journey:
         return backend
 
     def _ask_next(self) -> AskNext | Replace:
-        """The next candidate not marked down; none left: the others' "not found" (or 503)."""
+        """The next candidate not marked down and not holding only hidden copies (a replica
+        that missed the key's delete); none left: the others' "not found" (or 503)."""
         while self.has_next:
-            if not self.outlook.is_down(self.candidates[self.position]):
-                return AskNext(self.begin())
-            self.begin(skip=True)
+            backend = self.begin()
+            if self._hidden(backend, ANY_COPY):
+                self.current.note, self.current.missed = "deleted (tombstone)", True
+            elif not self.outlook.is_down(backend):
+                return AskNext(backend)
+            self.current.skipped = True
         if self.mode:
             self.by_proxy = True
             return Replace(failover.exhausted(self.candidates[0].name, self.mode))
@@ -290,11 +293,5 @@ class Journey:
 
     @property
     def answered_by(self) -> str:
-        last = next((a for a in reversed(self.attempts) if not a.skipped), None)
-        if last is None or last.note or self.by_proxy or (last.candidate == 0 and self.cause):
-            by = "proxy"
-        elif last.missed and self.mode != failover.REPLICAS:
-            by = last.backend.name + " (not found anywhere)"
-        else:
-            by = last.backend.name
-        return f"{by} (failover: {self.cause})" if self.cause else by
+        replicas = self.mode == failover.REPLICAS
+        return who_answered(self.attempts, self.by_proxy, self.cause, replicas)

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
-
-from mitmproxy import http
+from typing import TYPE_CHECKING, Protocol
 
 from addon.auth.checks import HeaderLookup, Verified
 from addon.config.settings import Backend
 from addon.s3 import aws_chunked, body_checks, sigv4
 from addon.s3.content_encoding import decoded_headers
 from addon.s3.errors import S3Error
+
+if TYPE_CHECKING:
+    from mitmproxy import http  # annotations only: the commands import this module too
 
 
 class Transducer(Protocol):

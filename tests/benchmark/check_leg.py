@@ -138,6 +138,10 @@ def run_all(
 ) -> dict[str, list[Ran]]:
     config = s3_multi_config(workdir, endpoints)
     env = rclone_env(endpoints, provider)
+    # Compiled once first, as an installed package is: where the environment says not to write
+    # bytecode (PYTHONDONTWRITEBYTECODE), each run would compile the addon's modules again.
+    python = str(VENV_BIN / "python")
+    subprocess.run([python, "-m", "compileall", "-q", "addon"], cwd=ROOT, check=True)
     ours = [str(VENV_BIN / "s3-multi"), "check", "--config", str(config), "--bucket", bucket]
     ours += ["--prefix", prefix] if prefix else []
     where = f"{bucket}/{prefix}"

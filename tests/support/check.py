@@ -15,6 +15,7 @@ from pathlib import Path
 from addon.local.servers import S3Server
 from tests.support.direct import has_bucket
 from tests.support.processes import REPO, VENV_BIN, child_env
+from tests.support.proxy import backend_entry
 
 META = "s3multi-meta-check"
 MIB = 1024 * 1024
@@ -34,13 +35,7 @@ def check_config(
     third server as an async replica; a str is an endpoint where nothing listens."""
     entries = []
     for i, server in enumerate(servers):
-        if isinstance(server, str):
-            entry = {"name": f"down-{i}", "access": "AKDOWN", "secret": "down-secret"}
-            entry["endpoint"] = server
-        else:
-            entry = {"name": server.name, "access": server.access, "secret": server.secret}
-            entry["endpoint"] = server.endpoint
-        entry["usePathStyle"] = True
+        entry = backend_entry(i, server)
         if i == 0:
             entry["metaBucket"] = meta
         elif i == 1:

@@ -91,20 +91,24 @@ def proxy_env() -> dict[str, str]:
     return child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
 
 
+def backend_entry(index: int, server: S3Server | str) -> dict:
+    """A config's backend entry for this server (path style); a str is an endpoint where
+    nothing listens, named `down-<index>`."""
+    if isinstance(server, str):
+        entry = {"name": f"down-{index}", "access": "AKDOWN", "secret": "down-secret"}
+        entry["endpoint"] = server
+    else:
+        entry = {"name": server.name, "access": server.access, "secret": server.secret}
+        entry["endpoint"] = server.endpoint
+    return {**entry, "usePathStyle": True}
+
+
 def write_config(
     path: Path, backends: Sequence[S3Server | str], settings: dict | None = None, **fields
 ) -> Path:
     """A config for these servers in this order; a str is an endpoint where nothing listens.
     `fields` go into every backend, `settings` (users, clientTimeout, ...) beside them."""
-    entries = []
-    for i, server in enumerate(backends):
-        if isinstance(server, str):
-            entry = {"name": f"down-{i}", "access": "AKDOWN", "secret": "down-secret"}
-            entry["endpoint"] = server
-        else:
-            entry = {"name": server.name, "access": server.access, "secret": server.secret}
-            entry["endpoint"] = server.endpoint
-        entries.append({**entry, "usePathStyle": True, **fields})
+    entries = [{**backend_entry(i, server), **fields} for i, server in enumerate(backends)]
     path.write_text(json.dumps({"backends": entries, **(settings or {})}))
     return path
 
@@ -160,6 +164,21 @@ def crash_lines(proxy: Proxy, since: int) -> tuple[list[str], int]:
         if not skip and any(marker in line for marker in _CRASHES):
             found.append(line)
     return found, len(text)
+
+
+def start_s3_multi(config: Path, workdir: Path, **env: str) -> Proxy:
+    """The `s3-multi` command set up by its environment variables as an operator sets them
+    (config, root keys, debug lines) on a free port; `env`: more variables."""
+    port = free_port()
+    variables = child_env(
+        VGW_S3_MULTI_CONFIG=str(config),
+        ROOT_ACCESS_KEY=ROOT_ACCESS,
+        ROOT_SECRET_KEY=ROOT_SECRET,
+        VGW_PORT=f"127.0.0.1:{port}",
+        VGW_S3_MULTI_DEBUG="true",
+        **env,
+    )
+    return start_proxy([str(VENV_BIN / "s3-multi")], workdir, variables, port)
 
 
 def start_proxy(

@@ -27,7 +27,7 @@ from tests.support.check import (
 from tests.support.migration import wait_for_object
 
 pytestmark = [pytest.mark.e2e, pytest.mark.topologies("moto", "seaweedfs")]
-IDENTICAL = 3000
+IDENTICAL = 2000
 SOURCE = "s3multi-source-etag"
 
 

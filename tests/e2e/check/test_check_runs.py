@@ -43,21 +43,21 @@ def deleted_through(proxy, backends, bucket: str, keys: list[str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.topologies("moto", "seaweedfs")
+@pytest.mark.topologies("seaweedfs")  # one kind: resuming is the check's (moto: 3x as slow)
 def test_a_repair_killed_part_way_resumes_to_the_same_end(backends, run_proxy, bucket, tmp_path):
     primary, warm, _ = backends
     config = check_config(tmp_path / "c.json", backends[:2], replica=False)
-    old = {f"old/{i:04d}": random.Random(i).randbytes(200) for i in range(1500)}
+    old = {f"old/{i:04d}": random.Random(i).randbytes(200) for i in range(600)}
     put_many(warm, bucket, old)
     ensure_bucket(primary, bucket)
-    pruned = [f"pruned/{i:03d}" for i in range(300)]
+    pruned = [f"pruned/{i:03d}" for i in range(100)]
     deleted_through(run_proxy(config), backends, bucket, pruned)
     assert tombstones_of(primary, bucket).keys() == set(pruned)
 
     first = start_check(config, "--repair", "--migrate", "--jobs", "2", "--bucket", bucket)
     try:
         deadline = time.monotonic() + 120
-        while len(listing(primary, bucket)) < 200:
+        while len(listing(primary, bucket)) < 100:
             assert first.poll() is None, "the repair ended before it could be interrupted"
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -89,7 +89,7 @@ def test_a_repair_beside_clients_never_undoes_their_writes_or_deletes(
     primary, warm, _ = backends
     config = check_config(tmp_path / "c.json", backends[:2], replica=False)
     proxy = run_proxy(config)
-    old = {f"k/{i:04d}": b"the fallback's" for i in range(400)}
+    old = {f"k/{i:04d}": b"the fallback's" for i in range(200)}
     put_many(warm, bucket, old)
     ensure_bucket(primary, bucket)
     keys = list(old)
@@ -176,3 +176,33 @@ def test_listings_in_different_orders_are_compared_until_their_keys_make_it_matt
     assert f"cannot compare {bucket}: " in refused.err
     assert f"{pair[1].name} lists keys in path-segment order" in refused.err
     assert f"{pair[0].name} in S3 byte order" in refused.err
+
+
+@pytest.mark.topologies("moto", "seaweedfs")
+def test_directories_listed_at_once_give_the_rows_of_one_listing(backends, bucket, tmp_path):
+    """A bucket whose first level is directories only is listed a directory at a time, several
+    at once, in the order the backend lists them: directories whose names the two orders put
+    the other way round (`a/`, `a-b/`, `a.c/`) give the rows one listing gives, each planted
+    difference once; a bucket of keys alone is its one delimited listing."""
+    config = check_config(tmp_path / "c.json", backends[:2], meta="", replica=False)
+    primary, warm = backends[:2]
+    both = {f"{d}/{i:02d}": b"same" for d in ("a", "a-b", "a.c", "a/z") for i in range(5)}
+    put_many(primary, bucket, both)
+    put_many(warm, bucket, both)
+    only = ["a/only", "a-b/only", "a.c/z/only", "a/z/only"]
+    put_many(warm, bucket, {k: b"only here" for k in only})
+    checked = run_check(config, "--json", "--bucket", bucket)
+    assert checked.status == 0, checked.err
+    assert checked.differences() == {(bucket, k, "not-migrated", warm.name) for k in only}
+    assert checked.summary["keys"] == len(both) + len(only)
+    # The plan and one listing per directory (a/, a-b/, a.c/).
+    assert checked.summary["requests"][primary.name] == {"listings": 4}
+    assert checked.summary["requests"][warm.name] == {"listings": 4}
+
+    flat = f"{bucket}-flat"
+    put_many(primary, flat, {"k1": b"1", "k2": b"2"})
+    put_many(warm, flat, {"k2": b"2", "k3": b"3"})
+    checked = run_check(config, "--json", "--bucket", flat)
+    assert checked.status == 0, checked.err
+    assert checked.differences() == {(flat, "k3", "not-migrated", warm.name)}
+    assert checked.summary["requests"][primary.name] == {"listings": 1}

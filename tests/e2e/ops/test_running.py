@@ -22,10 +22,11 @@ from tests.support.proxy import (
     refused_to_start,
     start_mitmweb,
     start_proxy,
+    start_s3_multi,
     write_config,
 )
 from tests.support.raw_http import fetch
-from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
+from tests.support.root_keys import ROOT_SECRET
 from tests.support.status import status
 
 pytestmark = pytest.mark.e2e
@@ -128,15 +129,8 @@ def test_aws_cli_writes_to_primary_and_reads_from_fallback(proxy, backends, buck
 @pytest.mark.client("boto3", "through the s3-multi command")
 def test_s3_multi_command_serves_and_stops_on_ctrl_c(backends, tmp_path, bucket):
     config = write_config(tmp_path / "c.json", backends[:2])
-    port = free_port()
-    env = child_env(
-        VGW_S3_MULTI_CONFIG=str(config),
-        ROOT_ACCESS_KEY=ROOT_ACCESS,
-        ROOT_SECRET_KEY=ROOT_SECRET,
-        VGW_PORT=f"127.0.0.1:{port}",
-        VGW_S3_MULTI_DEBUG="true",
-    )
-    proxy = start_proxy([str(VENV_BIN / "s3-multi")], tmp_path, env, port)
+    proxy = start_s3_multi(config, tmp_path)
+    port = proxy.port
     try:
         put_direct(backends[1], bucket, "k", b"via the command")
         assert (

@@ -12,12 +12,13 @@ primary directly.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from addon.config.settings import Backend
 from addon.local.seaweedfs import SeaweedServer, start_seaweed_servers, weed_binary
@@ -129,6 +130,14 @@ def put(proxy: Proxy, key: str) -> tuple[int, str, float]:
         return answer["ResponseMetadata"]["HTTPStatusCode"], code, time.monotonic() - started
 
 
+def writable(server: SeaweedServer) -> bool:
+    try:
+        put_direct(server, BUCKET, "restart-probe", b"")
+        return True
+    except (BotoCoreError, ClientError):
+        return False
+
+
 def ready(proxy: Proxy) -> tuple[int, dict]:
     answer = status(proxy.port, "/-/ready")
     return answer.status, json.loads(answer.body)
@@ -208,7 +217,10 @@ def test_the_primary_killed_reads_fail_over_to_the_certified_replica_only(world)
     assert get(world.certified, "gone")[:2] == (404, "NoSuchKey")
     assert get(world.certified, "main-only")[:2] == (404, "NoSuchKey")  # async lag: accepted
     log = world.certified.log()
-    assert f"GetObject /{BUCKET}/both via [main unreachable" in log  # the first, not yet marked
+    # The first finds it unreachable, unless the proxy's own background work (certificate
+    # renewal, replication) found that first and marked it down.
+    first = re.search(rf"GetObject /{BUCKET}/both via \[main (unreachable|down \(skipped\))", log)
+    assert first, log
     assert f"GetObject /{BUCKET}/both via [main down (skipped), dr 200" in log
     assert "answered by dr (failover: main down)" in log
     listing = world.certified.client().list_objects_v2(Bucket=BUCKET)
@@ -259,13 +271,21 @@ def test_the_primary_killed_reads_fail_over_to_the_certified_replica_only(world)
     assert get(world.certified, "both")[:3] == (200, "", b"both")
 
     # The primary back: writes resume within a probe interval of its first answer.
+    # SeaweedFS answers a ListBuckets some seconds before it takes writes again (its volumes
+    # register with the master): the clock starts when it takes a write asked directly.
     restart(main)
+    deadline = time.monotonic() + 60
+    while not writable(main):
+        assert time.monotonic() < deadline, "the restarted primary never took a write"
+        time.sleep(0.05)
     answering = time.monotonic()
-    while put(world.certified, "after")[0] != 200:
-        assert time.monotonic() - answering < PROBE_EVERY + PROBE_TIMEOUT + 5
+    seen = []
+    while (tried := put(world.certified, "after"))[0] != 200:
+        seen.append((round(time.monotonic() - answering, 2), *tried[:2]))
+        assert time.monotonic() - answering < PROBE_EVERY + PROBE_TIMEOUT + 5, seen
         time.sleep(0.05)
     resumed_after = time.monotonic() - answering
-    assert resumed_after < 2 * PROBE_EVERY  # loosely: one probe interval, and its probe
+    assert resumed_after < 2 * PROBE_EVERY, seen  # loosely: one probe interval, and its probe
     assert get(world.certified, "after")[:3] == (200, "", b"new")
     lines = [line for line in world.certified.log().splitlines() if f"/{BUCKET}/after via" in line]
     assert lines[-1].endswith("answered by main")

@@ -14,13 +14,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from addon.local.seaweedfs import SeaweedServer
-from addon.local.servers import free_port
 from tests.support.chaos.history import md5
-from tests.support.processes import VENV_BIN, child_env
-from tests.support.proxy import Proxy, start_proxy
+from tests.support.proxy import Proxy, start_s3_multi
 from tests.support.replication import body_or_none, listed
 from tests.support.restartable import restartable_seaweeds
-from tests.support.root_keys import ROOT_ACCESS, ROOT_SECRET
 from tests.support.status import status
 
 META = "s3multi-meta-chaos"
@@ -73,16 +70,7 @@ def deployment(workdir: Path, workers: int) -> Iterator[Deployment]:
     """The servers (quick to restart) and the proxy (`workers` processes), stopped at the end."""
     with restartable_seaweeds(["main", "async", "sync"], quick=True) as (main, asyn, sync):
         config = write_config(workdir / "chaos.json", main, asyn, sync)
-        port = free_port()
-        env = child_env(
-            VGW_S3_MULTI_CONFIG=str(config),
-            ROOT_ACCESS_KEY=ROOT_ACCESS,
-            ROOT_SECRET_KEY=ROOT_SECRET,
-            VGW_PORT=f"127.0.0.1:{port}",
-            VGW_S3_MULTI_DEBUG="true",
-            VGW_S3_MULTI_WORKERS=str(workers),
-        )
-        proxy = start_proxy([str(VENV_BIN / "s3-multi")], workdir, env, port)
+        proxy = start_s3_multi(config, workdir, VGW_S3_MULTI_WORKERS=str(workers))
         try:
             yield Deployment(main, asyn, sync, proxy)
         finally:
