@@ -20,11 +20,14 @@ to each replica at once, in bounded memory at any size.
   the replica's idleTimeout), that falls BUDGET bytes behind all the same, or that fails, is cut
   off from the tee and gets the repair job instead (`ReplicaJobs.now`, or a job after the client
   heard): the primary's object copied from the primary, as without a tee.
-- **Never the wrong way round.** Once the replica answered, both sides are looked at (a HEAD
-  each) and `plan` must find them equal; otherwise (a concurrent write or delete of the key came
-  between, the replica stored it otherwise) the repair job runs, which reads the primary's
-  current state and writes conditionally. Every tee that lands is followed by that look, after
-  its landing: the last write to a replica's key is always checked against the primary after it.
+- **Never the wrong way round.** The PUT is conditional on the replica's state looked at just
+  before it (`plan.landing_on`): one that lands late (a replica that hung with it while the
+  proxy went away) never overwrites a write that came between. Once the replica answered, both
+  sides are looked at (a HEAD each) and `plan` must find them equal; otherwise (a concurrent
+  write or delete of the key came between, the replica stored it otherwise) the repair job
+  runs, which reads the primary's current state and writes conditionally. Every tee that lands
+  is followed by that look, after its landing: the last write to a replica's key is always
+  checked against the primary after it.
 
 `feed` never blocks (mitmproxy's stream callable calls it): it writes to the replica's connection
 at once (`request_bodies.Pushed`); the waiting is `drain`'s, between two reads of the client.
@@ -40,7 +43,7 @@ from dataclasses import dataclass
 
 from addon.migration.source import MIB
 from addon.namespace.object_meta import REPLICA_MARK, SOURCE_ETAG, described
-from addon.replication.plan import OBJECT, Done, plan
+from addon.replication.plan import OBJECT, Done, landing_on, plan
 from addon.replication.repair import PRIMARY, REPLICA, SideFailed
 from addon.replication.replicator import ReplicaJobs
 from addon.s3 import sigv4
@@ -178,18 +181,26 @@ class ReplicaTee:
 
     def _start(self) -> asyncio.Future[str]:
         self.task = asyncio.ensure_future(self._put())
-        self.task.add_done_callback(_seen)
+        self.task.add_done_callback(self._ended)
         return self.task
+
+    def _ended(self, task: asyncio.Future[str]) -> None:
+        """A PUT that failed before its end (no HEAD, no connection) cuts the tee at once: the
+        client does not wait for it. Its failure is read by `landed`, or by nobody."""
+        with contextlib.suppress(asyncio.CancelledError):
+            if (error := task.exception()) is not None:
+                self.cut(str(error) or type(error).__name__)
 
     async def _put(self) -> str:
         body: bytes | Pushed = Pushed(self._push, self.length)
         if self.length <= WHOLE:
             body = b"".join([*self._queue, self._last])
             await asyncio.sleep(0)  # (started in an eager task) after the client's answer
+        now = await self.jobs.sides.head(REPLICA, self.bucket, self.key)  # for the condition
+        headers = [*self.headers, *landing_on(now)]
         path = sigv4.key_path(self.key)
-        replica = self.jobs.replica
         async with self.jobs.sides.client.request(
-            replica, "PUT", self.bucket, path, headers=self.headers, body=body
+            self.jobs.replica, "PUT", self.bucket, path, headers=headers, body=body
         ) as reply:
             answer = await reply.read(_MAX_ANSWER)
         if reply.status != 200:
@@ -213,12 +224,6 @@ class ReplicaTee:
         if self.stopped:
             raise Cut(self.stopped)
         outlet.write(self._last)
-
-
-def _seen(task: asyncio.Task) -> None:
-    """A PUT's failure is read by `landed`, or by nobody (the tee was cut): never a warning."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        task.exception()
 
 
 @dataclass

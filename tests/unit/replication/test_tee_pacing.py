@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from addon.replication import tee
+from addon.replication.plan import Head
+from addon.replication.repair import REPLICA
 from addon.upstream.request_bodies import Pushed
 
 LENGTH = tee.WHOLE + 10  # streamed (a smaller body is sent whole once released)
@@ -45,9 +47,18 @@ class Client:
         self.go = asyncio.Event()
         self.done = asyncio.Event()
         self.whole: list[bytes] = []  # bodies sent whole
+        self.replica: Head | None = None  # what a HEAD of the replica finds
+        self.headers: list[tuple[str, str]] = []  # the PUT's
+
+    async def head(self, side: str, bucket: str, key: str) -> Head | None:
+        assert (side, bucket, key) == (REPLICA, "b", "k")
+        return self.replica
 
     @contextlib.asynccontextmanager
-    async def request(self, *_: Any, body: Pushed | bytes, **__: Any) -> AsyncIterator[Any]:
+    async def request(
+        self, *_: Any, body: Pushed | bytes, headers: list[tuple[str, str]], **__: Any
+    ) -> AsyncIterator[Any]:
+        self.headers = headers
         await self.go.wait()
         if isinstance(body, bytes):
             self.whole.append(body)
@@ -66,7 +77,7 @@ def _tee(started: bool = True, length: int = LENGTH) -> tuple[tee.ReplicaTee, Cl
     if started:
         client.go.set()
     replica = SimpleNamespace(name="dr", idle_timeout=30.0, response_timeout=30.0)
-    jobs = SimpleNamespace(replica=replica, sides=SimpleNamespace(client=client))
+    jobs = SimpleNamespace(replica=replica, sides=SimpleNamespace(client=client, head=client.head))
     return tee.ReplicaTee(jobs, "b", "k", length, []), client  # type: ignore[arg-type]
 
 
@@ -87,6 +98,40 @@ def test_the_last_byte_waits_for_the_release():
         one._decided.set()
         await asyncio.wait_for(client.done.wait(), 1)
         assert bytes(client.outlet.sent) == body and not one.stopped and not client.whole
+
+    _run(test)
+
+
+def test_the_put_is_conditional_on_the_replica_state_looked_at_before_it():
+    """A PUT that lands late (the replica hung with it) never overwrites a write since."""
+
+    async def test(replica: Head | None) -> list[tuple[str, str]]:
+        one, client = _tee(length=10)
+        client.replica = replica
+        one.feed(b"0123456789")
+        one.end()
+        one.released = True
+        one._decided.set()
+        await (one.task or one._start())
+        return [(k, v) for k, v in client.headers if k.startswith("if-")]
+
+    absent = asyncio.run(test(None))
+    held = asyncio.run(test(Head('"9b2cf535f27731c974343645a3985328"', 3)))
+    assert absent == [("if-none-match", "*")]
+    assert held == [("if-match", '"9b2cf535f27731c974343645a3985328"')]
+
+
+def test_a_put_whose_look_at_the_replica_fails_cuts_the_tee_at_once():
+    async def test() -> None:
+        one, client = _tee(length=2 * tee.SLACK)
+
+        async def down(*_: Any) -> None:
+            raise tee.SideFailed(REPLICA, "connect", "refused")
+
+        one.jobs.sides.head = down  # type: ignore[attr-defined]
+        one.feed(bytes(tee.SLACK + 10))
+        await asyncio.wait_for(one.drain(30), 1)  # not the drain's 30 s
+        assert "refused" in one.stopped and not client.outlet.sent
 
     _run(test)
 
