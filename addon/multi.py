@@ -194,7 +194,7 @@ class S3Multi:
         self.requests[flow] = started
         if isinstance(started, Exchange):
             policy.manage(flow, started)
-            started.start(request)
+            started.start(flow)
         else:
             shown_as_gateway(flow)  # answered by the proxy itself
 

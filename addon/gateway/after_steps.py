@@ -27,6 +27,7 @@ from addon.namespace.own_writes import OwnWrite, nobody
 from addon.namespace.tombstones import Tombstones, lookup
 from addon.replication.replica_writes import DELETES, REPLICATED, ReplicaDeletes, ReplicatedWrite
 from addon.replication.replicator import ReplicaJobs
+from addon.replication.tee import tees_for
 from addon.s3.operations import Route
 from addon.upstream.backend_client import BackendClient
 from addon.upstream.exchange import Exchange
@@ -127,7 +128,10 @@ def _bury_after_delete(wiring: Wiring, asked: Asked, exchange: Exchange) -> None
 
 def _replicated_write(wiring: Wiring, asked: Asked, exchange: Exchange) -> None:
     assert asked.bucket is not None
-    step = ReplicatedWrite(wiring.replicas, asked.operation, asked.bucket, asked.key or "")
+    tees = None
+    if asked.operation == "PutObject" and exchange.body_tap is None:  # the body streams to them
+        tees = exchange.body_tap = tees_for(wiring.replicas, exchange.plan, asked.key or "")
+    step = ReplicatedWrite(wiring.replicas, asked.operation, asked.bucket, asked.key or "", tees)
     exchange.after.append(step)
 
 
@@ -179,7 +183,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "a replicated write reaches the replicas: a sync one before the client hears, an async "
-        "one by a job after it (bucket configuration stays on the primary)",
+        "one after it; a PutObject's body is streamed to them as it comes (bucket configuration "
+        "stays on the primary)",
         lambda w, a: (
             bool(w.replicas)
             and a.bucket is not None

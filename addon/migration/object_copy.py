@@ -37,7 +37,8 @@ from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
 from addon.s3.etags import same_etag
-from addon.upstream.backend_client import BackendClient, BackendError, Streamed
+from addon.upstream.backend_client import BackendClient, BackendError
+from addon.upstream.request_bodies import Streamed
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from addon.namespace.tombstones import TombstoneError, Tombstones
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import S3Error, error_code, error_response, new_request_id
-from addon.upstream.backend_client import BackendClient, BackendError, Reply, Streamed
+from addon.upstream.backend_client import BackendClient, BackendError, Reply
+from addon.upstream.request_bodies import Streamed
 from addon.upstream.retarget import Plan
 
 log = logging.getLogger(__name__)

@@ -92,6 +92,12 @@ class CopyTags:
 Action = Done | Copy | Delete | CopyTags
 
 
+def landing_on(replica: Head | None) -> tuple[tuple[str, str], ...]:
+    """The condition a write to the replica carries, planned against its state `replica`: it
+    lands only if no other write came between (412 otherwise)."""
+    return ABSENT if replica is None else (("if-match", replica.etag),)
+
+
 def plan(op: str, primary: Head | None, replica: Head | None) -> Action:
     """The action that makes the replica's key what the primary's is (see the table above)."""
     if primary is None:
@@ -100,10 +106,8 @@ def plan(op: str, primary: Head | None, replica: Head | None) -> Action:
         if op == DELETE or replica.marked or replica.source_etag is not None:
             return Delete(replica.etag)
         return Done("kept")
-    if replica is None:
-        return Copy(ABSENT)
-    if not replica.copy_of(primary) or replica.described != primary.described:
-        return Copy((("if-match", replica.etag),))
+    if replica is None or not replica.copy_of(primary) or replica.described != primary.described:
+        return Copy(landing_on(replica))
     if op == TAGS or replica.tag_count != primary.tag_count:
         return CopyTags()
     return Done("equal")

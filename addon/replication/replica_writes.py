@@ -3,15 +3,18 @@ after-steps the gateway's rules attach (`addon.gateway.after_steps`).
 
 | the client's write | sync replica | async replica |
 |---|---|---|
-| PutObject, CopyObject | repaired before the client hears | a job, after it |
+| PutObject | its tee lands before the client hears | its tee lands after it |
+| CopyObject | repaired before the client hears | a job, after it |
 | CompleteMultipartUpload | a job, first in line (a copy in the part layout) | a job |
 | Put/DeleteObjectTagging | the tags, before the client hears | a job |
 | CreateBucket | the bucket, before the client hears | a job |
 | DeleteObject, DeleteObjects | deleted before the client hears | the same |
 
-A sync replica's repair is the job itself run at once (`ReplicaJobs.now`): the primary's object
-copied from the primary, so every replica holds the primary's bytes and ETag whatever raced
-(the streamed tee of PutObject bodies will replace that for PutObject). Deletes go to every
+A PutObject's body is streamed to every replica that answers as it comes (`tee`); its PUT lands
+once the primary answered 2xx and both sides are then looked at. A tee that was cut (the replica
+fell behind, failed) or found the key changed meanwhile leaves it to the repair job: for a sync
+replica, the job itself run at once (`ReplicaJobs.now`): the primary's object copied from the
+primary, so every replica holds the primary's bytes and ETag whatever raced. Deletes go to every
 replica whatever its mode, before the client hears: that is what keeps a deleted key from being
 served by a replica. Each delete is followed by a job that looks at the primary again (a write
 may have come between the primary's delete and the replica's).
@@ -26,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import time
 from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,10 +41,12 @@ from mitmproxy import http
 from addon.namespace.after_write import deleted_keys
 from addon.replication.plan import BUCKET, DELETE, OBJECT, TAGS
 from addon.replication.repair import Job
-from addon.replication.replicator import ReplicaJobs
+from addon.replication.replicator import STREAMED, ReplicaJobs
+from addon.replication.tee import ReplicaTee, Tees
 from addon.s3 import sigv4
 from addon.s3 import xml as s3_xml
 from addon.s3.errors import error_code
+from addon.s3.log_text import printable
 from addon.upstream.backend_client import BackendError
 
 # The client's operations replicated as a job of this kind.
@@ -54,6 +61,7 @@ REPLICATED = {
 DELETES = frozenset({"DeleteObject", "DeleteObjects"})
 _LATER = frozenset({"CompleteMultipartUpload"})  # a job for sync replicas too (a long copy)
 _MAX_ANSWER = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def _succeeded(flow: http.HTTPFlow) -> bool:
@@ -63,33 +71,58 @@ def _succeeded(flow: http.HTTPFlow) -> bool:
 @dataclass
 class ReplicatedWrite:
     """After the primary took a replicated write: each replica brought up to date (sync) or
-    given a job (async)."""
+    given a job (async); a PutObject's tee (`tee`) lets its replica PUT land instead."""
 
     replicas: Mapping[str, ReplicaJobs]
     operation: str
     bucket: str
     key: str
+    tees: Tees | None = None
 
     async def __call__(self, flow: http.HTTPFlow) -> str:
+        teed = self.tees.each if self.tees is not None else {}
         if not _succeeded(flow):
+            if self.tees is not None:
+                self.tees.cut()  # nothing of a write the primary refused lands anywhere
             return ""
         job = Job(REPLICATED[self.operation], self.bucket, self.key)
         first = self.operation in _LATER
         now, later = [], []
         for jobs in self.replicas.values():
+            tee = teed.get(jobs.replica.name)
             if jobs.replica.replicate == "sync" and not first:
                 now.append(jobs)
+            elif tee is not None:
+                jobs.follow(job, tee.landed())
+                later.append(jobs.replica.name)
             else:
                 jobs.put(job, first)
                 later.append(jobs.replica.name)
-        done = await asyncio.gather(*(j.now(job, j.replica.response_timeout) for j in now))
-        notes = [
-            f"{j.replica.name} {'replicated' if d else 'missed'}"
-            for j, d in zip(now, done, strict=True)
-        ]
+        done = await asyncio.gather(*(_sync(j, job, teed.get(j.replica.name)) for j in now))
+        notes = [f"{j.replica.name} {d}" for j, d in zip(now, done, strict=True)]
         if later:
             notes.append(f"queued for {', '.join(later)}")
         return "; ".join(notes)
+
+
+async def _sync(jobs: ReplicaJobs, job: Job, tee: ReplicaTee | None) -> str:
+    """A sync replica before the client hears, within its responseTimeout: by its tee, else
+    (cut, failed, the key changed meanwhile) by the repair job."""
+    seconds = jobs.replica.response_timeout
+    if tee is not None:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(seconds):
+                why = await tee.landed()
+        except TimeoutError:
+            why = "timeout"
+        if not why:
+            jobs.observer.repaired(jobs.replica.name, STREAMED)
+            return "replicated (tee)"
+        where = printable(f"/{job.bucket}/{job.key}")
+        log.warning("replication: the tee of %s to %s gave way to a copy: %s", where, tee.name, why)
+        seconds = max(0.0, seconds - (time.monotonic() - started))
+    return "replicated" if await jobs.now(job, seconds) else "missed"
 
 
 @dataclass

@@ -11,6 +11,8 @@ running, retried, and spilled to the outbox when they cannot be done here.
   outbox. While the replica is down, every job goes straight there, and those waiting go too.
 - **Sync.** `now` runs a job before the client hears (a sync replica), bounded in time; what it
   cannot do is written to the outbox before it returns (durable, if the metaBucket takes it).
+- **Tees.** An async replica's tee of a PutObject (`tee`) lands after the client heard, tracked
+  here (`follow`): if it does not end equal, the job runs as usual.
 - **Drain.** On SIGTERM, `drain` waits for the running jobs (within its time) and writes the rest
   to the outbox.
 
@@ -23,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import Protocol
 
 from addon.config.settings import Backend
@@ -37,6 +40,7 @@ QUEUE_MOST = 10_000
 JOBS_AT_ONCE = 8
 RETRY_PAUSES = (1.0, 2.0, 4.0)
 DURABLE_WAIT = 5.0  # seconds a sync write waits at most for its miss to be durable
+STREAMED = "streamed"  # a repair's action: the replica took the client's object from the tee
 
 
 class Observer(Protocol):
@@ -68,6 +72,7 @@ class ReplicaJobs:
         self.waiting: OrderedDict[Job, float] = OrderedDict()  # job -> when it was queued
         self.running: dict[Job, tuple[float, bool]] = {}  # job -> (since, run again after)
         self.tasks: set[asyncio.Task] = set()
+        self.landing: dict[asyncio.Task, tuple[Job, float]] = {}  # tees landing, after the client
         self.stopped = False  # drained: every job goes to the outbox
         liveness.listeners.append(self._changed)
 
@@ -77,11 +82,12 @@ class ReplicaJobs:
 
     @property
     def pending(self) -> int:
-        return len(self.waiting) + len(self.running)
+        return len(self.waiting) + len(self.running) + len(self.landing)
 
     def oldest(self) -> float | None:
         """When the oldest job still to do was queued (monotonic), None without any."""
         times = [*self.waiting.values(), *(since for since, _ in self.running.values())]
+        times += [since for _, since in self.landing.values()]
         return min(times) if times else None
 
     def put(self, job: Job, first: bool = False) -> None:
@@ -122,6 +128,41 @@ class ReplicaJobs:
             if again:
                 self.put(job)
             self._start()
+
+    def follow(self, job: Job, landed: Awaitable[str]) -> None:
+        """A tee landing after the client heard (an async replica): `landed` says "" when the
+        replica is equal by it, else why not, and the job is queued as usual."""
+        task = asyncio.ensure_future(self._follow(job, landed))
+        self.landing[task] = (job, time.monotonic())
+        task.add_done_callback(self._landed)
+
+    async def _follow(self, job: Job, landed: Awaitable[str]) -> None:
+        try:
+            async with asyncio.timeout(self.replica.response_timeout):
+                why = await landed
+        except TimeoutError:
+            why = "timeout"
+        if why:
+            where = printable(f"/{job.bucket}/{job.key}")
+            log.info(
+                "replication: the tee of %s to %s gave way to a job: %s",
+                where,
+                self.replica.name,
+                why,
+            )
+            self.put(job)
+        else:
+            self.observer.repaired(self.replica.name, STREAMED)
+
+    def _landed(self, task: asyncio.Task) -> None:
+        job, _ = self.landing.pop(task, (None, 0.0))
+        if job is None:
+            return  # drained: the job went to the outbox
+        if task.cancelled():
+            self.spill([job], "the proxy stopped")
+        elif (error := task.exception()) is not None:  # a bug of ours: the job is run instead
+            log.error("replication: a tee to %s failed", self.replica.name, exc_info=error)
+            self.put(job)
 
     async def try_once(self, job: Job) -> str:
         """Run the job once: "" when done, else why not."""
@@ -184,11 +225,14 @@ class ReplicaJobs:
     async def drain(self, seconds: float) -> int:
         """Wait for the running jobs, `seconds` at most, then cancel those left and write
         everything not done to the outbox; how many went there."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=seconds)
+        if self.tasks or self.landing:
+            await asyncio.wait({*self.tasks, *self.landing}, timeout=seconds)
         self.stopped = True
-        left = [*self.waiting, *self.running]
+        landing, self.landing = self.landing, {}
+        left = [*self.waiting, *self.running, *(job for job, _ in landing.values())]
         self.waiting.clear()
+        for task in landing:
+            task.cancel()
         for task in list(self.tasks):
             task.cancel()
         self.spill(left, "the proxy stopped")

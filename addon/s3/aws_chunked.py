@@ -17,13 +17,14 @@ decoded to the plain object instead.
 Memory: an unsigned chunk streams through; a signed chunk is held until its signature is checked
 (one chunk, capped). The last byte forwarded is only released once every check has passed, so a
 backend never receives a complete body that we refuse: closing its connection then leaves
-nothing stored.
+nothing stored. `payload`, if set, is given the object's bytes once decoded (and verified).
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Callable
 
 from addon.s3 import sigv4
 from addon.s3.body_checks import CHECKSUMS
@@ -84,6 +85,8 @@ class AwsChunkedUpload:
         self.last_size = MIN_CHUNK
         self.held = b""  # the last byte forwarded, released when the body is complete
         self.done = False
+        # Told each piece of the object as it is decoded (a signed chunk once it is verified).
+        self.payload: Callable[[bytes], None] | None = None
 
     def feed(self, data: bytes) -> bytes:
         if self.done and data:
@@ -104,10 +107,7 @@ class AwsChunkedUpload:
     def finish(self) -> bytes:
         """The body ended: anything missing is an incomplete body."""
         if not self.done:
-            raise S3Error(
-                "IncompleteBody",
-                "The request body terminated unexpectedly",
-            )
+            raise S3Error("IncompleteBody", "The request body terminated unexpectedly")
         return b""
 
     # --- states: each consumes from self.buffer, appends to out, returns False to wait ----------
@@ -172,6 +172,8 @@ class AwsChunkedUpload:
             self.chunk += piece
         else:
             out += piece
+            if self.payload is not None:
+                self.payload(piece)
         if self.remaining == 0:
             self.state = self._data_crlf
         return True
@@ -187,6 +189,8 @@ class AwsChunkedUpload:
             self.chunk.clear()
             self._check_signature(data)
             out += data if self.decode else self._signed_line(data) + data
+            if self.payload is not None:
+                self.payload(data)
         if not self.decode:
             out += b"\r\n"
         self.state = self._size_line

@@ -24,6 +24,7 @@ import h11
 from addon.config.settings import Backend
 from addon.s3 import sigv4
 from addon.upstream import backends
+from addon.upstream.request_bodies import Pushed, Streamed
 
 if TYPE_CHECKING:
     from addon.upstream.health import Reporter
@@ -46,14 +47,6 @@ class BackendError(Exception):
         self.kind = kind
         self.at_once = at_once
         self.reported = False  # told to health already
-
-
-@dataclass(frozen=True)
-class Streamed:
-    """A request body sent piece by piece as it comes (another answer's body), of `length`."""
-
-    pieces: AsyncIterator[bytes]
-    length: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,18 @@ class _Connection:
             except TimeoutError:
                 raise BackendError(f"no data for {timeout:g}s", TIMEOUT) from None
             self.h11.receive_data(data)
+
+    def write(self, data: bytes) -> int:
+        if self.writer.is_closing():
+            raise BackendError("the connection closed", BROKEN)
+        self.writer.write(self.h11.send(h11.Data(data=data)) or b"")
+        return self.writer.transport.get_write_buffer_size()
+
+    async def drained(self) -> None:
+        try:
+            await self.writer.drain()
+        except OSError as e:
+            raise BackendError(f"the connection broke: {e}", BROKEN) from None
 
     @property
     def reusable(self) -> bool:
@@ -155,16 +160,17 @@ class BackendClient:
         key_path: str = "",
         query: str = "",
         headers: Sequence[tuple[str, str]] = (),
-        body: bytes | Streamed = b"",
+        body: bytes | Streamed | Pushed = b"",
         signed_headers: Sequence[str] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a signed request to `backend`; yields its answer (headers in, body unread).
         Every header is signed unless `signed_headers` names those to sign (a client's request
         sent again: its other headers may be changed on the way, as they were not signed).
-        A `Streamed` body is sent as it comes (UNSIGNED-PAYLOAD: its hash is not known ahead).
+        A `Streamed` or `Pushed` body is sent as it comes (UNSIGNED-PAYLOAD: its hash is not
+        known ahead).
         Raises BackendError when it cannot be had."""
         location = backends.locate(backend, bucket, key_path, query)
-        if isinstance(body, Streamed):
+        if isinstance(body, Streamed | Pushed):
             payload_hash, length = sigv4.UNSIGNED_PAYLOAD, body.length
         else:
             payload_hash, length = hashlib.sha256(body).hexdigest(), len(body)
@@ -207,7 +213,7 @@ class BackendClient:
         method: str,
         target: str,
         head: list[tuple[str, str]],
-        body: bytes | Streamed,
+        body: bytes | Streamed | Pushed,
     ) -> Reply:
         try:
             request = h11.Request(method=method, target=target, headers=head)
@@ -215,6 +221,10 @@ class BackendClient:
                 await connection.send(request)
                 async for piece in body.pieces:
                     await connection.send(h11.Data(data=piece))
+                await connection.send(h11.EndOfMessage())
+            elif isinstance(body, Pushed):
+                await connection.send(request)
+                await body.push(connection)
                 await connection.send(h11.EndOfMessage())
             elif body:  # a request in hand is one write: one system call, not three
                 await connection.send(request, h11.Data(data=body), h11.EndOfMessage())

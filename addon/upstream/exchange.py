@@ -5,10 +5,12 @@ flow: each time mitmproxy reaches a point that decides something (an answer's he
 body, a failed connection, a broken answer), it asks the `Journey` and carries out the verdict on
 the request, re-aiming it with `retarget.aim` when the next backend is to be asked.
 
-Two kinds of extra work hang on an exchange, chosen by the gateway (`addon.gateway.after_steps`):
-after-steps, run once the primary has answered and before the client hears (tombstones, a
-bucket taken on, a copy from a fallback), and a tap that also takes the answer's bytes on their
-way to the client (a copy on read). Neither is known here beyond these protocols.
+Three kinds of extra work hang on an exchange, chosen by the gateway
+(`addon.gateway.after_steps`): after-steps, run once the primary has answered and before the
+client hears (tombstones, a bucket taken on, a copy from a fallback), a tap that also takes the
+answer's bytes on their way to the client (a copy on read), and a body tap that takes the
+request's object bytes on their way to the primary (the replicas' tee). None is known here beyond
+these protocols.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from mitmproxy import http
+from mitmproxy.connection import Client
 
-from addon.mitm import connect_timeouts
+from addon.mitm import connect_timeouts, drains
 from addon.mitm.policy import (
     ANSWER,
     ANSWER_BODY,
@@ -86,19 +89,27 @@ class Exchange:
     taps: Taps | None = None  # who may take the answer's bytes too (copy-on-read)
     tap: Tap | None = None  # ... and took them
     instead: http.Response | None = None  # answered at once, without connecting (primary down)
+    body_tap: uploads.BodyTap | None = None  # takes the object's bytes too (replicas' tees)
+    paced: Client | None = None  # the client connection the body tap's drain is registered for
 
     # --- the addon's hooks -----------------------------------------------------------------------
 
-    def start(self, request: http.Request) -> None:
+    def start(self, flow: http.HTTPFlow) -> None:
         """Aim the request at the first backend and set how its body goes (a small body is
         read whole and given to `check_whole_body` in the `request` hook); or, when the journey
-        answers at once, hold its body off: it is never read."""
+        answers at once, hold its body off: it is never read. A body tapped paces the client's
+        connection by its takers too (`mitm.drains`)."""
+        request = flow.request
         first = self.journey.start()
         if isinstance(first, S3Error):
             self.instead = self.error(first)
             retarget.hold_off(request)
             return
         self.transducer = retarget.aim(request, first, self.plan)
+        if self.body_tap is not None:
+            self.transducer = uploads.Tapped(self.transducer, self.body_tap)
+            self.paced = flow.client_conn
+            drains.add(self.paced, self._drain_tap)
         if request.method in ("PUT", "POST") and request.headers.get("content-length") != "0":
             if not self.whole_body:
                 retarget.stream_body(request, self.transducer, self._abort, self.deadline.touch)
@@ -120,6 +131,11 @@ class Exchange:
 
     def finished(self) -> None:
         self.deadline.stop()
+        if self.body_tap is not None:
+            self.body_tap.cut()  # (nothing, once it was let land)
+        if self.paced is not None:
+            drains.discard(self.paced, self._drain_tap)
+            self.paced = None
         if self.tap is not None:
             self.tap.cut()
 
@@ -158,6 +174,12 @@ class Exchange:
 
     def error(self, error: S3Error) -> http.Response:
         return error_response(error, self.plan.method, self.resource, self.request_id)
+
+    async def _drain_tap(self) -> None:
+        """Between two reads of the client: the body tap's takers given room, for half the
+        client's timeout at most (the client's own deadline must not pass meanwhile)."""
+        if self.body_tap is not None:
+            await self.body_tap.drain(self.client_timeout / 2)
 
     def _abort(self, error: S3Error) -> Exception:
         self.journey.refused(error.code)

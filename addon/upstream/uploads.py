@@ -4,7 +4,9 @@ Decided once from the client's headers (`BodyPlan.of`), applied per backend: a b
 SHA-256 was signed is hashed as it streams; an aws-chunked body is verified chunk by chunk and
 re-framed for the backend's keys, or decoded to the plain object for a backend with
 `disableChecksum`; any other body streams through untouched. A browser form's body is the other
-kind of `Body` (`form_upload.FormPlan`): its head decides the request's (`HeldHead`).
+kind of `Body` (`form_upload.FormPlan`): its head decides the request's (`HeldHead`). A body may
+also be tapped (`Tapped`): the object's bytes handed on as they pass every check, to someone who
+writes them elsewhere too (a replica's tee).
 """
 
 from __future__ import annotations
@@ -167,6 +169,46 @@ class HeldHead:
         length = self.request.headers.get("content-length", "")
         if length.isdigit():
             self.request.headers["content-length"] = str(int(length) + self.body.length_change)
+        return out
+
+
+class BodyTap(Protocol):
+    """Someone who takes the object's bytes too, as they come: `feed` must never block."""
+
+    def feed(self, data: bytes) -> None: ...
+    def end(self) -> None: ...  # every byte came and every check passed
+    def cut(self) -> None: ...  # the body was refused or went nowhere: take nothing of it
+    async def drain(self, within: float) -> None: ...  # room for more (`within` s at most)
+
+
+class Tapped:
+    """A transducer whose object bytes also go to `tap`: an aws-chunked decoder hands them over
+    as it decodes them (`payload`), any other body's bytes are the object's as they come."""
+
+    def __init__(self, inner: Transducer | None, tap: BodyTap) -> None:
+        self.inner = inner or Passthrough()
+        self.tap = tap
+        self.raw = not isinstance(self.inner, aws_chunked.AwsChunkedUpload)
+        if isinstance(self.inner, aws_chunked.AwsChunkedUpload):
+            self.inner.payload = tap.feed
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self.inner.feed(data)
+        except S3Error:
+            self.tap.cut()
+            raise
+        if self.raw:
+            self.tap.feed(data)
+        return out
+
+    def finish(self) -> bytes:
+        try:
+            out = self.inner.finish()
+        except S3Error:
+            self.tap.cut()
+            raise
+        self.tap.end()
         return out
 
 

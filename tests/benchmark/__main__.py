@@ -12,6 +12,7 @@ from tests.benchmark import check_leg, machine
 from tests.benchmark.backends import WeedPair, find_nginx, start_seaweedfs, weed_path
 from tests.benchmark.legs import SETUPS
 from tests.benchmark.load import find_wrk
+from tests.benchmark.replication_leg import replication_legs
 from tests.benchmark.report import report
 from tests.benchmark.runner import all_legs, benchmark, progress, start_all
 from tests.benchmark.settings import Settings, parse_args
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     if settings.only_check:
         return only_check(settings)
+    if settings.only_replication:
+        return only_replication(settings)
     find_nginx()
     weed_path()
     wrk = find_wrk()
@@ -68,6 +71,23 @@ def only_check(settings: Settings) -> int:
     header.append(f"load average after the run: {machine.load_average()}")
     print("\n".join([*header, "", *lines]))
     return 0
+
+
+def only_replication(settings: Settings) -> int:
+    """The replication legs alone, on a SeaweedFS pair of their own."""
+    weed_path()
+    wrk = find_wrk()
+    header = machine.machine_lines()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3multi-repl-")))
+        progress("starting two SeaweedFS")
+        pair = start_seaweedfs(workdir)
+        stack.callback(pair.stop)
+        lines = replication_legs(pair, workdir, settings, wrk)
+    header.append(f"load average after the run: {machine.load_average()}")
+    print("\n".join([*header, "", *lines]))
+    return 1 if any(line.startswith("- problem") for line in lines) else 0
 
 
 if __name__ == "__main__":

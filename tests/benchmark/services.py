@@ -112,8 +112,7 @@ class Endpoint:
 
 def direct(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
     """The primary itself, with its own keys."""
-    primary = backends[0]
-    return Endpoint(primary.port, primary.keys, primary.service)
+    return Endpoint(backends[0].port, backends[0].keys, backends[0].service)
 
 
 def plain_mitmdump(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
@@ -159,12 +158,13 @@ def s3_multi_copying(backends: Sequence[Backend], workdir: Path, label: str) -> 
 
 
 def _s3_multi_mitmdump(
-    backends: Sequence[Backend],
-    workdir: Path,
-    name: str,
-    fallbacks: dict[str, str] | None = None,
+    backends: Sequence[Backend], workdir: Path, name: str, fallbacks: dict[str, str] | None = None
 ) -> Endpoint:
-    config = _s3_multi_config(backends, workdir, name, fallbacks)
+    return s3_multi_on(_s3_multi_config(backends, workdir, name, fallbacks), workdir, name)
+
+
+def s3_multi_on(config: Path, workdir: Path, name: str) -> Endpoint:
+    """`mitmdump -s addon/multi.py` on a config file, quiet."""
     port = free_port()
     command = quiet(mitmdump_command(config, port, workdir / "mitmproxy"))
     env = child_env(ROOT_ACCESS_KEY_ID=ROOT_ACCESS, ROOT_SECRET_ACCESS_KEY=ROOT_SECRET)
@@ -243,12 +243,10 @@ def _s3_multi_config(
 
 
 def rclone_union(backends: Sequence[Backend], workdir: Path, label: str) -> Endpoint:
-    """`rclone serve s3` over an rclone union of the backends: the nearest peer.
-
-    The same shape as s3-multi: writes go to the first (the others are read-only upstreams,
-    `create_policy = ff`), reads search the upstreams in order (`search_policy = ff`). Its other
-    settings are rclone's defaults (no VFS cache; directory entries cached for 5 minutes).
-    """
+    """`rclone serve s3` over an rclone union of the backends: the nearest peer. The same shape
+    as s3-multi: writes go to the first (the others are read-only upstreams, `create_policy =
+    ff`), reads search the upstreams in order (`search_policy = ff`). Its other settings are
+    rclone's defaults (no VFS cache; directory entries cached for 5 minutes)."""
     return _rclone(backends, workdir, f"rclone union ({label})", tls=False)
 
 

@@ -28,6 +28,7 @@ class Settings:
     check_keys: int = 20_000  # the check leg's keys on both SeaweedFS (0: no check leg)
     check_million: int = 1_000_000  # the keys the fake listing server lists
     only_check: bool = False
+    only_replication: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -61,8 +62,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument(
         "--only-check", action="store_true", help="the check leg alone (SeaweedFS, fake listing)"
     )
+    parser.add_argument(
+        "--only-replication",
+        action="store_true",
+        help="the replication legs alone: PUTs with a sync or an async replica (SeaweedFS); "
+        "the first --size-mib (default 256) is the large PUT's",
+    )
     args = parser.parse_args(argv)
-    sizes = args.size_mib or ([64] if args.quick else [256, 1024])
+    sizes = args.size_mib or (
+        [64] if args.quick else [256] if args.only_replication else [256, 1024]
+    )
     if any(size < 1 for size in sizes):
         parser.error("--size-mib takes sizes of at least 1")
     for name in ("runs", "large_runs"):
@@ -82,4 +91,5 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         check_keys=args.check_keys,
         check_million=args.check_fake_keys,
         only_check=args.only_check,
+        only_replication=args.only_replication,
     )

@@ -18,13 +18,15 @@ signed with the request's SigV4 signing key; the first "previous" is the request
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tests.support.raw_http import Request
 from tests.support.root_keys import REGION, ROOT_SECRET
+from tests.support.signing import sigv4
 
 # x-amz-content-sha256 of each form (AWS's names).
 UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
@@ -120,3 +122,34 @@ def encode(
             body += f"x-amz-trailer-signature:{signature}\r\n".encode()
         body += b"\r\n"
     return bytes(body)
+
+
+def signed_chunk_upload(
+    port: int, path: str, data: bytes, chunk: int = 64 * 1024, trailer: bool = False
+) -> Request:
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] request as the Java and Go SDKs send it:
+    Content-Length signed too, so the framing's length is known before the signatures are."""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    trailers = None
+    if trailer:
+        trailers = [
+            ("x-amz-checksum-sha256", base64.b64encode(hashlib.sha256(data).digest()).decode())
+        ]
+    # The framing's length does not depend on the signatures' values, only on their count.
+    placeholder = ChunkSigner("", "00000000T000000Z", REGION, "0" * 64)
+    headers = [
+        ("Host", f"127.0.0.1:{port}"),
+        ("Content-Encoding", "aws-chunked"),
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(len(encode(pieces, signer=placeholder, trailers=trailers)))),
+        ("x-amz-decoded-content-length", str(len(data))),
+    ]
+    if trailer:
+        headers.append(("x-amz-trailer", "x-amz-checksum-sha256"))
+    request = sigv4(
+        Request("PUT", path, headers=tuple(headers)),
+        payload_hash=SIGNED_TRAILER if trailer else SIGNED,
+    )
+    body = encode(pieces, signer=ChunkSigner.seeded_by(request), trailers=trailers)
+    assert str(len(body)) == request.header("Content-Length")
+    return replace(request, body=body)

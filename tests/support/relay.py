@@ -1,7 +1,8 @@
 """A relay in front of a real backend, between it and the proxy (or a command): it passes every
 request on unchanged and notes it (`requests`), so a test can count what the backend received;
 and it can answer chosen requests itself (`answer`: an S3 error, or a success it did not
-check), hold them back for a while (`delay`), or until the test lets them go (`gate`).
+check), hold them back for a while (`delay`), or until the test lets them go (`gate`), or
+take their bodies slowly (`throttle`).
 
 The relay quacks like the backend it is in front of for tests/support/proxy.py `write_config`
 (`name`, `access`, `secret`, and its own `endpoint`): a SigV4 signature covers the Host header
@@ -73,6 +74,7 @@ class Relay:
         self.requests: list[Passed] = []
         self._answers: list[tuple[Match, int]] = []
         self._delays: list[tuple[Match, float]] = []
+        self._rates: list[tuple[Match, float]] = []
         self._gates: list[Gate] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -100,6 +102,11 @@ class Relay:
         with self._lock:
             self._delays.append((match, seconds))
 
+    def throttle(self, match: Match, bytes_per_second: float) -> None:
+        """Read the bodies of the requests that match at this rate at most."""
+        with self._lock:
+            self._rates.append((match, bytes_per_second))
+
     def gate(self, match: Match) -> Gate:
         gate = Gate(match)
         gate._loop = self._loop
@@ -124,6 +131,7 @@ class Relay:
             self.requests.clear()
             self._answers.clear()
             self._delays.clear()
+            self._rates.clear()
             gates, self._gates = self._gates, []
         for gate in gates:
             gate.release()
@@ -177,6 +185,7 @@ class Relay:
                     answers = [s for m, s in self._answers if m(request)]
                     delays = [d for m, d in self._delays if m(request)]
                     gates = [g for g in self._gates if g.match(request)]
+                    rate = min([r for m, r in self._rates if m(request)], default=0.0)
                 for gate in gates:
                     gate.arrived.set()
                     assert gate._open is not None
@@ -190,7 +199,7 @@ class Relay:
                     continue
                 if upstream is None:
                     upstream = await asyncio.open_connection(*self._upstream_at)
-                if not await _exchange(head, request, reader, writer, *upstream):
+                if not await _exchange(head, request, reader, writer, *upstream, rate):
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return
@@ -210,10 +219,12 @@ async def _exchange(
     writer: asyncio.StreamWriter,
     up_reader: asyncio.StreamReader,
     up_writer: asyncio.StreamWriter,
+    rate: float = 0.0,
 ) -> bool:
-    """One request passed on and its answer passed back; whether the connection goes on."""
+    """One request passed on (its body at `rate` bytes/s at most, if given) and its answer passed
+    back; whether the connection goes on."""
     up_writer.write(head)
-    sending = asyncio.ensure_future(_body(reader, request.headers, up_writer))
+    sending = asyncio.ensure_future(_body(reader, request.headers, up_writer, rate=rate))
     try:
         while True:  # interim answers (100 Continue) first
             answer = await _read_head(up_reader)
@@ -260,14 +271,17 @@ async def _body(
     headers: dict[str, str],
     to: asyncio.StreamWriter | None,
     until_closed: bool = False,
+    rate: float = 0.0,
 ) -> bool:
-    """Copy (or with `to` None, read away) a body framed by `headers`; whether it was framed
-    (False: it ran to the connection's end)."""
+    """Copy (or with `to` None, read away) a body framed by `headers`, at `rate` bytes/s at most
+    if given; whether it was framed (False: it ran to the connection's end)."""
 
     async def put(data: bytes) -> None:
         if to is not None:
             to.write(data)
             await to.drain()
+        if rate:
+            await asyncio.sleep(len(data) / rate)
 
     if "chunked" in headers.get("transfer-encoding", "").lower():
         while True:

@@ -17,13 +17,12 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from tests.support.aws_chunked_reference import SIGNED, SIGNED_TRAILER, ChunkSigner, encode
+from tests.support.aws_chunked_reference import signed_chunk_upload
 from tests.support.clients import s3_client
 from tests.support.direct import has_bucket, has_object
 from tests.support.processes import aws_cli
 from tests.support.proxy import peak_rss, write_config
 from tests.support.raw_http import Connection, Request, fetch, send
-from tests.support.root_keys import REGION
 from tests.support.signing import sigv4
 from tests.support.topologies import EACH_PRIMARY
 
@@ -41,37 +40,6 @@ def capture_payload_hashes(client) -> list[str]:
 
     client.meta.events.register("before-send.s3", before_send)
     return seen
-
-
-def signed_chunk_upload(
-    port: int, path: str, data: bytes, chunk: int = 64 * 1024, trailer: bool = False
-) -> Request:
-    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] request as the Java and Go SDKs send it:
-    Content-Length signed too, so the framing's length is known before the signatures are."""
-    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
-    trailers = None
-    if trailer:
-        trailers = [
-            ("x-amz-checksum-sha256", base64.b64encode(hashlib.sha256(data).digest()).decode())
-        ]
-    # The framing's length does not depend on the signatures' values, only on their count.
-    placeholder = ChunkSigner("", "00000000T000000Z", REGION, "0" * 64)
-    headers = [
-        ("Host", f"127.0.0.1:{port}"),
-        ("Content-Encoding", "aws-chunked"),
-        ("Content-Type", "application/octet-stream"),
-        ("Content-Length", str(len(encode(pieces, signer=placeholder, trailers=trailers)))),
-        ("x-amz-decoded-content-length", str(len(data))),
-    ]
-    if trailer:
-        headers.append(("x-amz-trailer", "x-amz-checksum-sha256"))
-    request = sigv4(
-        Request("PUT", path, headers=tuple(headers)),
-        payload_hash=SIGNED_TRAILER if trailer else SIGNED,
-    )
-    body = encode(pieces, signer=ChunkSigner.seeded_by(request), trailers=trailers)
-    assert str(len(body)) == request.header("Content-Length")
-    return replace(request, body=body)
 
 
 @pytest.mark.parametrize("trailer", [False, True], ids=["signed", "signed-trailer"])

@@ -27,7 +27,15 @@ from mitmproxy.proxy.mode_servers import (
 )
 from mitmproxy.proxy.server import ConnectionHandler, TimeoutWatchdog
 
-from addon.mitm import client_heads, closing, debug_checks, http_stream, install, shared_port
+from addon.mitm import (
+    client_heads,
+    closing,
+    debug_checks,
+    drains,
+    http_stream,
+    install,
+    shared_port,
+)
 from tests.support.processes import REPO
 
 # name -> (what addon.mitm relies on it for, sha256 prefix of its source in 12.3.1)
@@ -133,6 +141,11 @@ RELIED_ON: dict[str, tuple[str, str]] = {
         "ending (state CLOSED, ConnectionClosed, writer.close(), transports.pop); a "
         "connect-timeout cancel never interrupts it (the timer ends at server_connected)",
         "95c3f93e9824e527",
+    ),
+    "ConnectionHandler.drain_writers": (
+        "is wrapped by drains: awaited by handle_connection after each read's DataReceived is "
+        "handled and before the next read (the extra drains pause the reading alike)",
+        "6b57434604561e3e",
     ),
     "ConnectionHandler.handle_client": (
         "runs the client_connected hook before reading, and client_disconnected once the "
@@ -299,6 +312,8 @@ def _original(qualified: str) -> Callable:
         return shared_port.ORIGINAL
     if qualified == "ConnectionHandler.handle_connection":
         return closing.ORIGINAL
+    if qualified == "ConnectionHandler.drain_writers":
+        return drains.ORIGINAL
     if qualified == "MessageData.__post_init__":
         return debug_checks.ORIGINAL_POST_INIT
     if class_name in _MODULES:
@@ -337,6 +352,7 @@ def test_install_wraps_every_method():
         assert getattr(HttpStream, name) is wrapper, name
     assert Http1Server.read_headers is client_heads.read_headers
     assert ConnectionHandler.handle_connection is closing._handle_connection
+    assert ConnectionHandler.drain_writers is drains._drain_writers
 
 
 def test_shared_port_wraps_only_the_listener():
