@@ -165,10 +165,10 @@ def test_a_killed_fallback_is_skipped_at_once_and_used_again_after_a_probe(world
     skips = [get(proxy, "only-on-old") for _ in range(5)]
     assert all((c, e) == (404, "NoSuchKey") for c, e, _, _ in skips)
     slowest_skip = max(s for _, _, _, s in skips)
-    assert slowest_skip < TIMEOUTS["connectTimeout"] / 4
+    assert slowest_skip < TIMEOUTS["connectTimeout"]  # never a wait for a timeout
     log = proxy.log()
     assert log.count("backend old is down: ") == 1 and "(at once)" in log
-    assert "old down (skipped)] answered by main (not found anywhere)" in log
+    assert log.count("old down (skipped)] answered by main (not found anywhere)") >= len(skips)
 
     restarted_in = restart(old)  # until it answers S3 again, asked directly
     answering = time.monotonic()
@@ -233,9 +233,9 @@ def test_the_primary_killed_reads_fail_over_to_the_certified_replica_only(world)
     assert "(failover: main down)" in world.certified.log().split("ListBuckets /")[-1]
     # Writes: 503 at once.
     writes = [put(world.certified, f"new-{i}") for i in range(3)]
-    assert all(w[:2] == (503, "Backend main is down.") for w in writes)
+    assert all(w[:2] == (503, "Backend main is down.") for w in writes)  # not tried: "down"
     slowest_write = max(w[2] for w in writes)
-    assert slowest_write < 0.5
+    assert slowest_write < TIMEOUTS["connectTimeout"]  # never a wait for a timeout
     code, body = ready(world.certified)
     assert (code, body["status"], body["failover"]) == (200, "degraded", ["dr"])
     assert [(b["name"], b["role"], b["up"]) for b in body["backends"]] == [
