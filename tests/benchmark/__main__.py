@@ -6,6 +6,7 @@ import contextlib
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.benchmark import check_leg, machine
@@ -59,35 +60,39 @@ def check(pair: WeedPair, workdir: Path, settings: Settings) -> list[str]:
 
 def only_check(settings: Settings) -> int:
     """The check leg alone, on a SeaweedFS pair of its own."""
-    weed_path()
     header = machine.machine_lines(with_load_generators=False)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3multi-check-")))
-        progress("starting two SeaweedFS")
-        pair = start_seaweedfs(workdir)
-        stack.callback(pair.stop)
-        lines = check(pair, workdir, settings)
-    header.append(f"load average after the run: {machine.load_average()}")
+    lines = _on_a_pair_of_its_own("check", header, lambda pair, dir: check(pair, dir, settings))
     print("\n".join([*header, "", *lines]))
     return 0
 
 
 def only_replication(settings: Settings) -> int:
     """The replication legs alone, on a SeaweedFS pair of their own."""
-    weed_path()
     wrk = find_wrk()
     header = machine.machine_lines()
+    lines = _on_a_pair_of_its_own(
+        "repl", header, lambda pair, dir: replication_legs(pair, dir, settings, wrk)
+    )
+    print("\n".join([*header, "", *lines]))
+    return 1 if any(line.startswith("- problem") for line in lines) else 0
+
+
+def _on_a_pair_of_its_own(
+    name: str, header: list[str], legs: Callable[[WeedPair, Path], list[str]]
+) -> list[str]:
+    """`legs`' lines, run on two SeaweedFS started for them (and stopped, whatever happens) in
+    a directory of their own; the load average after them goes to `header`."""
+    weed_path()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3multi-repl-")))
+        prefix = f"s3multi-{name}-"
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
         progress("starting two SeaweedFS")
         pair = start_seaweedfs(workdir)
         stack.callback(pair.stop)
-        lines = replication_legs(pair, workdir, settings, wrk)
+        lines = legs(pair, workdir)
     header.append(f"load average after the run: {machine.load_average()}")
-    print("\n".join([*header, "", *lines]))
-    return 1 if any(line.startswith("- problem") for line in lines) else 0
+    return lines
 
 
 if __name__ == "__main__":

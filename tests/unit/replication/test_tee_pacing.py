@@ -136,13 +136,20 @@ def test_a_put_whose_look_at_the_replica_fails_cuts_the_tee_at_once():
     _run(test)
 
 
+async def _paused() -> tuple[tee.ReplicaTee, Client]:
+    """A streamed tee fed 4 bytes, its replica's connection paused (its backlog beyond asyncio's
+    high-water mark) until the test sets `room`."""
+    one, client = _tee()
+    await asyncio.sleep(0)
+    client.outlet.room.clear()
+    client.outlet.waiting = tee.MIB
+    one.feed(b"0123")
+    return one, client
+
+
 def test_drain_waits_for_the_replicas_connection():
     async def test() -> None:
-        one, client = _tee()
-        await asyncio.sleep(0)
-        client.outlet.room.clear()
-        client.outlet.waiting = tee.MIB  # beyond asyncio's high-water mark: paused
-        one.feed(b"0123")
+        one, client = await _paused()
         draining = asyncio.ensure_future(one.drain(within=5))
         await asyncio.sleep(0.01)
         assert not draining.done()  # the client is not read meanwhile
@@ -170,11 +177,7 @@ def test_no_drain_while_the_replicas_connection_is_not_paused():
 
 def test_a_replica_that_takes_nothing_in_time_is_cut():
     async def test() -> None:
-        one, client = _tee()
-        await asyncio.sleep(0)
-        client.outlet.room.clear()
-        client.outlet.waiting = tee.MIB  # beyond asyncio's high-water mark: paused
-        one.feed(b"0123")
+        one, _ = await _paused()
         await one.drain(within=0.05)
         assert one.stopped == "it took nothing for 0.05s"
         await one.drain(within=5)  # a cut tee never waits again
